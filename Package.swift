@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "starpipe",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "starpipe", targets: ["starpipe"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // libpq, the Postgres client library: COPY in any format, schema-qualified tables.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        // Pure: manifest, bucket keys, identifiers, errors. No I/O beyond Foundation coding.
+        .target(name: "StarpipeCore"),
+        // Pure: streaming JSON tokenizer that turns an array or NDJSON of objects into COPY rows.
+        .target(name: "JSONStream"),
+        // I/O: a small, synchronous libpq wrapper (queries with parameters, COPY FROM STDIN).
+        .target(name: "StarpipePostgres", dependencies: ["CLibPQ"]),
+        // I/O: buckets (local directory today).
+        .target(name: "StarpipeBucket", dependencies: ["StarpipeCore"]),
+        // I/O: the extractor that reads a client Postgres and writes data + manifest.
+        .target(
+            name: "StarpipeExtract",
+            dependencies: [
+                "StarpipeCore", "StarpipePostgres", "StarpipeBucket",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // I/O: the worker that registers, claims, ingests and drives the extension's stages.
+        .target(
+            name: "StarpipeWorker",
+            dependencies: [
+                "StarpipeCore", "JSONStream", "StarpipePostgres", "StarpipeBucket",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Mapping configs: YAML in, JSON for the extension out.
+        .target(
+            name: "StarpipeMapping",
+            dependencies: ["StarpipeCore", "StarpipePostgres", .product(name: "Yams", package: "Yams")]
+        ),
+        .executableTarget(
+            name: "starpipe",
+            dependencies: [
+                "StarpipeCore", "StarpipePostgres", "StarpipeBucket", "StarpipeExtract", "StarpipeWorker",
+                "StarpipeMapping",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "StarpipeCoreTests", dependencies: ["StarpipeCore", "StarpipeBucket"]),
+        .testTarget(
+            name: "JSONStreamTests",
+            dependencies: ["JSONStream"],
+            resources: [.copy("Conformance")]
+        ),
+        .testTarget(
+            name: "StarpipeIntegrationTests",
+            dependencies: [
+                "StarpipeCore", "StarpipePostgres", "StarpipeBucket", "StarpipeExtract", "StarpipeWorker",
+                "StarpipeMapping",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,170 @@
+import Foundation
+
+/// The commit marker of one extracted table: written after its data file, it describes and
+/// checksums that file. Its JSON form is specified by `schema/manifest.schema.json`.
+public struct Manifest: Codable, Sendable, Equatable {
+    /// One source column, as the client's database declares it.
+    public struct Column: Codable, Sendable, Equatable {
+        /// Column name as in the source (case preserved).
+        public var name: String
+        /// Source type name, e.g. `uuid`, `timestamp with time zone`, `numeric(12,2)`.
+        public var type: String
+        /// Whether the source allows NULL.
+        public var nullable: Bool
+
+        public init(name: String, type: String, nullable: Bool) {
+            self.name = name
+            self.type = type
+            self.nullable = nullable
+        }
+    }
+
+    /// Where the data came from. Never holds credentials.
+    public struct Source: Codable, Sendable, Equatable {
+        /// Source system kind, e.g. `postgres`.
+        public var kind: String
+        /// Database name at the source.
+        public var database: String?
+        /// Schema name at the source.
+        public var schema: String?
+        /// Table name at the source (case preserved).
+        public var table: String
+
+        public init(kind: String, database: String?, schema: String?, table: String) {
+            self.kind = kind
+            self.database = database
+            self.schema = schema
+            self.table = table
+        }
+    }
+
+    /// Data file layouts the worker reads.
+    public enum Format: String, Codable, Sendable {
+        /// One JSON array of objects.
+        case jsonArray = "json_array"
+        /// One JSON object per line.
+        case ndjson
+    }
+
+    /// Extraction modes.
+    public enum Mode: String, Codable, Sendable {
+        case full, incremental
+    }
+
+    /// The manifest format version this build writes and reads.
+    public static let currentFormatVersion = 1
+
+    public var formatVersion: Int
+    public var client: String
+    public var table: String
+    public var source: Source
+    /// Snapshot date, `YYYY-MM-DD`.
+    public var snapshotDate: String
+    /// When extraction finished, ISO 8601 UTC.
+    public var extractedAt: String
+    public var runId: String
+    public var mode: Mode
+    /// File name of the data file, in the manifest's directory.
+    public var dataFile: String
+    public var format: Format
+    public var rowCount: Int64
+    public var byteCount: Int64
+    /// Lower-case hex SHA-256 of the data file's bytes.
+    public var sha256: String
+    /// Columns in the order the extractor wrote them.
+    public var columns: [Column]
+    /// Primary key column names at the source; empty when the table has none.
+    public var primaryKey: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version"
+        case client, table, source
+        case snapshotDate = "snapshot_date"
+        case extractedAt = "extracted_at"
+        case runId = "run_id"
+        case mode
+        case dataFile = "data_file"
+        case format
+        case rowCount = "row_count"
+        case byteCount = "byte_count"
+        case sha256, columns
+        case primaryKey = "primary_key"
+    }
+
+    public init(client: String, table: String, source: Source, snapshotDate: String, extractedAt: String,
+                runId: String, mode: Mode = .full, dataFile: String = "data.json", format: Format = .jsonArray,
+                rowCount: Int64, byteCount: Int64, sha256: String, columns: [Column], primaryKey: [String]) {
+        self.formatVersion = Self.currentFormatVersion
+        self.client = client
+        self.table = table
+        self.source = source
+        self.snapshotDate = snapshotDate
+        self.extractedAt = extractedAt
+        self.runId = runId
+        self.mode = mode
+        self.dataFile = dataFile
+        self.format = format
+        self.rowCount = rowCount
+        self.byteCount = byteCount
+        self.sha256 = sha256
+        self.columns = columns
+        self.primaryKey = primaryKey
+    }
+
+    /// Decodes and checks a manifest read from a bucket.
+    public static func decode(_ data: Data) throws(StarpipeError) -> Manifest {
+        let manifest: Manifest
+        do {
+            manifest = try JSONDecoder().decode(Manifest.self, from: data)
+        } catch {
+            throw StarpipeError(.invalidManifest, "manifest is not valid: \(Self.describe(error))")
+        }
+        try manifest.check()
+        return manifest
+    }
+
+    /// The canonical JSON encoding (sorted keys, so equal manifests are equal bytes).
+    public func encoded() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        // Encoding plain strings and numbers cannot fail.
+        return try! encoder.encode(self)
+    }
+
+    /// Checks the fields the database will also check, so a bad manifest is named early.
+    public func check() throws(StarpipeError) {
+        guard formatVersion == Self.currentFormatVersion else {
+            throw StarpipeError(.invalidManifest, "manifest format_version \(formatVersion) is not supported (expected \(Self.currentFormatVersion))")
+        }
+        try Name.check(client, kind: "client")
+        try Name.check(table, kind: "table")
+        guard SnapshotDate(iso: snapshotDate) != nil else {
+            throw StarpipeError(.invalidManifest, "manifest snapshot_date is not YYYY-MM-DD")
+        }
+        try RunID.check(runId)
+        guard rowCount >= 0, byteCount >= 0 else {
+            throw StarpipeError(.invalidManifest, "manifest row_count and byte_count must be non-negative")
+        }
+        guard sha256.count == 64, sha256.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+            throw StarpipeError(.invalidManifest, "manifest sha256 must be 64 lower-case hex digits")
+        }
+        guard !columns.isEmpty else {
+            throw StarpipeError(.invalidManifest, "manifest lists no columns")
+        }
+        guard !dataFile.isEmpty, !dataFile.contains("/"), dataFile != ".", dataFile != ".." else {
+            throw StarpipeError(.invalidManifest, "manifest data_file must be a plain file name")
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): return "missing field \"\(key.stringValue)\""
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            return "bad value at \(context.codingPath.map { $0.stringValue }.joined(separator: "."))"
+        case DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty:
+            return "bad value at \(context.codingPath.map { $0.stringValue }.joined(separator: "."))"
+        case DecodingError.dataCorrupted: return "not JSON"
+        default: return "unreadable"
+        }
+    }
+}

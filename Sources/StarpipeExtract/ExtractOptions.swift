@@ -1,0 +1,47 @@
+import Foundation
+import StarpipeCore
+
+/// What to extract and where to put it.
+public struct ExtractOptions: Sendable {
+    /// libpq URL of the client's database. Its password is never logged or written.
+    public var sourceURL: String
+    /// Client name used in bucket keys and raw schema names.
+    public var client: String
+    /// Source schema to read. Defaults to `public`.
+    public var schema: String
+    /// Tables to read; nil reads every table of ``schema``.
+    public var tables: [String]?
+    /// Rows per keyset page. Defaults to 10,000.
+    public var pageSize: Int
+    /// Snapshot date recorded in keys and manifests. Defaults to today (UTC).
+    public var snapshotDate: SnapshotDate
+    /// Run id; defaults to a UTC timestamp plus a random suffix.
+    public var runID: String
+
+    public init(sourceURL: String, client: String, schema: String = "public", tables: [String]? = nil,
+                pageSize: Int = 10_000, snapshotDate: SnapshotDate? = nil, runID: String? = nil) {
+        self.sourceURL = sourceURL
+        self.client = client
+        self.schema = schema
+        self.tables = tables
+        self.pageSize = pageSize
+        self.snapshotDate = snapshotDate ?? Self.today()
+        self.runID = runID ?? Self.newRunID()
+    }
+
+    /// Today's date in UTC.
+    public static func today() -> SnapshotDate {
+        let parts = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: Date())
+        return SnapshotDate(year: parts.year!, month: parts.month!, day: parts.day!)!
+    }
+
+    /// A fresh run id: `YYYYMMDDTHHMMSSZ-xxxxxx`.
+    public static func newRunID() -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        return formatter.string(from: Date()) + "-" + String(repeating: "0", count: 8 - suffix.count) + suffix
+    }
+}

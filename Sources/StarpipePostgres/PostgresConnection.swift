@@ -1,0 +1,169 @@
+import CLibPQ
+import Foundation
+
+/// A synchronous connection to Postgres through libpq.
+///
+/// One connection serves one thread at a time (libpq connections are not thread-safe). It speaks
+/// COPY in any format and to any schema-qualified table, which is why starpipe uses libpq here.
+public final class PostgresConnection {
+    private let handle: OpaquePointer
+
+    /// Connects with a libpq connection string or `postgresql://` URL.
+    /// Passwords come from the URL, `PGPASSWORD` or `~/.pgpass`; they are never logged.
+    public init(url: String, applicationName: String = "starpipe") throws(PostgresError) {
+        var keys: [UnsafePointer<CChar>?] = []
+        var values: [UnsafePointer<CChar>?] = []
+        let pairs: [String] = ["dbname", url, "application_name", applicationName, "connect_timeout", "10"]
+        let strings: [UnsafeMutablePointer<CChar>] = pairs.map { strdup($0)! }
+        defer { strings.forEach { free($0) } }
+        for index in stride(from: 0, to: strings.count, by: 2) {
+            keys.append(UnsafePointer(strings[index]))
+            values.append(UnsafePointer(strings[index + 1]))
+        }
+        keys.append(nil)
+        values.append(nil)
+        // expand_dbname=1 lets "dbname" carry a whole URL or key=value string.
+        guard let connection = PQconnectdbParams(keys, values, 1) else {
+            throw PostgresError(code: .connection, serverMessage: "out of memory")
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = Self.libpqMessage(connection)
+            PQfinish(connection)
+            throw PostgresError(code: .connection, sqlState: "08001", serverMessage: message)
+        }
+        // Server notices are not errors; keep them off the terminal (the ledger records what matters).
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
+        self.handle = connection
+    }
+
+    deinit {
+        PQfinish(handle)
+    }
+
+    /// Runs one statement with text parameters (`$1`, `$2`, …) and returns its rows.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [String?] = []) throws(PostgresError) -> PostgresResult {
+        let result = Self.withCStrings(parameters) { pointers in
+            PQexecParams(handle, sql, Int32(parameters.count), nil, pointers, nil, nil, 0)
+        }
+        return try consume(result)
+    }
+
+    /// Runs one or more statements without parameters (BEGIN, SET, DDL scripts).
+    public func execute(_ sql: String) throws(PostgresError) {
+        try consume(PQexec(handle, sql))
+    }
+
+    /// Runs a `COPY … FROM STDIN` statement and streams its data from `body`.
+    ///
+    /// `body` receives a ``CopyWriter``; throwing from it aborts the COPY (the server discards
+    /// everything sent) and rethrows. Returns the number of rows the server stored.
+    public func copyIn(_ sql: String, _ body: (inout CopyWriter) throws -> Void) throws -> Int {
+        let start = PQexec(handle, sql)
+        guard PQresultStatus(start) == PGRES_COPY_IN else {
+            _ = try consume(start)
+            throw PostgresError(code: .copy, serverMessage: "statement did not start COPY FROM STDIN")
+        }
+        PQclear(start)
+        var writer = CopyWriter(handle: handle)
+        do {
+            try body(&writer)
+        } catch {
+            _ = PQputCopyEnd(handle, "aborted by starpipe")
+            drainResults()
+            throw error
+        }
+        guard PQputCopyEnd(handle, nil) == 1 else {
+            let message = Self.libpqMessage(handle)
+            drainResults()
+            throw PostgresError(code: .copy, serverMessage: message)
+        }
+        var stored = 0
+        var failure: PostgresError?
+        while let result = PQgetResult(handle) {
+            if failure == nil {
+                do { stored = try consume(result).affectedRows } catch { failure = error }
+            } else {
+                PQclear(result)
+            }
+        }
+        if let failure { throw failure }
+        return stored
+    }
+
+    /// True while the connection is usable.
+    public var isHealthy: Bool { PQstatus(handle) == CONNECTION_OK }
+
+    private func drainResults() {
+        while let result = PQgetResult(handle) { PQclear(result) }
+    }
+
+    @discardableResult
+    private func consume(_ result: OpaquePointer?) throws(PostgresError) -> PostgresResult {
+        guard let result else {
+            throw PostgresError(code: .connection, serverMessage: Self.libpqMessage(handle))
+        }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            break
+        default:
+            throw Self.error(from: result, connection: handle)
+        }
+        let columnCount = Int(PQnfields(result))
+        let rowCount = Int(PQntuples(result))
+        var columns: [String] = []
+        columns.reserveCapacity(columnCount)
+        for column in 0..<columnCount {
+            columns.append(String(cString: PQfname(result, Int32(column))))
+        }
+        var rows: [[String?]] = []
+        rows.reserveCapacity(rowCount)
+        for row in 0..<rowCount {
+            var values: [String?] = []
+            values.reserveCapacity(columnCount)
+            for column in 0..<columnCount {
+                if PQgetisnull(result, Int32(row), Int32(column)) == 1 {
+                    values.append(nil)
+                } else {
+                    values.append(String(cString: PQgetvalue(result, Int32(row), Int32(column))))
+                }
+            }
+            rows.append(values)
+        }
+        let affected = Int(String(cString: PQcmdTuples(result))) ?? 0
+        return PostgresResult(columns: columns, rows: rows, affectedRows: affected)
+    }
+
+    private static func error(from result: OpaquePointer, connection: OpaquePointer) -> PostgresError {
+        func field(_ code: Character) -> String? {
+            guard let value = PQresultErrorField(result, Int32(code.asciiValue!)) else { return nil }
+            return String(cString: value)
+        }
+        let state = field("C")
+        let message = field("M") ?? libpqMessage(connection)
+        let isCopy = (field("W") ?? "").hasPrefix("COPY ")
+        return PostgresError(
+            code: state?.hasPrefix("08") == true ? .connection : (isCopy ? .copy : .statement),
+            sqlState: state, serverMessage: message, detail: field("D"), hint: field("H"), context: field("W"))
+    }
+
+    private static func libpqMessage(_ connection: OpaquePointer) -> String {
+        guard let message = PQerrorMessage(connection) else { return "unknown libpq error" }
+        return String(cString: message).trimmingTrailingNewlines()
+    }
+
+    private static func withCStrings<R>(_ values: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+        let copies = values.map { $0.map { strdup($0)! } }
+        defer { copies.forEach { $0.map { free($0) } } }
+        return body(copies.map { $0.map { UnsafePointer($0) } })
+    }
+}
+
+extension String {
+    fileprivate func trimmingTrailingNewlines() -> String {
+        var text = self
+        while text.last == "\n" { text.removeLast() }
+        return text
+    }
+}

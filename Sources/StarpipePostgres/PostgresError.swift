@@ -1,0 +1,83 @@
+/// An error from the Postgres client: connecting, running a statement or streaming COPY.
+///
+/// `description` is safe to log: for data errors (SQLSTATE classes 22 and 23) the server's message,
+/// which can quote the offending value (possibly PHI), is replaced by a generic phrase.
+/// The server's full text stays in `debugDescription` for local debugging only.
+public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringConvertible, Sendable {
+    /// A stable category of the failure.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: String, Sendable {
+            case connection, statement, copy
+        }
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+        /// Could not connect, or the connection broke.
+        public static let connection = Code(.connection)
+        /// The server rejected a statement.
+        public static let statement = Code(.statement)
+        /// A COPY stream failed.
+        public static let copy = Code(.copy)
+        public var description: String { base.rawValue }
+    }
+
+    /// What failed.
+    public var code: Code
+    /// The five-character SQLSTATE, when the server sent one.
+    public var sqlState: String?
+    /// The server's (or libpq's) primary message.
+    public var serverMessage: String
+    /// The server's DETAIL field.
+    public var detail: String?
+    /// The server's HINT field.
+    public var hint: String?
+    /// The server's CONTEXT field (for COPY: "COPY t, line N, column c: …").
+    public var context: String?
+
+    public init(code: Code, sqlState: String? = nil, serverMessage: String, detail: String? = nil,
+                hint: String? = nil, context: String? = nil) {
+        self.code = code
+        self.sqlState = sqlState
+        self.serverMessage = serverMessage
+        self.detail = detail
+        self.hint = hint
+        self.context = context
+    }
+
+    /// True for data exceptions and integrity violations, whose server text may quote values.
+    public var mayQuoteValues: Bool {
+        guard let state = sqlState else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("23")
+    }
+
+    /// True for starpipe's own errors (SQLSTATE class SP), whose texts never hold values.
+    public var isStarpipeError: Bool { sqlState?.hasPrefix("SP") ?? false }
+
+    /// True when retrying later may succeed: connection failures, resource shortages, shutdowns,
+    /// serialization failures and deadlocks.
+    public var isTransient: Bool {
+        if code == .connection { return true }
+        guard let state = sqlState else { return false }
+        return state.hasPrefix("08") || state.hasPrefix("53") || state == "57P01" || state == "57P02"
+            || state == "57P03" || state == "40001" || state == "40P01"
+    }
+
+    public var description: String {
+        let state = sqlState.map { " (SQLSTATE \($0))" } ?? ""
+        if mayQuoteValues {
+            return "\(code): a value was rejected by the database\(state)"
+        }
+        var text = "\(code): \(serverMessage)\(state)"
+        if isStarpipeError, let detail, !detail.isEmpty {
+            text += ": \(detail)"
+        }
+        return text
+    }
+
+    public var debugDescription: String {
+        var parts = ["\(code)", sqlState ?? "-", serverMessage]
+        if let detail { parts.append("DETAIL: \(detail)") }
+        if let hint { parts.append("HINT: \(hint)") }
+        if let context { parts.append("CONTEXT: \(context)") }
+        return parts.joined(separator: " | ")
+    }
+}

@@ -1,0 +1,28 @@
+import Foundation
+import StarpipeCore
+import StarpipePostgres
+
+/// A job this worker holds, with the fencing token every state change must present.
+struct ClaimedJob {
+    var id: Int64
+    var fence: Int64
+    var client: String
+    var table: String
+    var stage: String
+    var dataKey: String
+    var manifest: Manifest
+
+    /// Parameters `$1, $2` of every fenced extension call.
+    var fenced: [String?] { [String(id), String(fence)] }
+
+    /// Claims the next job, or returns nil when none is claimable now.
+    static func claim(_ connection: PostgresConnection, workerID: String, leaseSeconds: Int) throws -> ClaimedJob? {
+        let result = try connection.query(
+            "SELECT job_id, fence, client, table_name, stage, data_key, manifest::text FROM starpipe.claim($1, $2::interval)",
+            [workerID, "\(leaseSeconds) seconds"])
+        guard let row = result.rows.first else { return nil }
+        return ClaimedJob(
+            id: Int64(row[0]!)!, fence: Int64(row[1]!)!, client: row[2]!, table: row[3]!, stage: row[4]!,
+            dataKey: row[5]!, manifest: try Manifest.decode(Data(row[6]!.utf8)))
+    }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import Logging
+
+/// The `starpipe` command: extractor, worker and operator tools of the starpipe pipeline.
+@main
+struct Starpipe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "starpipe",
+        abstract: "Move a client's database into production Postgres: extract, ingest, transform, validate, promote.",
+        version: "0.1.0",
+        subcommands: [Extract.self, Work.self, Mapping.self, Status.self, Promote.self])
+}
+
+/// Options every subcommand shares.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. Env STARPIPE_LOG_LEVEL; defaults to info.")
+    var logLevel: String?
+
+    func logger(_ label: String) -> Logger {
+        let level = Logger.Level(rawValue: logLevel ?? Environment.value("STARPIPE_LOG_LEVEL") ?? "info") ?? .info
+        LoggingBootstrap.once()
+        var logger = Logger(label: label)
+        logger.logLevel = level
+        return logger
+    }
+}
+
+/// Options of subcommands that talk to the pipeline database.
+struct DatabaseOptions: ParsableArguments {
+    @Option(help: "Pipeline database URL (libpq). Env STARPIPE_DATABASE_URL.")
+    var database: String?
+
+    func url() throws -> String {
+        guard let url = database ?? Environment.value("STARPIPE_DATABASE_URL") else {
+            throw ValidationError("give --database URL or set STARPIPE_DATABASE_URL")
+        }
+        return url
+    }
+}

@@ -1,0 +1,113 @@
+# Shared by ci/test.sh and ci/demo.sh: dependencies and private servers on loopback.
+# shellcheck shell=bash
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE="$REPO/.starpipe"
+PGBIN=/usr/lib/postgresql/15/bin
+SERVICE_USER=starpipe
+
+log() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Runs a command as the unprivileged user that owns the private servers (Postgres refuses root).
+as_service() {
+    if [ "$(id -u)" = 0 ]; then runuser -u "$SERVICE_USER" -- "$@"; else "$@"; fi
+}
+
+install_deps() {
+    local need=() p
+    for p in postgresql-15 postgresql-server-dev-15 libpq-dev libhiredis-dev redis-server make gcc pkg-config \
+             ca-certificates git; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+    done
+    if [ ${#need[@]} -gt 0 ]; then
+        log "installing ${need[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    fi
+    if ! command -v swift >/dev/null; then
+        echo "error: the Swift toolchain (6.x) is not on PATH; install it from swift.org first" >&2
+        exit 1
+    fi
+    if [ "$(id -u)" = 0 ] && ! id "$SERVICE_USER" >/dev/null 2>&1; then
+        useradd --system --no-create-home --shell /usr/sbin/nologin "$SERVICE_USER"
+    fi
+}
+
+# Prints a directory for server NAME that the service user can write: .starpipe/NAME, or, when the
+# clone sits where that user cannot reach (e.g. under /root), a private directory linked from there.
+server_dir() {
+    local name=$1 dir="$STATE/$1"
+    mkdir -p "$STATE"
+    if [ -L "$dir" ] || [ -d "$dir" ]; then
+        echo "$dir"; return
+    fi
+    mkdir -p "$dir"
+    if [ "$(id -u)" = 0 ]; then
+        chown "$SERVICE_USER" "$dir"
+        if ! runuser -u "$SERVICE_USER" -- test -w "$dir"; then
+            rmdir "$dir"
+            local alt
+            alt="/var/lib/starpipe/$(printf '%s' "$STATE" | sha256sum | cut -c1-12)/$name"
+            mkdir -p "$alt"
+            chown -R "$SERVICE_USER" "$(dirname "$alt")"
+            ln -s "$alt" "$dir"
+        fi
+    fi
+    echo "$dir"
+}
+
+# start_postgres NAME PORT [extra postgres -c settings...]
+start_postgres() {
+    local name=$1 port=$2; shift 2
+    local dir opts="-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories="
+    local s
+    for s in "$@"; do opts="$opts -c $s"; done
+    dir=$(server_dir "$name")
+    if [ ! -f "$dir/pgdata/PG_VERSION" ]; then
+        log "creating Postgres cluster in .starpipe/$name"
+        as_service "$PGBIN/initdb" -D "$dir/pgdata" -U postgres -A trust -E UTF8 --no-locale >/dev/null
+    fi
+    if as_service "$PGBIN/pg_ctl" -D "$dir/pgdata" status >/dev/null 2>&1; then
+        log "Postgres .starpipe/$name already running"
+        return
+    fi
+    log "starting Postgres 15 on 127.0.0.1:$port"
+    as_service "$PGBIN/pg_ctl" -D "$dir/pgdata" -l "$dir/postgres.log" -o "$opts" -w -t 60 start >/dev/null
+}
+
+stop_postgres() {
+    local dir="$STATE/$1"
+    if [ -f "$dir/pgdata/postmaster.pid" ]; then
+        as_service "$PGBIN/pg_ctl" -D "$dir/pgdata" -m fast -w stop >/dev/null || true
+    fi
+}
+
+start_redis() {
+    local name=$1 port=$2 dir
+    dir=$(server_dir "$name")
+    log "starting redis-server on 127.0.0.1:$port"
+    as_service redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --daemonize yes \
+        --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save '' --appendonly no >/dev/null
+    local i
+    for i in $(seq 50); do
+        redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && return
+        sleep 0.1
+    done
+    echo "error: redis-server did not start; see .starpipe/$name/redis.log" >&2
+    exit 1
+}
+
+stop_redis() {
+    local port=$1
+    redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
+}
+
+install_extension() {
+    log "building and installing the starpipe extension"
+    make -s -C "$REPO/extension" >/dev/null
+    as_root make -s -C "$REPO/extension" install >/dev/null
+}

@@ -1,0 +1,61 @@
+-- starpipe: schemas, sequences and shared helpers.
+\echo Use "CREATE EXTENSION starpipe" to load this file. \quit
+
+-- Staging copies of production tables, one per job; never readable by PUBLIC.
+CREATE SCHEMA starpipe_staging;
+REVOKE ALL ON SCHEMA starpipe FROM PUBLIC;
+REVOKE ALL ON SCHEMA starpipe_staging FROM PUBLIC;
+
+-- Fencing tokens: every claim takes the next value, so a later holder always has a larger token.
+CREATE SEQUENCE starpipe.fence_seq;
+
+-- Raises with a stable SQLSTATE in starpipe's own class "SP".
+--   SP001 illegal state transition     SP002 stale fencing token
+--   SP003 integrity mismatch           SP004 schema drift / missing column
+--   SP005 invalid manifest             SP006 invalid mapping
+CREATE FUNCTION starpipe._raise(p_code text, p_message text, p_detail text DEFAULT NULL, p_hint text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- One place that knows how starpipe errors look.
+    RAISE EXCEPTION USING ERRCODE = p_code, MESSAGE = p_message,
+        DETAIL = coalesce(p_detail, ''), HINT = coalesce(p_hint, '');
+END;
+$$;
+
+-- Validates a client or table name used to build schema and table names.
+CREATE FUNCTION starpipe._check_name(p_kind text, p_name text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Lower-case letters, digits and underscores; 48 bytes leave room for "raw_" and "__<job id>".
+    IF p_name IS NULL OR p_name !~ '^[a-z_][a-z0-9_]*$' OR pg_catalog.octet_length(p_name) > 48 THEN
+        PERFORM starpipe._raise('42602',
+            pg_catalog.format('invalid %s name', p_kind),
+            'Names must match ^[a-z_][a-z0-9_]*$ and be at most 48 bytes.');
+    END IF;
+    RETURN p_name;
+END;
+$$;
+
+-- Validates a column name from a manifest or a mapping (any characters, but a real identifier).
+CREATE FUNCTION starpipe._check_column(p_name text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Postgres truncates identifiers at 63 bytes; reject instead of silently colliding.
+    IF p_name IS NULL OR p_name = '' OR pg_catalog.octet_length(p_name) > 63 THEN
+        PERFORM starpipe._raise('42602', 'invalid column name', 'Column names must be 1 to 63 bytes.');
+    END IF;
+    IF pg_catalog.left(p_name, 1) = '_' AND p_name IN ('_ingestion_id', '_client_name', '_source_file', '_ingested_at', '_source_row') THEN
+        PERFORM starpipe._raise('42701', pg_catalog.format('column name %I is reserved for starpipe metadata', p_name));
+    END IF;
+    RETURN p_name;
+END;
+$$;

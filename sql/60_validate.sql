@@ -1,0 +1,114 @@
+-- starpipe: validation gates on a job's staging table.
+
+-- Runs one gate query; returns a failure object when it finds offending rows, else NULL.
+CREATE FUNCTION starpipe._gate(p_rule text, p_column text, p_staging text, p_where text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_count bigint;
+    v_sample bigint[];
+BEGIN
+    -- Reports source row numbers, never values.
+    EXECUTE pg_catalog.format(
+        'SELECT pg_catalog.count(*), (pg_catalog.array_agg(_source_row ORDER BY _source_row))[1:5] FROM %s s WHERE %s',
+        p_staging, p_where) INTO v_count, v_sample;
+    IF v_count = 0 THEN
+        RETURN NULL;
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('rule', p_rule, 'column', p_column, 'rows', v_count, 'sample_source_rows', pg_catalog.to_jsonb(v_sample));
+END;
+$$;
+
+-- Checks a job's staging rows against its mapping's gates; returns the job's status after.
+CREATE FUNCTION starpipe.validate(p_job_id bigint, p_fence bigint)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job starpipe.job;
+    v_map jsonb;
+    v_staging text;
+    v_check jsonb;
+    v_rule text;
+    v_col text;
+    v_failures jsonb := '[]';
+    v_failure jsonb;
+    v_rows bigint;
+    v_frac numeric;
+    v_key text;
+BEGIN
+    -- Gates that fail block the job before production is touched; the staging rows stay for review.
+    v_job := starpipe._lock_job(p_job_id);
+    PERFORM starpipe._check_fence(v_job, p_fence);
+    IF v_job.status <> 'PROCESSING' OR v_job.stage <> 'transformed' THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s at stage %s; validate needs stage transformed',
+                                                           p_job_id, v_job.status, v_job.stage));
+    END IF;
+    SELECT m.config->'tables'->v_job.table_name INTO v_map FROM starpipe.mapping m
+     WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
+    v_staging := starpipe._staging_table(v_job, v_map);
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_staging) INTO v_rows;
+
+    -- The conflict key is always a gate: promotion cannot place a row without it.
+    FOR v_col IN SELECT pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') LOOP
+        v_failure := starpipe._gate('not_null', v_col, v_staging, pg_catalog.format('s.%I IS NULL', v_col));
+        IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
+    END LOOP;
+    FOR v_check IN SELECT pg_catalog.jsonb_array_elements(coalesce(v_map->'checks', '[]')) LOOP
+        v_rule := (SELECT k FROM pg_catalog.jsonb_object_keys(v_check) k LIMIT 1);
+        v_failure := NULL;
+        IF v_rule = 'not_null' THEN
+            FOR v_col IN SELECT pg_catalog.jsonb_array_elements_text(v_check->'not_null') LOOP
+                v_failure := starpipe._gate('not_null', v_col, v_staging, pg_catalog.format('s.%I IS NULL', v_col));
+                IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
+            END LOOP;
+            v_failure := NULL;
+        ELSIF v_rule = 'unique' THEN
+            SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ') INTO v_key
+              FROM pg_catalog.jsonb_array_elements_text(v_check->'unique') c;
+            v_failure := starpipe._gate('unique', v_key, v_staging, pg_catalog.format(
+                '(%s) IN (SELECT %s FROM %s GROUP BY %s HAVING pg_catalog.count(*) > 1)', v_key, v_key, v_staging, v_key));
+        ELSIF v_rule = 'accepted_values' THEN
+            v_col := v_check->'accepted_values'->>'column';
+            v_failure := starpipe._gate('accepted_values', v_col, v_staging, pg_catalog.format(
+                's.%I IS NOT NULL AND NOT (s.%I::text = ANY (%L::text[]))', v_col, v_col,
+                (SELECT pg_catalog.array_agg(v) FROM pg_catalog.jsonb_array_elements_text(v_check->'accepted_values'->'values') v)));
+        ELSIF v_rule = 'min_rows' THEN
+            IF v_rows < (v_check->>'min_rows')::bigint THEN
+                v_failure := pg_catalog.jsonb_build_object('rule', 'min_rows', 'rows', v_rows, 'minimum', (v_check->>'min_rows')::bigint);
+            END IF;
+        ELSIF v_rule = 'null_fraction' THEN
+            v_col := v_check->'null_fraction'->>'column';
+            EXECUTE pg_catalog.format('SELECT pg_catalog.avg((s.%I IS NULL)::int) FROM %s s', v_col, v_staging) INTO v_frac;
+            IF coalesce(v_frac, 0) > (v_check->'null_fraction'->>'max')::numeric THEN
+                v_failure := pg_catalog.jsonb_build_object('rule', 'null_fraction', 'column', v_col,
+                                                           'fraction', pg_catalog.round(v_frac, 4), 'max', v_check->'null_fraction'->'max');
+            END IF;
+        END IF;
+        IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
+    END LOOP;
+
+    IF pg_catalog.jsonb_array_length(v_failures) > 0 THEN
+        PERFORM starpipe._transition(v_job, 'BLOCKED', 'transformed', 'validation_failed',
+            pg_catalog.jsonb_build_object('failures', v_failures),
+            'validation failed: ' || (SELECT pg_catalog.string_agg(
+                pg_catalog.format('%s(%s)%s', f->>'rule', coalesce(f->>'column', ''),
+                    CASE WHEN f ? 'rows' AND f ? 'sample_source_rows'
+                         THEN pg_catalog.format(' %s rows, e.g. source rows %s', f->>'rows', f->'sample_source_rows') ELSE '' END), '; ')
+                FROM pg_catalog.jsonb_array_elements(v_failures) f));
+        RETURN 'BLOCKED';
+    END IF;
+    IF coalesce(v_map->>'promotion', 'auto') = 'manual' THEN
+        PERFORM starpipe._transition(v_job, 'BLOCKED', 'validated', 'awaiting_promotion',
+            pg_catalog.jsonb_build_object('rows', v_rows), 'validated; awaiting manual promotion (starpipe promote JOB)');
+        RETURN 'BLOCKED';
+    END IF;
+    PERFORM starpipe._transition(v_job, 'PROCESSING', 'validated', 'validated', pg_catalog.jsonb_build_object('rows', v_rows));
+    RETURN 'PROCESSING';
+END;
+$$;
+COMMENT ON FUNCTION starpipe.validate(bigint, bigint) IS
+    'Runs the mapping''s gates on the job''s staging rows; failures block the job with rule names and sample source rows.';

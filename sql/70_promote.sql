@@ -1,0 +1,110 @@
+-- starpipe: conflict-resolved, atomic promotion from staging into production.
+
+-- Rows whose staged values differ from production at promotion, and how each was resolved.
+CREATE TABLE starpipe.conflict (
+    conflict_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id          bigint NOT NULL REFERENCES starpipe.job (job_id),
+    target          text NOT NULL,
+    key             jsonb NOT NULL,
+    changed_columns text[] NOT NULL,
+    policy          text NOT NULL,
+    source_row      bigint NOT NULL,
+    at              timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX conflict_job ON starpipe.conflict (job_id);
+COMMENT ON TABLE starpipe.conflict IS 'Conflict audit trail: each promoted row that differed from production, the columns that differed and the policy applied.';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.conflict', '');
+
+-- Promotes a validated job into production in one transaction; returns the job's status after.
+-- A second call on a promoted job is a no-op. p_fence may be NULL for a manual promotion of a BLOCKED job.
+CREATE FUNCTION starpipe.promote(p_job_id bigint, p_fence bigint DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job starpipe.job;
+    v_config jsonb;
+    v_map jsonb;
+    v_target text;
+    v_staging text;
+    v_policy text;
+    v_cols text[];
+    v_key text[];
+    v_col_list text;
+    v_key_list text;
+    v_set text;
+    v_guard text;
+    v_action text;
+    v_inserted bigint;
+    v_updated bigint;
+    v_conflicts bigint;
+BEGIN
+    -- The job row lock makes concurrent promotes of one job apply it once.
+    v_job := starpipe._lock_job(p_job_id);
+    IF v_job.status = 'SUCCESS' AND v_job.stage = 'promoted' THEN
+        RAISE NOTICE 'job % is already promoted; nothing to do', p_job_id;
+        RETURN 'SUCCESS';
+    END IF;
+    IF v_job.status = 'PROCESSING' AND v_job.stage = 'validated' THEN
+        PERFORM starpipe._check_fence(v_job, p_fence);
+    ELSIF NOT (v_job.status = 'BLOCKED' AND v_job.stage = 'validated' AND p_fence IS NULL) THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s at stage %s; only a validated job can be promoted',
+                                                           p_job_id, v_job.status, v_job.stage));
+    END IF;
+    SELECT m.config INTO v_config FROM starpipe.mapping m
+     WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
+    v_map := v_config->'tables'->v_job.table_name;
+    v_target := pg_catalog.format('%I.%I', v_config->>'target_schema', v_map->>'target');
+    v_staging := starpipe._staging_table(v_job, v_map);
+    v_policy := coalesce(v_map->>'conflict_policy', 'source_wins');
+    SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_cols FROM pg_catalog.jsonb_object_keys(v_map->'columns') k;
+    SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_key FROM pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') k;
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c) INTO v_col_list FROM pg_catalog.unnest(v_cols) c;
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c) INTO v_key_list FROM pg_catalog.unnest(v_key) c;
+
+    -- Audit first: every staged row that exists in production with different values.
+    EXECUTE pg_catalog.format(
+        'INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row) '
+        'SELECT %s, %L, (SELECT pg_catalog.jsonb_object_agg(k, pg_catalog.to_jsonb(s)->k) FROM pg_catalog.unnest(%L::text[]) k), '
+        '       ARRAY(SELECT c FROM pg_catalog.unnest(%L::text[]) c WHERE pg_catalog.to_jsonb(s)->c IS DISTINCT FROM pg_catalog.to_jsonb(t)->c ORDER BY c), '
+        '       %L, s._source_row '
+        '  FROM %s s JOIN %s t USING (%s) '
+        ' WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(%L::text[]) c WHERE pg_catalog.to_jsonb(s)->c IS DISTINCT FROM pg_catalog.to_jsonb(t)->c)',
+        p_job_id, v_target, v_key, v_cols, v_policy, v_staging, v_target, v_key_list, v_cols);
+    GET DIAGNOSTICS v_conflicts = ROW_COUNT;
+
+    -- The conflict policy decides what an existing row becomes.
+    SELECT pg_catalog.string_agg(CASE v_policy
+               WHEN 'merge_non_null' THEN pg_catalog.format('%I = coalesce(EXCLUDED.%I, t.%I)', c, c, c)
+               ELSE pg_catalog.format('%I = EXCLUDED.%I', c, c) END, ', ' ORDER BY c),
+           pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ' ORDER BY c),
+           pg_catalog.string_agg(pg_catalog.format('EXCLUDED.%I', c), ', ' ORDER BY c)
+      INTO v_set, v_guard, v_action
+      FROM pg_catalog.unnest(v_cols) c WHERE c <> ALL (v_key);
+    IF v_set IS NULL OR v_policy = 'target_wins' THEN
+        v_action := 'DO NOTHING';
+    ELSE
+        -- Rows that would not change are left alone, so a re-promotion writes nothing.
+        v_guard := pg_catalog.format('ROW(%s) IS DISTINCT FROM ROW(%s)', v_guard, v_action);
+        IF v_policy = 'newer_wins' THEN
+            v_guard := v_guard || pg_catalog.format(' AND EXCLUDED.%I >= t.%I', v_map->>'version_column', v_map->>'version_column');
+        END IF;
+        v_action := pg_catalog.format('DO UPDATE SET %s WHERE %s', v_set, v_guard);
+    END IF;
+    EXECUTE pg_catalog.format(
+        'WITH up AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s ORDER BY %s ON CONFLICT (%s) %s RETURNING (t.xmax::text = %L) AS inserted) '
+        'SELECT pg_catalog.count(*) FILTER (WHERE inserted), pg_catalog.count(*) FILTER (WHERE NOT inserted) FROM up',
+        v_target, v_col_list, v_col_list, v_staging, v_key_list, v_key_list, v_action, '0')
+      INTO v_inserted, v_updated;
+
+    EXECUTE pg_catalog.format('DROP TABLE %s', v_staging);
+    UPDATE starpipe.job SET rows_inserted = v_inserted, rows_updated = v_updated WHERE job_id = p_job_id;
+    PERFORM starpipe._transition(v_job, 'SUCCESS', 'promoted', 'promoted',
+        pg_catalog.jsonb_build_object('target', v_target, 'inserted', v_inserted, 'updated', v_updated,
+                                      'conflicts', v_conflicts, 'policy', v_policy, 'manual', p_fence IS NULL));
+    RETURN 'SUCCESS';
+END;
+$$;
+COMMENT ON FUNCTION starpipe.promote(bigint, bigint) IS
+    'Upserts a validated job''s staging rows into production in one transaction with its conflict policy; a second call is a no-op.';
