@@ -71,6 +71,7 @@ let package = Package(
             dependencies: [
                 "StarpipeCore", "StarpipePostgres", "StarpipeBucket", "StarpipeExtract", "StarpipeWorker",
                 "StarpipeMapping",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

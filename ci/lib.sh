@@ -111,3 +111,18 @@ install_extension() {
     make -s -C "$REPO/extension" >/dev/null
     as_root make -s -C "$REPO/extension" install >/dev/null
 }
+
+# Removes a server's data (the directory or the private directory it links to) so the next start is fresh.
+reset_server_dir() {
+    local dir="$STATE/$1"
+    if [ -L "$dir" ]; then
+        local target
+        target=$(readlink -f "$dir")
+        as_root rm -rf "$target"
+        mkdir -p "$target"
+        [ "$(id -u)" = 0 ] && chown "$SERVICE_USER" "$target"
+    elif [ -d "$dir" ]; then
+        as_root rm -rf "$dir"
+    fi
+    return 0
+}

@@ -11,7 +11,7 @@ DECLARE
     v_col jsonb;
     v_names text[] := '{}';
 BEGIN
-    -- Mirrors schema/manifest.schema.json; the database does not trust the worker's parsing.
+    -- Mirrors docs/manifest.schema.json; the database does not trust the worker's parsing.
     IF pg_catalog.jsonb_typeof(p_manifest) IS DISTINCT FROM 'object' THEN
         PERFORM starpipe._raise('SP005', 'manifest is not a JSON object');
     END IF;

@@ -1,7 +1,7 @@
 import Foundation
 
 /// The commit marker of one extracted table: written after its data file, it describes and
-/// checksums that file. Its JSON form is specified by `schema/manifest.schema.json`.
+/// checksums that file. Its JSON form is specified by `docs/manifest.schema.json`.
 public struct Manifest: Codable, Sendable, Equatable {
     /// One source column, as the client's database declares it.
     public struct Column: Codable, Sendable, Equatable {

@@ -1,0 +1,71 @@
+import Foundation
+import StarpipeCore
+import Testing
+
+@Suite("Manifest")
+struct ManifestTests {
+    private let manifest = Manifest(
+        client: "acme", table: "patients", source: .init(kind: "postgres", database: "db", schema: "public", table: "Patients"),
+        snapshotDate: "2026-11-01", extractedAt: "2026-11-01T00:00:00Z", runId: "r1", rowCount: 3, byteCount: 300,
+        sha256: String(repeating: "0", count: 64),
+        columns: [.init(name: "Id", type: "uuid", nullable: false), .init(name: "BIRTHDATE", type: "date", nullable: true)],
+        primaryKey: ["Id"])
+
+    @Test("encodes with the documented field names and decodes back")
+    func roundTrip() throws {
+        let data = manifest.encoded()
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        for field in ["format_version", "client", "table", "source", "snapshot_date", "extracted_at", "run_id", "mode",
+                      "data_file", "format", "row_count", "byte_count", "sha256", "columns", "primary_key"] {
+            #expect(object[field] != nil, "missing \(field)")
+        }
+        #expect(try Manifest.decode(data) == manifest)
+        #expect(manifest.encoded() == data, "encoding is deterministic")
+    }
+
+    @Test("bad manifests are rejected with the field named")
+    func rejected() throws {
+        var bad = manifest
+        bad.sha256 = "XYZ"
+        #expect(throws: StarpipeError.self) { try Manifest.decode(bad.encoded()) }
+        bad = manifest
+        bad.dataFile = "../etc/passwd"
+        #expect(throws: StarpipeError.self) { try Manifest.decode(bad.encoded()) }
+        bad = manifest
+        bad.columns = []
+        #expect(throws: StarpipeError.self) { try Manifest.decode(bad.encoded()) }
+        do {
+            _ = try Manifest.decode(Data(#"{"format_version": 1}"#.utf8))
+            Issue.record("accepted a manifest without fields")
+        } catch {
+            #expect(error.message.contains("missing field"))
+        }
+    }
+
+    @Test("snapshot dates are real calendar dates")
+    func dates() {
+        #expect(SnapshotDate(iso: "2024-02-29") != nil)
+        #expect(SnapshotDate(iso: "2023-02-29") == nil)
+        #expect(SnapshotDate(compact: "01112026", dayFirst: true)?.iso == "2026-11-01")
+        #expect(SnapshotDate(iso: "2026-1-01") == nil)
+    }
+}
+
+@Suite("Manifest JSON Schema")
+struct ManifestSchemaTests {
+    @Test("docs/manifest.schema.json requires exactly the fields the extractor writes")
+    func schemaMatchesEncoding() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let schemaData = try Data(contentsOf: repo.appendingPathComponent("docs/manifest.schema.json"))
+        let schema = try #require(try JSONSerialization.jsonObject(with: schemaData) as? [String: Any])
+        let required = Set(try #require(schema["required"] as? [String]))
+        let properties = Set(try #require(schema["properties"] as? [String: Any]).keys)
+        let manifest = Manifest(
+            client: "acme", table: "t", source: .init(kind: "postgres", database: nil, schema: nil, table: "t"),
+            snapshotDate: "2026-11-01", extractedAt: "2026-11-01T00:00:00Z", runId: "r", rowCount: 0, byteCount: 3,
+            sha256: String(repeating: "0", count: 64), columns: [.init(name: "a", type: "text", nullable: true)], primaryKey: [])
+        let encoded = try #require(try JSONSerialization.jsonObject(with: manifest.encoded()) as? [String: Any])
+        #expect(Set(encoded.keys) == required)
+        #expect(properties == required)
+    }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test of starpipe on this machine:
+#   1. installs what is missing (apt), 2. starts a private Postgres 15 and redis-server on loopback,
+#   3. builds the extension and the orchestrator, 4. runs pg_regress and swift test (unit tests and
+#   integration tests against the live servers), 5. stops what it started. Exits non-zero on any failure.
+# Ports: Postgres 127.0.0.1:${STARPIPE_TEST_PG_PORT:-54329}, Redis 127.0.0.1:${STARPIPE_TEST_REDIS_PORT:-63799}.
+set -euo pipefail
+# shellcheck source=ci/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO"
+
+PG_PORT=${STARPIPE_TEST_PG_PORT:-54329}
+REDIS_PORT=${STARPIPE_TEST_REDIS_PORT:-63799}
+
+install_deps
+install_extension
+
+cleanup() {
+    stop_postgres test
+    stop_redis "$REDIS_PORT"
+}
+trap cleanup EXIT
+
+stop_postgres test
+reset_server_dir test
+start_postgres test "$PG_PORT" fsync=off synchronous_commit=off full_page_writes=off max_connections=200
+start_redis redis-test "$REDIS_PORT"
+
+log "pg_regress (make -C extension installcheck)"
+if ! make -s -C extension installcheck PGHOST=127.0.0.1 PGPORT="$PG_PORT" PGUSER=postgres; then
+    cat extension/regression.diffs 2>/dev/null || true
+    exit 1
+fi
+
+log "swift build"
+swift build --build-tests
+
+log "swift test"
+POSTGRES_HOSTNAME=127.0.0.1 POSTGRES_PORT="$PG_PORT" POSTGRES_USER=postgres \
+REDIS_HOSTNAME=127.0.0.1 REDIS_PORT="$REDIS_PORT" STARPIPE_REPO="$REPO" \
+    swift test --skip-build --disable-xctest
