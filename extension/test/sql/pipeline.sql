@@ -1,4 +1,10 @@
 -- The whole path in SQL: register, claim, raw version, transform, validate, promote.
+-- Each test starts from a fresh extension (pg_regress runs all files in one database).
+SET client_min_messages = warning;
+DROP SCHEMA IF EXISTS production, raw_acme CASCADE;
+DROP EXTENSION IF EXISTS starpipe CASCADE;
+CREATE EXTENSION starpipe;
+RESET client_min_messages;
 \set VERBOSITY terse
 SET client_min_messages = notice;
 
