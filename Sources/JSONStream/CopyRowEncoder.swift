@@ -485,7 +485,10 @@ public struct CopyRowEncoder: Sendable {
         while cut > 0 && cut < key.count && (key[cut] & 0xC0) == 0x80 {
             cut -= 1
         }
-        let name = String(validating: UnsafeBufferPointer(rebasing: key[..<cut]), as: UTF8.self)
+        let prefix = UnsafeBufferPointer(rebasing: key[..<cut])
+        let decoded = String(decoding: prefix, as: UTF8.self)
+        // Decoding replaces malformed bytes with U+FFFD, so a round trip proves validity.
+        let name = decoded.utf8.elementsEqual(prefix) ? decoded : nil
         return JSONStreamError(code: .unknownColumn, row: rowCount &+ 1, column: name, byteOffset: offset)
     }
 

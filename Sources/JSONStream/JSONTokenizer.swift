@@ -134,7 +134,9 @@ struct JSONTokenizer: Sendable {
     mutating func beginValue(at offset: Int, sink: Sink) {
         self.sink = sink
         state = .value
-        stack.removeAll(keepingCapacity: true)
+        if !stack.isEmpty {
+            stack.removeAll(keepingCapacity: true)
+        }
         pendingHigh = 0
         valueOffset = offset
         let start = out.count
@@ -145,7 +147,9 @@ struct JSONTokenizer: Sendable {
     /// offset `offset`; its decoded bytes go to ``key``.
     mutating func beginKey(at offset: Int) {
         sink = .key
-        stack.removeAll(keepingCapacity: true)
+        if !stack.isEmpty {
+            stack.removeAll(keepingCapacity: true)
+        }
         valueOffset = offset
         key.removeAll(keepingCapacity: true)
         keyOverflow = false
@@ -385,7 +389,6 @@ struct JSONTokenizer: Sendable {
             }
             // A multi-byte UTF-8 sequence: take it whole when it is all in this chunk.
             guard let (need, low, high) = Self.utf8Lead(b) else {
-                try flushRun(p, from: i, to: j)
                 throw JSONStreamError(code: .invalidUTF8, byteOffset: base &+ j)
             }
             if j &+ need >= end {
@@ -400,7 +403,6 @@ struct JSONTokenizer: Sendable {
                 }
             }
             guard valid else {
-                try flushRun(p, from: i, to: j)
                 throw JSONStreamError(code: .invalidUTF8, byteOffset: base &+ j)
             }
             j &+= need &+ 1
