@@ -14,7 +14,8 @@ as_root() {
 
 # Runs a command as the unprivileged user that owns the private servers (Postgres refuses root).
 as_service() {
-    if [ "$(id -u)" = 0 ]; then runuser -u "$SERVICE_USER" -- "$@"; else "$@"; fi
+    # From /, since the service user may not be allowed into the clone's directory.
+    if [ "$(id -u)" = 0 ]; then (cd / && runuser -u "$SERVICE_USER" -- "$@"); else "$@"; fi
 }
 
 install_deps() {
@@ -43,7 +44,7 @@ server_dir() {
     local name=$1 dir="$STATE/$1"
     mkdir -p "$STATE"
     if [ -L "$dir" ] || [ -d "$dir" ]; then
-        echo "$dir"; return
+        readlink -f "$dir"; return
     fi
     mkdir -p "$dir"
     if [ "$(id -u)" = 0 ]; then
@@ -57,7 +58,7 @@ server_dir() {
             ln -s "$alt" "$dir"
         fi
     fi
-    echo "$dir"
+    readlink -f "$dir"
 }
 
 # start_postgres NAME PORT [extra postgres -c settings...]
@@ -80,8 +81,9 @@ start_postgres() {
 }
 
 stop_postgres() {
-    local dir="$STATE/$1"
-    if [ -f "$dir/pgdata/postmaster.pid" ]; then
+    local dir
+    dir=$(readlink -f "$STATE/$1" 2>/dev/null || true)
+    if [ -n "$dir" ] && [ -f "$dir/pgdata/postmaster.pid" ]; then
         as_service "$PGBIN/pg_ctl" -D "$dir/pgdata" -m fast -w stop >/dev/null || true
     fi
 }
