@@ -29,7 +29,7 @@ extract_and_work() {
 }
 
 report() {
-    log "row counts per stage (latest job of each table)"
+    log "row counts per stage (latest non-duplicate job of each table)"
     local values="" table count
     for table in $(psql "$CLIENT_URL" -Atc "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'public' AND relkind = 'r' ORDER BY 1"); do
         count=$(psql "$CLIENT_URL" -Atc "SELECT count(*) FROM public.\"$table\"")
@@ -38,7 +38,7 @@ report() {
     psql "$PIPELINE_URL" -q -v ON_ERROR_STOP=1 <<SQL
 WITH source(table_name, source_rows) AS (VALUES $values),
 latest AS (
-    SELECT DISTINCT ON (table_name) * FROM starpipe.job ORDER BY table_name, job_id DESC),
+    SELECT DISTINCT ON (table_name) * FROM starpipe.job WHERE status <> 'DUPLICATE' ORDER BY table_name, job_id DESC),
 mapping AS (
     SELECT t.key AS table_name, m.config->>'target_schema' AS target_schema, t.value->>'target' AS target
       FROM (SELECT config FROM starpipe.mapping WHERE client = 'synthea_demo' ORDER BY version DESC LIMIT 1) m,
