@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "starpipe",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "starpipe", targets: ["starpipe"]),
     ],
@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
@@ -20,12 +21,19 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        // libhiredis (Debian's 0.14: RESP2, no TLS) for per-client Redis locks.
+        .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
         // Pure: manifest, bucket keys, identifiers, errors. No I/O beyond Foundation coding.
         .target(name: "StarpipeCore"),
         // Pure: streaming JSON tokenizer that turns an array or NDJSON of objects into COPY rows.
         .target(name: "JSONStream"),
         // I/O: a small, synchronous libpq wrapper (queries with parameters, COPY FROM STDIN).
         .target(name: "StarpipePostgres", dependencies: ["CLibPQ"]),
+        // I/O: a synchronous Redis client and the per-client lock built on it.
+        .target(name: "StarpipeRedis", dependencies: ["CHiredis"]),
         // I/O: buckets (local directory today).
         .target(name: "StarpipeBucket", dependencies: ["StarpipeCore"]),
         // I/O: the extractor that reads a client Postgres and writes data + manifest.
@@ -41,9 +49,10 @@ let package = Package(
         .target(
             name: "StarpipeWorker",
             dependencies: [
-                "StarpipeCore", "JSONStream", "StarpipePostgres", "StarpipeBucket",
+                "StarpipeCore", "JSONStream", "StarpipePostgres", "StarpipeBucket", "StarpipeRedis",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Mapping configs: YAML in, JSON for the extension out.
@@ -58,6 +67,7 @@ let package = Package(
                 "StarpipeMapping",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "StarpipeCoreTests", dependencies: ["StarpipeCore", "StarpipeBucket"]),
@@ -70,7 +80,7 @@ let package = Package(
             name: "StarpipeIntegrationTests",
             dependencies: [
                 "StarpipeCore", "StarpipePostgres", "StarpipeBucket", "StarpipeExtract", "StarpipeWorker",
-                "StarpipeMapping",
+                "StarpipeMapping", "StarpipeRedis",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

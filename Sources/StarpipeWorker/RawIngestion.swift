@@ -13,6 +13,8 @@ struct RawIngestion {
     let bucket: any Bucket
     let connection: PostgresConnection
     let chunkSize: Int
+    /// Polled between chunks: true abandons the load (shutdown deadline, or fenced out).
+    var shouldAbort: () -> Bool = { false }
 
     /// COPY data is sent in batches of about this many bytes.
     private static let batchBytes = 1 << 20
@@ -52,6 +54,7 @@ struct RawIngestion {
         do {
             _ = try connection.copyIn(copy) { writer in
                 try bucket.stream(job.dataKey, chunkSize: chunkSize) { chunk in
+                    if shouldAbort() { throw StopDeadlineExceeded() }
                     hasher.update(bufferPointer: chunk)
                     bytes += Int64(chunk.count)
                     // After a parse error the rest is still hashed, to tell corruption from bad content.

@@ -2,119 +2,79 @@ import Foundation
 import Logging
 import StarpipeBucket
 import StarpipeCore
-import StarpipePostgres
 
 /// The worker: registers manifests found in the bucket, claims jobs and drives each one through
 /// raw ingestion, transform, validation and promotion. It keeps no state of its own; the
 /// extension's ledger says where every job stands, so it can be killed and restarted at any time.
-public final class Worker {
+///
+/// ``WorkerOptions/concurrency`` slots run on their own threads, each with its own database
+/// (and Redis) connection, so jobs of different clients proceed in parallel. The database allows
+/// one PROCESSING job per client, so slots never work on the same client at once.
+public final class Worker: Sendable {
     public let options: WorkerOptions
     public let bucket: any Bucket
-    private var logger: Logger
-    private let connection: PostgresConnection
+    /// Stop requests from a signal handler or a service group.
+    public let stop: StopSignal
+    private let logger: Logger
 
-    /// Connects to the pipeline database.
-    public init(options: WorkerOptions, bucket: any Bucket, logger: Logger) throws {
+    public init(options: WorkerOptions, bucket: any Bucket, logger: Logger, stop: StopSignal = StopSignal()) {
         self.options = options
         self.bucket = bucket
+        self.stop = stop
+        var logger = logger
+        logger[metadataKey: "starpipe.worker"] = "\(options.workerID)"
         self.logger = logger
-        self.logger[metadataKey: "starpipe.worker"] = "\(options.workerID)"
-        self.connection = try PostgresConnection(url: options.databaseURL, applicationName: "starpipe-worker")
     }
 
-    /// Scans, claims and processes until stopped, or until idle with ``WorkerOptions/untilIdle``.
+    /// Runs every slot until stopped (or idle, with ``WorkerOptions/untilIdle``); blocks the caller.
+    /// Throws the first slot's error once all slots have ended.
     public func run() throws {
-        while true {
-            try discover()
-            if try processNext() { continue }
-            if options.untilIdle { return }
-            Thread.sleep(forTimeInterval: options.pollSeconds)
-        }
-    }
-
-    /// Registers every manifest in the bucket that the ledger does not know yet; returns how many.
-    /// Data files without a manifest are never looked at.
-    @discardableResult
-    public func discover() throws -> Int {
-        let known = Set(try connection.query("SELECT manifest_key FROM starpipe.job").rows.compactMap { $0[0] })
-        var registered = 0
-        for key in try bucket.list() where !known.contains(key) {
-            let manifestKey: ManifestKey
-            let manifest: Manifest
-            let text: Data
-            do {
-                guard let parsed = try ManifestKey.parse(key) else { continue }
-                manifestKey = parsed
-                text = try bucket.read(key)
-                manifest = try Manifest.decode(text)
-                try manifestKey.check(manifest)
-            } catch {
-                logger.error("manifest rejected; fix or remove it", metadata: ["starpipe.key": "\(key)", "starpipe.error": "\(error)"])
-                continue
+        // One discovery pass first, so every slot sees the jobs already waiting.
+        let first = WorkerSlot(index: 0, worker: self, logger: logger)
+        try first.discover()
+        let slots = [first] + (1..<options.concurrency).map { WorkerSlot(index: $0, worker: self, logger: logger) }
+        let failures = Failures()
+        let group = DispatchGroup()
+        for slot in slots {
+            group.enter()
+            let thread = Thread {
+                do { try slot.loop() } catch {
+                    failures.record(error)
+                    // One slot's fatal error stops the others after their current job.
+                    self.stop.request(deadline: Date().addingTimeInterval(self.options.leaseSeconds.seconds))
+                }
+                group.leave()
             }
-            let result = try connection.query(
-                "SELECT job_id, status, created FROM starpipe.register($1::jsonb, $2, $3)",
-                [String(decoding: text, as: UTF8.self), key, manifestKey.dataKey(dataFile: manifest.dataFile)])
-            if result.value(0, "created") == "t" {
-                registered += 1
-                logger.info("registered", metadata: [
-                    "starpipe.job_id": "\(result.value(0, "job_id") ?? "")", "starpipe.status": "\(result.value(0, "status") ?? "")",
-                    "starpipe.key": "\(key)",
-                ])
-            }
+            thread.name = "starpipe-worker-\(slot.index)"
+            thread.start()
         }
-        return registered
+        group.wait()
+        if let error = failures.first { throw error }
     }
 
-    /// Claims one job and processes it; returns false when nothing was claimable.
-    @discardableResult
-    public func processNext() throws -> Bool {
-        guard let job = try ClaimedJob.claim(connection, workerID: options.workerID, leaseSeconds: options.leaseSeconds) else {
-            return false
-        }
-        var logger = self.logger
-        logger[metadataKey: "starpipe.job_id"] = "\(job.id)"
-        logger[metadataKey: "starpipe.client"] = "\(job.client)"
-        logger[metadataKey: "starpipe.table"] = "\(job.table)"
-        logger.info("claimed", metadata: ["starpipe.stage": "\(job.stage)", "starpipe.fence": "\(job.fence)"])
-        do {
-            try process(job, logger: logger)
-        } catch let error as PostgresError where error.isTransient {
-            // The job stays PROCESSING; its lease runs out and a later claim resumes it.
-            throw error
-        } catch let error as PostgresError where error.sqlState == "SP002" {
-            logger.warning("fenced out: another worker holds this job now")
-        } catch {
-            logger.error("job failed", metadata: ["starpipe.error": "\(error)"])
-            try fail(job, reason: "\(error)")
-        }
-        return true
+    /// Asks the worker to stop claiming and to finish (or, after `deadline` seconds, release) its jobs.
+    public func requestStop(deadline seconds: Double) {
+        stop.request(deadline: Date().addingTimeInterval(seconds))
+    }
+}
+
+private final class Failures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [any Error] = []
+
+    func record(_ error: any Error) {
+        lock.lock()
+        errors.append(error)
+        lock.unlock()
     }
 
-    private func process(_ job: ClaimedJob, logger: Logger) throws {
-        if job.stage == "registered" {
-            let rows: Int64
-            do {
-                rows = try RawIngestion(job: job, bucket: bucket, connection: connection, chunkSize: options.chunkSize).run()
-            } catch let error as StarpipeError {
-                logger.error("raw ingestion failed", metadata: ["starpipe.error": "\(error)"])
-                try fail(job, reason: error.message)
-                return
-            } catch let error as PostgresError where error.isStarpipeError && error.sqlState != "SP002" {
-                logger.error("raw ingestion refused", metadata: ["starpipe.error": "\(error)"])
-                try fail(job, reason: error.description)
-                return
-            }
-            logger.info("raw version loaded", metadata: ["starpipe.rows": "\(rows)"])
-        }
-        for step in ["transform", "validate", "promote"] {
-            let status = try connection.query("SELECT starpipe.\(step)($1, $2)", job.fenced).scalar ?? ""
-            logger.info("\(step) done", metadata: ["starpipe.status": "\(status)"])
-            guard status == "PROCESSING" else { return }
-        }
+    var first: (any Error)? {
+        lock.lock()
+        defer { lock.unlock() }
+        return errors.first
     }
+}
 
-    private func fail(_ job: ClaimedJob, reason: String) throws {
-        try connection.query("SELECT starpipe.fail($1, $2, $3)", job.fenced + [reason])
-    }
+extension Int {
+    var seconds: Double { Double(self) }
 }

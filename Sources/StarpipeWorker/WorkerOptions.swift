@@ -1,12 +1,16 @@
 import Foundation
 
-/// How a worker runs.
+/// How a worker runs. Every field has a documented default; the CLI maps flags and env onto it.
 public struct WorkerOptions: Sendable {
     /// libpq URL of the pipeline database (the one with `CREATE EXTENSION starpipe`).
     public var databaseURL: String
+    /// `redis://host:port` for per-client locks; nil uses the database lease alone. Defaults to nil.
+    public var redisURL: String?
     /// Name recorded on claims and events. Defaults to `<host>:<pid>`.
     public var workerID: String
-    /// Lease (visibility timeout) of a claimed job, in seconds. Defaults to 300.
+    /// Jobs processed in parallel, each for a different client. Defaults to 1.
+    public var concurrency: Int
+    /// Lease (visibility timeout) of a claimed job, in seconds; renewed every third of it. Defaults to 300.
     public var leaseSeconds: Int
     /// Seconds between bucket scans when idle. Defaults to 2.
     public var pollSeconds: Double
@@ -14,14 +18,20 @@ public struct WorkerOptions: Sendable {
     public var untilIdle: Bool
     /// Bytes read from the bucket per chunk. Defaults to 1 MiB.
     public var chunkSize: Int
+    /// Backoff for transient failures at every network boundary. Defaults to 4 attempts, 0.2 s to 5 s.
+    public var retry: RetryPolicy
 
-    public init(databaseURL: String, workerID: String? = nil, leaseSeconds: Int = 300, pollSeconds: Double = 2,
-                untilIdle: Bool = false, chunkSize: Int = 1 << 20) {
+    public init(databaseURL: String, redisURL: String? = nil, workerID: String? = nil, concurrency: Int = 1,
+                leaseSeconds: Int = 300, pollSeconds: Double = 2, untilIdle: Bool = false, chunkSize: Int = 1 << 20,
+                retry: RetryPolicy = RetryPolicy()) {
         self.databaseURL = databaseURL
+        self.redisURL = redisURL
         self.workerID = workerID ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
-        self.leaseSeconds = leaseSeconds
+        self.concurrency = max(1, concurrency)
+        self.leaseSeconds = max(1, leaseSeconds)
         self.pollSeconds = pollSeconds
         self.untilIdle = untilIdle
         self.chunkSize = chunkSize
+        self.retry = retry
     }
 }

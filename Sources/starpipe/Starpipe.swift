@@ -3,7 +3,7 @@ import Logging
 
 /// The `starpipe` command: extractor, worker and operator tools of the starpipe pipeline.
 @main
-struct Starpipe: ParsableCommand {
+struct Starpipe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "starpipe",
         abstract: "Move a client's database into production Postgres: extract, ingest, transform, validate, promote.",

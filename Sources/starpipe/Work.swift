@@ -1,17 +1,28 @@
 import ArgumentParser
+import ServiceLifecycle
 import StarpipeBucket
 import StarpipeWorker
 
 /// `starpipe worker`: register, claim and process jobs.
-struct Work: ParsableCommand {
+struct Work: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
-        abstract: "Register manifests from the bucket and drive each job to production.")
+        abstract: "Register manifests from the bucket and drive each job to production.",
+        discussion: """
+            SIGTERM or SIGINT stops claiming; running jobs get --shutdown-deadline seconds to finish, \
+            then are rolled back and released for another worker.
+            """)
 
     @OptionGroup var database: DatabaseOptions
 
     @Option(help: "Bucket URL, e.g. file:///var/starpipe/bucket. Env STARPIPE_BUCKET.")
     var bucket: String?
+
+    @Option(help: "Redis URL (redis://host:port) for per-client locks. Env STARPIPE_REDIS_URL. Without it the database lease alone is used.")
+    var redis: String?
+
+    @Option(help: "Jobs to run in parallel, for different clients. Defaults to 1.")
+    var concurrency: Int = 1
 
     @Flag(help: "Exit when there is nothing left to do instead of polling.")
     var untilIdle = false
@@ -19,21 +30,36 @@ struct Work: ParsableCommand {
     @Option(help: "Seconds between bucket scans when idle. Defaults to 2.")
     var pollInterval: Double = 2
 
-    @Option(help: "Lease (visibility timeout) of a claimed job in seconds. Defaults to 300.")
+    @Option(help: "Lease (visibility timeout) of a claimed job in seconds; renewed every third. Defaults to 300.")
     var lease: Int = 300
+
+    @Option(help: "Seconds a running job may take to finish after SIGTERM before it is released. Defaults to 30.")
+    var shutdownDeadline: Double = 30
+
+    @Option(help: "Attempts at each network call before giving up (3 to 5 is sensible). Defaults to 4.")
+    var retryAttempts: Int = 4
 
     @Option(help: "Name of this worker in the ledger. Defaults to host:pid.")
     var workerId: String?
 
     @OptionGroup var common: CommonOptions
 
-    func run() throws {
+    func run() async throws {
         guard let bucketURL = bucket ?? Environment.value("STARPIPE_BUCKET") else {
             throw ValidationError("give --bucket URL or set STARPIPE_BUCKET")
         }
-        let options = WorkerOptions(databaseURL: try database.url(), workerID: workerId, leaseSeconds: lease,
-                                    pollSeconds: pollInterval, untilIdle: untilIdle)
-        let worker = try Worker(options: options, bucket: try BucketFactory.open(bucketURL), logger: common.logger("starpipe.worker"))
-        try worker.run()
+        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        let logger = common.logger("starpipe.worker")
+        let options = WorkerOptions(
+            databaseURL: try database.url(), redisURL: redis ?? Environment.value("STARPIPE_REDIS_URL"),
+            workerID: workerId, concurrency: concurrency, leaseSeconds: lease, pollSeconds: pollInterval,
+            untilIdle: untilIdle, retry: RetryPolicy(attempts: retryAttempts))
+        let worker = Worker(options: options, bucket: try BucketFactory.open(bucketURL), logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: WorkerService(worker: worker, shutdownDeadline: shutdownDeadline),
+                             successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
     }
 }

@@ -1,0 +1,4 @@
+#ifndef STARPIPE_CHIREDIS_SHIM_H
+#define STARPIPE_CHIREDIS_SHIM_H
+#include <hiredis/hiredis.h>
+#endif

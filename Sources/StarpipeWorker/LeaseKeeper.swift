@@ -1,0 +1,81 @@
+import Foundation
+import Logging
+import StarpipePostgres
+import StarpipeRedis
+import Synchronization
+
+/// Keeps a claimed job's leases alive while the slot works: the database lease (heartbeat) and,
+/// with Redis, the client lock. Runs on its own thread with its own connections, every third of
+/// the lease. If the database says another worker now holds the job, ``isFencedOut`` turns true
+/// and the slot abandons its work.
+final class LeaseKeeper: @unchecked Sendable {
+    private let job: ClaimedJob
+    private let options: WorkerOptions
+    private let lock: RedisLock?
+    private let logger: Logger
+    private let state = Mutex((running: true, fencedOut: false))
+    private let done = DispatchSemaphore(value: 0)
+
+    init(job: ClaimedJob, options: WorkerOptions, lock: RedisLock?, logger: Logger) {
+        self.job = job
+        self.options = options
+        self.lock = lock
+        self.logger = logger
+    }
+
+    /// True once a heartbeat was refused with a stale fencing token.
+    var isFencedOut: Bool { state.withLock { $0.fencedOut } }
+
+    func start() {
+        let thread = Thread { [self] in keep() }
+        thread.name = "starpipe-lease-\(job.id)"
+        thread.start()
+    }
+
+    /// Stops renewing and waits for the keeper thread to end.
+    func stop() {
+        state.withLock { $0.running = false }
+        done.wait()
+    }
+
+    private var running: Bool { state.withLock { $0.running } }
+
+    private func keep() {
+        defer { done.signal() }
+        let interval = max(0.2, Double(options.leaseSeconds) / 3)
+        var database: PostgresConnection?
+        var redis: RedisConnection?
+        var next = Date().addingTimeInterval(interval)
+        while running {
+            Thread.sleep(forTimeInterval: 0.05)
+            guard Date() >= next else { continue }
+            next = Date().addingTimeInterval(interval)
+            do {
+                if database == nil || database?.isHealthy == false {
+                    database = try PostgresConnection(url: options.databaseURL, applicationName: "starpipe-lease")
+                }
+                try database!.query("SELECT starpipe.heartbeat($1, $2, $3::interval)", job.fenced + ["\(options.leaseSeconds) seconds"])
+            } catch {
+                if error.sqlState == "SP002" {
+                    logger.warning("lease lost: another worker holds the job")
+                    state.withLock { $0.fencedOut = true }
+                    return
+                }
+                database = nil
+                logger.warning("heartbeat failed; will retry", metadata: ["starpipe.error": "\(error)"])
+            }
+            guard let lock, let url = options.redisURL else { continue }
+            do {
+                if redis == nil { redis = try RedisConnection(url: url) }
+                if try !lock.renew(on: redis!) {
+                    // Redis lost the key (expired, or restarted empty): take it again if it is free.
+                    let again = try lock.acquire(on: redis!)
+                    logger.warning("Redis lock was lost", metadata: ["starpipe.reacquired": "\(again)"])
+                }
+            } catch {
+                redis?.disconnect()
+                logger.warning("Redis lock renewal failed; the database lease still guards the job", metadata: ["starpipe.error": "\(error)"])
+            }
+        }
+    }
+}

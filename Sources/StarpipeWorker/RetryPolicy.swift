@@ -1,0 +1,67 @@
+import Foundation
+import Logging
+import StarpipeCore
+import StarpipePostgres
+import StarpipeRedis
+
+/// Exponential backoff with full jitter for calls across a network boundary.
+///
+/// Attempt `n` (1-based) that fails with a transient error sleeps a random time in
+/// `0 ... min(cap, base * 2^(n-1))` before attempt `n+1`; permanent errors are thrown at once.
+public struct RetryPolicy: Sendable {
+    /// First backoff ceiling in seconds. Defaults to 0.2.
+    public var baseSeconds: Double
+    /// Largest backoff ceiling in seconds. Defaults to 5.
+    public var capSeconds: Double
+    /// Total attempts, including the first (3 to 5 is sensible). Defaults to 4.
+    public var attempts: Int
+
+    public init(baseSeconds: Double = 0.2, capSeconds: Double = 5, attempts: Int = 4) {
+        self.baseSeconds = baseSeconds
+        self.capSeconds = capSeconds
+        self.attempts = max(1, attempts)
+    }
+
+    /// The backoff ceiling after failed attempt `attempt` (1-based).
+    public func ceiling(after attempt: Int) -> Double {
+        min(capSeconds, baseSeconds * pow(2, Double(attempt - 1)))
+    }
+
+    /// Runs `body`, retrying transient failures; `before` runs ahead of each retry (e.g. reconnect).
+    public func run<T>(_ operation: String, logger: Logger, before: (any Error) -> Void = { _ in },
+                       _ body: () throws -> T) throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try body()
+            } catch where ErrorClass.of(error) == .transient && attempt < attempts {
+                let delay = Double.random(in: 0...ceiling(after: attempt))
+                logger.warning("transient failure; retrying", metadata: [
+                    "starpipe.operation": "\(operation)", "starpipe.attempt": "\(attempt)",
+                    "starpipe.delay_s": "\(String(format: "%.3f", delay))", "starpipe.error": "\(error)",
+                ])
+                before(error)
+                Thread.sleep(forTimeInterval: delay)
+                attempt += 1
+            }
+        }
+    }
+}
+
+/// Whether an error may heal by itself (retry) or never will (fail the job at once).
+public enum ErrorClass: Equatable, Sendable {
+    /// Connection refused or broken, timeouts, resource shortage, shutdown, serialization failure.
+    case transient
+    /// Bad data (class 22), constraint violations (23), bad SQL or objects (42), integrity mismatch.
+    case permanent
+
+    /// Classifies an error from any boundary.
+    public static func of(_ error: any Error) -> ErrorClass {
+        switch error {
+        case let error as PostgresError: return error.isTransient ? .transient : .permanent
+        case let error as RedisError: return error.isTransient ? .transient : .permanent
+        case let error as StarpipeError: return error.code == .bucket ? .transient : .permanent
+        default: return .permanent
+        }
+    }
+}

@@ -1,0 +1,199 @@
+import Foundation
+import Logging
+import StarpipeBucket
+import StarpipeCore
+import StarpipePostgres
+import StarpipeRedis
+
+/// One thread of a worker: its own connections, one job at a time.
+final class WorkerSlot: @unchecked Sendable {
+    let index: Int
+    private let worker: Worker
+    private let logger: Logger
+    private var connection: PostgresConnection?
+    private var redis: RedisConnection?
+
+    private var options: WorkerOptions { worker.options }
+    private var bucket: any Bucket { worker.bucket }
+
+    init(index: Int, worker: Worker, logger: Logger) {
+        self.index = index
+        self.worker = worker
+        var logger = logger
+        logger[metadataKey: "starpipe.slot"] = "\(index)"
+        self.logger = logger
+    }
+
+    /// Claims and processes until stopped, or until nothing is claimable with `untilIdle`.
+    func loop() throws {
+        while !worker.stop.isStopping {
+            if index == 0 {
+                try discover()
+            }
+            if try processNext() { continue }
+            if options.untilIdle { return }
+            worker.stop.sleep(options.pollSeconds)
+        }
+    }
+
+    // MARK: Database access with retries
+
+    /// The slot's connection, (re)connecting with backoff.
+    private func database() throws -> PostgresConnection {
+        if let connection, connection.isHealthy { return connection }
+        connection = nil
+        let made = try options.retry.run("connect to the pipeline database", logger: logger) {
+            try PostgresConnection(url: options.databaseURL, applicationName: "starpipe-worker")
+        }
+        connection = made
+        return made
+    }
+
+    /// Runs one statement, retrying transient failures on a fresh connection.
+    @discardableResult
+    private func query(_ sql: String, _ parameters: [String?] = []) throws -> PostgresResult {
+        try options.retry.run("query", logger: logger, before: { _ in self.connection = nil }) {
+            try database().query(sql, parameters)
+        }
+    }
+
+    // MARK: Discovery
+
+    /// Registers every manifest in the bucket that the ledger does not know yet; returns how many.
+    /// Data files without a manifest are never looked at.
+    @discardableResult
+    func discover() throws -> Int {
+        let known = Set(try query("SELECT manifest_key FROM starpipe.job").rows.compactMap { $0[0] })
+        let keys = try options.retry.run("list the bucket", logger: logger) { try bucket.list() }
+        var registered = 0
+        for key in keys where !known.contains(key) {
+            let manifestKey: ManifestKey
+            let manifest: Manifest
+            let text: Data
+            do {
+                guard let parsed = try ManifestKey.parse(key) else { continue }
+                manifestKey = parsed
+                text = try options.retry.run("read a manifest", logger: logger) { try bucket.read(key) }
+                manifest = try Manifest.decode(text)
+                try manifestKey.check(manifest)
+            } catch {
+                logger.error("manifest rejected; fix or remove it", metadata: ["starpipe.key": "\(key)", "starpipe.error": "\(error)"])
+                continue
+            }
+            let result = try query(
+                "SELECT job_id, status, created FROM starpipe.register($1::jsonb, $2, $3)",
+                [String(decoding: text, as: UTF8.self), key, manifestKey.dataKey(dataFile: manifest.dataFile)])
+            if result.value(0, "created") == "t" {
+                registered += 1
+                logger.info("registered", metadata: [
+                    "starpipe.job_id": "\(result.value(0, "job_id") ?? "")", "starpipe.status": "\(result.value(0, "status") ?? "")",
+                    "starpipe.key": "\(key)",
+                ])
+            }
+        }
+        return registered
+    }
+
+    // MARK: Jobs
+
+    /// Claims one job and processes it; returns false when nothing was claimable.
+    func processNext() throws -> Bool {
+        let claimed = try options.retry.run("claim", logger: logger, before: { _ in self.connection = nil }) {
+            try ClaimedJob.claim(try database(), workerID: options.workerID, leaseSeconds: options.leaseSeconds)
+        }
+        guard let job = claimed else { return false }
+        var logger = self.logger
+        logger[metadataKey: "starpipe.job_id"] = "\(job.id)"
+        logger[metadataKey: "starpipe.client"] = "\(job.client)"
+        logger[metadataKey: "starpipe.table"] = "\(job.table)"
+        logger.info("claimed", metadata: ["starpipe.stage": "\(job.stage)", "starpipe.fence": "\(job.fence)"])
+
+        let lock = try lockClient(job, logger: logger)
+        if lock == nil, options.redisURL != nil {
+            return true
+        }
+        let keeper = LeaseKeeper(job: job, options: options, lock: lock, logger: logger)
+        keeper.start()
+        defer {
+            keeper.stop()
+            if let lock, let redis { _ = try? lock.release(on: redis) }
+        }
+        do {
+            try process(job, keeper: keeper, logger: logger)
+        } catch let error as PostgresError where error.sqlState == "SP002" {
+            logger.warning("fenced out: another worker holds this job now")
+        } catch is StopDeadlineExceeded {
+            logger.warning("stop deadline reached; releasing the job")
+            try release(job)
+        } catch where ErrorClass.of(error) == .transient {
+            logger.error("transient failures exhausted; job goes back to the queue", metadata: ["starpipe.error": "\(error)"])
+            try query("SELECT starpipe.nack($1, $2, $3)", job.fenced + ["\(error)"])
+        } catch {
+            logger.error("job failed", metadata: ["starpipe.error": "\(error)"])
+            try fail(job, reason: "\(error)")
+        }
+        return true
+    }
+
+    /// Takes the client's Redis lock when Redis is configured. Returns nil (after releasing the
+    /// claim) when another holder has it; the database lease alone guards correctness either way.
+    private func lockClient(_ job: ClaimedJob, logger: Logger) throws -> RedisLock? {
+        guard let url = options.redisURL else { return nil }
+        if redis == nil { redis = try RedisConnection(url: url) }
+        let lock = RedisLock(key: RedisLock.clientKey(job.client), token: "\(options.workerID)#\(job.fence)",
+                             ttlMilliseconds: options.leaseSeconds * 1000)
+        let acquired: Bool
+        do {
+            acquired = try options.retry.run("take the client's Redis lock", logger: logger, before: { _ in self.redis?.disconnect() }) {
+                try lock.acquire(on: redis!)
+            }
+        } catch {
+            logger.error("Redis lock unavailable; job goes back to the queue", metadata: ["starpipe.error": "\(error)"])
+            try query("SELECT starpipe.nack($1, $2, $3)", job.fenced + ["redis lock unavailable: \(error)"])
+            return nil
+        }
+        guard acquired else {
+            logger.info("client locked in Redis by another worker; releasing the claim")
+            try release(job)
+            worker.stop.sleep(options.pollSeconds)
+            return nil
+        }
+        return lock
+    }
+
+    private func process(_ job: ClaimedJob, keeper: LeaseKeeper, logger: Logger) throws {
+        if job.stage == "registered" {
+            let rows: Int64
+            do {
+                rows = try options.retry.run("ingest \(job.dataKey)", logger: logger, before: { _ in self.connection = nil }) {
+                    try RawIngestion(job: job, bucket: bucket, connection: try database(), chunkSize: options.chunkSize,
+                                     shouldAbort: { self.worker.stop.mustAbort || keeper.isFencedOut }).run()
+                }
+            } catch let error as StarpipeError where ErrorClass.of(error) == .permanent {
+                logger.error("raw ingestion failed", metadata: ["starpipe.error": "\(error)"])
+                try fail(job, reason: error.message)
+                return
+            } catch let error as PostgresError where error.isStarpipeError && error.sqlState != "SP002" {
+                logger.error("raw ingestion refused", metadata: ["starpipe.error": "\(error)"])
+                try fail(job, reason: error.description)
+                return
+            }
+            logger.info("raw version loaded", metadata: ["starpipe.rows": "\(rows)"])
+        }
+        for step in ["transform", "validate", "promote"] {
+            if worker.stop.mustAbort { throw StopDeadlineExceeded() }
+            let status = try query("SELECT starpipe.\(step)($1, $2)", job.fenced).scalar ?? ""
+            logger.info("\(step) done", metadata: ["starpipe.status": "\(status)"])
+            guard status == "PROCESSING" else { return }
+        }
+    }
+
+    private func fail(_ job: ClaimedJob, reason: String) throws {
+        try query("SELECT starpipe.fail($1, $2, $3)", job.fenced + [reason])
+    }
+
+    /// Gives the job back at once: its lease ends now, so the next claim takes it.
+    private func release(_ job: ClaimedJob) throws {
+        try query("SELECT starpipe.heartbeat($1, $2, '0 seconds')", job.fenced)
+    }
+}
