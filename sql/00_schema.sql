@@ -8,6 +8,8 @@ REVOKE ALL ON SCHEMA starpipe_staging FROM PUBLIC;
 
 -- Fencing tokens: every claim takes the next value, so a later holder always has a larger token.
 CREATE SEQUENCE starpipe.fence_seq;
+-- Dumped with the data, so a restored database keeps issuing larger tokens.
+SELECT pg_catalog.pg_extension_config_dump('starpipe.fence_seq', '');
 
 -- Raises with a stable SQLSTATE in starpipe's own class "SP".
 --   SP001 illegal state transition     SP002 stale fencing token
@@ -38,7 +40,28 @@ BEGIN
             pg_catalog.format('invalid %s name', p_kind),
             'Names must match ^[a-z_][a-z0-9_]*$ and be at most 48 bytes.');
     END IF;
+    -- "<table>__<job id>" names raw versions and staging tables; a name of that shape could collide with one.
+    IF p_name ~ '__[0-9]+$' THEN
+        PERFORM starpipe._raise('42602',
+            pg_catalog.format('invalid %s name', p_kind),
+            'Names ending in "__" and digits are reserved for raw versions and staging tables.');
+    END IF;
     RETURN p_name;
+END;
+$$;
+
+-- The name of a job's raw version or staging table: "<base>__<job id>", refused rather than truncated past 63 bytes.
+CREATE FUNCTION starpipe._version_name(p_base text, p_job_id bigint)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Postgres would silently truncate a longer identifier, so two jobs could share a name.
+    IF pg_catalog.octet_length(p_base || '__' || p_job_id) > 63 THEN
+        PERFORM starpipe._raise('42622', pg_catalog.format('name %s__%s is longer than 63 bytes', p_base, p_job_id));
+    END IF;
+    RETURN p_base || '__' || p_job_id;
 END;
 $$;
 
@@ -53,7 +76,8 @@ BEGIN
     IF p_name IS NULL OR p_name = '' OR pg_catalog.octet_length(p_name) > 63 THEN
         PERFORM starpipe._raise('42602', 'invalid column name', 'Column names must be 1 to 63 bytes.');
     END IF;
-    IF pg_catalog.left(p_name, 1) = '_' AND p_name IN ('_ingestion_id', '_client_name', '_source_file', '_ingested_at', '_source_row') THEN
+    -- Compared case-insensitively, like the manifest's duplicate check: a reader folding case must not mix them up.
+    IF pg_catalog.lower(p_name) IN ('_ingestion_id', '_client_name', '_source_file', '_ingested_at', '_source_row') THEN
         PERFORM starpipe._raise('42701', pg_catalog.format('column name %I is reserved for starpipe metadata', p_name));
     END IF;
     RETURN p_name;

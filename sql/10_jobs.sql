@@ -31,9 +31,14 @@ CREATE TABLE starpipe.job (
     error_detail    jsonb,
     registered_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    visible_at      timestamptz,
+    schema_version  integer,
     CONSTRAINT job_key UNIQUE (client, table_name, snapshot_date, run_id)
 );
 COMMENT ON TABLE starpipe.job IS 'The job ledger: one row per registered data file, with its status and stage.';
+COMMENT ON COLUMN starpipe.job.attempts IS 'Claims (deliveries) since registration or the last retry; max_attempts of them send the job to the DLQ.';
+COMMENT ON COLUMN starpipe.job.visible_at IS 'A PENDING job is not claimable before this time (backoff after a nack); NULL: now.';
+COMMENT ON COLUMN starpipe.job.schema_version IS 'The version of the source table''s schema (starpipe.schema_version) this job''s manifest has.';
 
 -- The database, not the worker, guarantees one PROCESSING job per client.
 CREATE UNIQUE INDEX job_one_processing_per_client ON starpipe.job (client) WHERE status = 'PROCESSING';
@@ -48,7 +53,7 @@ CREATE TABLE starpipe.job_event (
     event_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     job_id      bigint NOT NULL REFERENCES starpipe.job (job_id),
     at          timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    actor       text NOT NULL DEFAULT CURRENT_USER,
+    actor       text NOT NULL DEFAULT SESSION_USER,
     fence       bigint,
     from_status text,
     to_status   text NOT NULL,
@@ -61,8 +66,11 @@ COMMENT ON TABLE starpipe.job_event IS 'Append-only history of every job transit
 
 SELECT pg_catalog.pg_extension_config_dump('starpipe.job', '');
 SELECT pg_catalog.pg_extension_config_dump('starpipe.job_event', '');
+-- Their identity sequences too: after a restore, new jobs and events must not reuse ids.
+SELECT pg_catalog.pg_extension_config_dump('starpipe.job_job_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('starpipe.job_event_event_id_seq', '');
 
--- Raises SP002 unless p_fence is the job's current fencing token.
+-- Raises SP002 unless p_fence is the job's current fencing token and the job is still PROCESSING.
 CREATE FUNCTION starpipe._check_fence(p_job starpipe.job, p_fence bigint)
 RETURNS void
 LANGUAGE plpgsql
@@ -75,6 +83,12 @@ BEGIN
             pg_catalog.format('stale fencing token for job %s', p_job.job_id),
             pg_catalog.format('The job is held with token %s; the caller presented %s.', p_job.fence, p_fence),
             'Another worker took over this job; abandon it.');
+    END IF;
+    -- A token is only good while its job is PROCESSING: after a nack, fail or block the holder let go of it.
+    IF p_job.status <> 'PROCESSING' THEN
+        PERFORM starpipe._raise('SP002',
+            pg_catalog.format('job %s is no longer held: it is %s', p_job.job_id, p_job.status),
+            NULL, 'Its holder released it, or it was dead-lettered; abandon it.');
     END IF;
 END;
 $$;
@@ -121,18 +135,24 @@ BEGIN
         PERFORM starpipe._raise('SP001',
             pg_catalog.format('illegal transition of job %s from %s to %s', p_job.job_id, p_job.status, p_to));
     END IF;
+    -- The error stays on the job until its next claim (a nacked PENDING job shows why it waits).
     UPDATE starpipe.job
        SET status = p_to,
            stage = p_stage,
-           error = CASE WHEN p_to IN ('FAILED', 'BLOCKED', 'DEAD') THEN p_error ELSE NULL END,
-           error_detail = CASE WHEN p_to IN ('FAILED', 'BLOCKED', 'DEAD') THEN p_detail ELSE NULL END,
+           error = p_error,
+           error_detail = CASE WHEN p_error IS NOT NULL OR p_to IN ('FAILED', 'BLOCKED', 'DEAD') THEN p_detail ELSE NULL END,
            lease_until = CASE WHEN p_to = 'PROCESSING' THEN lease_until ELSE NULL END,
+           visible_at = NULL,
            updated_at = pg_catalog.now()
      WHERE job_id = p_job.job_id;
     INSERT INTO starpipe.job_event (job_id, fence, from_status, to_status, stage, event, detail)
     VALUES (p_job.job_id, p_job.fence, p_job.status, p_to, p_stage, p_event,
             CASE WHEN p_error IS NULL THEN p_detail
                  ELSE coalesce(p_detail, '{}'::jsonb) || pg_catalog.jsonb_build_object('error', p_error) END);
+    -- Wake idle workers (delivered at commit): a requeued job, or a released client whose next job may now be claimable.
+    IF p_to = 'PENDING' OR (p_job.status = 'PROCESSING' AND p_to <> 'PROCESSING') THEN
+        PERFORM pg_catalog.pg_notify('starpipe_job', p_job.client);
+    END IF;
 END;
 $$;
 
@@ -140,6 +160,7 @@ $$;
 CREATE FUNCTION starpipe.fail(p_job_id bigint, p_fence bigint, p_error text, p_detail jsonb DEFAULT NULL, p_status text DEFAULT 'FAILED')
 RETURNS text
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -158,30 +179,54 @@ $$;
 COMMENT ON FUNCTION starpipe.fail(bigint, bigint, text, jsonb, text) IS
     'Marks a job the caller holds (matching fencing token) FAILED or BLOCKED with a reason.';
 
--- Puts a FAILED, BLOCKED or DEAD job back in the queue, keeping its progress.
-CREATE FUNCTION starpipe.retry(p_job_id bigint)
+-- Puts a job back in the queue with a fresh series of attempts, keeping its progress (stage).
+CREATE FUNCTION starpipe._requeue(p_job starpipe.job, p_event text)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_live bigint;
+BEGIN
+    -- FAILED and DEAD content is not "live", so the same file may have been registered again meanwhile.
+    SELECT j.job_id INTO v_live FROM starpipe.job j
+     WHERE j.client = p_job.client AND j.table_name = p_job.table_name AND j.sha256 = p_job.sha256
+       AND j.job_id <> p_job.job_id AND j.status IN ('PENDING', 'PROCESSING', 'SUCCESS', 'BLOCKED');
+    IF FOUND THEN
+        PERFORM starpipe._raise('SP001',
+            pg_catalog.format('job %s cannot be requeued: the same file is live as job %s', p_job.job_id, v_live));
+    END IF;
+    UPDATE starpipe.job SET attempts = 0 WHERE job_id = p_job.job_id;
+    PERFORM starpipe._transition(p_job, 'PENDING', p_job.stage, p_event,
+                                 pg_catalog.jsonb_build_object('previous_attempts', p_job.attempts));
+    RETURN 'PENDING';
+END;
+$$;
+
+-- Puts a FAILED, BLOCKED or DEAD job back in the queue, keeping its progress.
+CREATE FUNCTION starpipe.retry(p_job_id bigint)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
     v_job starpipe.job;
 BEGIN
-    -- A human's decision: the next claim resumes from the recorded stage.
+    -- A human's decision: the next claim resumes from the recorded stage, with a fresh series of attempts.
     v_job := starpipe._lock_job(p_job_id);
     IF v_job.status NOT IN ('FAILED', 'BLOCKED', 'DEAD') THEN
         PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s; only FAILED, BLOCKED or DEAD jobs can be retried', p_job_id, v_job.status));
     END IF;
-    PERFORM starpipe._transition(v_job, 'PENDING', v_job.stage, 'retry');
-    PERFORM pg_catalog.pg_notify('starpipe_job', v_job.client);
-    RETURN 'PENDING';
+    RETURN starpipe._requeue(v_job, 'retry');
 END;
 $$;
-COMMENT ON FUNCTION starpipe.retry(bigint) IS 'Requeues a FAILED, BLOCKED or DEAD job; it resumes from its recorded stage.';
+COMMENT ON FUNCTION starpipe.retry(bigint) IS 'Requeues a FAILED, BLOCKED or DEAD job with its attempts reset; it resumes from its recorded stage.';
 
 -- What operators look at first.
 CREATE VIEW starpipe.job_status AS
 SELECT job_id, client, table_name, snapshot_date, run_id, status, stage, row_count, rows_raw,
-       rows_staged, rows_inserted, rows_updated, attempts, error, duplicate_of, data_key, updated_at
+       rows_staged, rows_inserted, rows_updated, attempts, error, duplicate_of, data_key, updated_at,
+       visible_at, schema_version
   FROM starpipe.job;
 COMMENT ON VIEW starpipe.job_status IS 'One line per job: where it stands and why.';

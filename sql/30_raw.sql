@@ -1,6 +1,6 @@
 -- starpipe: raw tables, one partition (version) per ingestion.
 
--- Maps a source type name from a manifest to a Postgres type, defaulting to text.
+-- Maps a source type name from a manifest to a built-in Postgres type, defaulting to text.
 CREATE FUNCTION starpipe._raw_type(p_source_type text)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -9,105 +9,201 @@ AS $$
 DECLARE
     v_type regtype;
 BEGIN
-    -- The name comes from a file, so it is resolved through the catalog, never spliced into DDL.
+    -- The name comes from a file, so it is resolved through the catalog, never spliced into DDL; only
+    -- pg_catalog's base, range, multirange and domain types qualify, so no user-defined code runs on raw values.
     BEGIN
         v_type := pg_catalog.to_regtype(p_source_type);
     EXCEPTION WHEN OTHERS THEN
         v_type := NULL;
     END;
-    IF v_type IS NULL OR pg_catalog.format_type(v_type, NULL) IN ('unknown', 'anyelement', 'record', 'void') THEN
+    IF v_type IS NULL OR NOT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_type t
+         WHERE t.oid = v_type AND t.typnamespace = 'pg_catalog'::regnamespace AND t.typtype IN ('b', 'd', 'r', 'm')
+           AND t.typname NOT IN ('unknown', 'void')) THEN
         RETURN 'text';
     END IF;
     RETURN pg_catalog.format_type(v_type, NULL);
 END;
 $$;
 
--- Starts a raw version for a job: creates the parent table if needed and the job's partition.
--- Returns the COPY statement the worker runs in the same transaction.
+-- Makes sure the raw schema and parent table of a job's table exist with every manifest column.
+CREATE FUNCTION starpipe._prepare_raw_parent(p_job starpipe.job)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_schema text := 'raw_' || p_job.client;
+    v_col jsonb;
+    v_type text;
+    v_existing text;
+    v_columns text := '';
+BEGIN
+    -- Raw tables mirror the client's columns as sent, typed from the manifest, plus metadata.
+    IF pg_catalog.to_regnamespace(pg_catalog.quote_ident(v_schema)) IS NULL THEN
+        EXECUTE pg_catalog.format('CREATE SCHEMA %I', v_schema);
+    END IF;
+    -- Privileges are (re)asserted on every load, so a schema or table made earlier (or by hand) is locked down too.
+    PERFORM starpipe._lock_down('SCHEMA', pg_catalog.format('%I', v_schema), 'USAGE', '{starpipe_admin,starpipe_worker}');
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', v_schema, p_job.table_name)) IS NULL THEN
+        FOR v_col IN SELECT c FROM pg_catalog.jsonb_array_elements(p_job.manifest->'columns') AS c LOOP
+            v_columns := v_columns || pg_catalog.format('%I %s, ', v_col->>'name', starpipe._raw_type(v_col->>'type'));
+        END LOOP;
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.%I (%s_ingestion_id bigint NOT NULL, _client_name text NOT NULL, _source_file text NOT NULL, '
+            '_ingested_at timestamptz NOT NULL, _source_row bigint NOT NULL) PARTITION BY LIST (_ingestion_id)',
+            v_schema, p_job.table_name, v_columns);
+    ELSE
+        -- A later snapshot may add or retype columns: the parent gains new ones (older versions hold NULLs),
+        -- and a retyped one becomes text, which holds any type's values losslessly. The schema registry
+        -- records the change; whether it blocks the job is decided before transform.
+        FOR v_col IN SELECT c FROM pg_catalog.jsonb_array_elements(p_job.manifest->'columns') AS c LOOP
+            v_type := starpipe._raw_type(v_col->>'type');
+            SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) INTO v_existing
+              FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = pg_catalog.format('%I.%I', v_schema, p_job.table_name)::regclass
+               AND a.attname = v_col->>'name' AND a.attnum > 0 AND NOT a.attisdropped;
+            IF NOT FOUND THEN
+                EXECUTE pg_catalog.format('ALTER TABLE %I.%I ADD COLUMN %I %s', v_schema, p_job.table_name, v_col->>'name', v_type);
+            ELSIF v_existing <> v_type AND v_existing <> 'text' THEN
+                EXECUTE pg_catalog.format('ALTER TABLE %I.%I ALTER COLUMN %I TYPE text USING %I::text',
+                                          v_schema, p_job.table_name, v_col->>'name', v_col->>'name');
+            END IF;
+        END LOOP;
+    END IF;
+    PERFORM starpipe._lock_down('TABLE', pg_catalog.format('%I.%I', v_schema, p_job.table_name), 'SELECT', '{starpipe_admin}');
+END;
+$$;
+
+-- Whether a job's raw parent already has every manifest column with the type the manifest gives it.
+CREATE FUNCTION starpipe._raw_parent_ready(p_job starpipe.job)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'raw_' || p_job.client, p_job.table_name)) IS NOT NULL
+       AND NOT EXISTS (
+           SELECT 1 FROM pg_catalog.jsonb_array_elements(p_job.manifest->'columns') c
+            WHERE NOT EXISTS (
+                SELECT 1 FROM pg_catalog.pg_attribute a
+                 WHERE a.attrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'raw_' || p_job.client, p_job.table_name))
+                   AND a.attname = c->>'name' AND a.attnum > 0 AND NOT a.attisdropped
+                   AND pg_catalog.format_type(a.atttypid, a.atttypmod) IN (starpipe._raw_type(c->>'type'), 'text')));
+$$;
+
+-- Reads a job for a fenced call that must not wait on (or hold) the job's row lock.
+CREATE FUNCTION starpipe._held_job(p_job_id bigint, p_fence bigint)
+RETURNS starpipe.job
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job starpipe.job;
+BEGIN
+    -- The loading transaction stays open for the whole COPY; holding the job row that long would stop
+    -- heartbeats and a takeover after the lease ends. finish_raw re-checks the token under the row lock.
+    SELECT * INTO v_job FROM starpipe.job WHERE job_id = p_job_id;
+    IF NOT FOUND THEN
+        PERFORM starpipe._raise('P0002', pg_catalog.format('job %s does not exist', p_job_id));
+    END IF;
+    PERFORM starpipe._check_fence(v_job, p_fence);
+    IF v_job.stage <> 'registered' THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s at stage %s; raw data can be loaded only once, at stage registered',
+                                                           p_job_id, v_job.status, v_job.stage));
+    END IF;
+    RETURN v_job;
+END;
+$$;
+
+-- The table a loading attempt writes: named by job and token, so a takeover never collides with a paused holder.
+CREATE FUNCTION starpipe._load_table(p_job starpipe.job, p_fence bigint)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.format('%I.%I', 'raw_' || p_job.client, '_load_' || p_job.job_id || '_' || p_fence);
+$$;
+
+-- Creates (or extends) the raw parent table for a job in its own short transaction, before the load.
+CREATE FUNCTION starpipe.prepare_raw(p_job_id bigint, p_fence bigint)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Committed on its own, the DDL on the shared parent never waits behind a long or stalled load.
+    PERFORM starpipe._prepare_raw_parent(starpipe._held_job(p_job_id, p_fence));
+END;
+$$;
+COMMENT ON FUNCTION starpipe.prepare_raw(bigint, bigint) IS
+    'Creates or extends the raw parent table of a job''s table; call it in its own transaction before begin_raw.';
+
+-- Starts a loading attempt: a table shaped like the raw parent, named by job and fencing token.
+-- Returns the COPY statement the worker runs in the same transaction; finish_raw makes it the job's raw version.
 CREATE FUNCTION starpipe.begin_raw(p_job_id bigint, p_fence bigint)
 RETURNS text
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_job starpipe.job;
     v_schema text;
-    v_part text;
+    v_load text;
     v_col jsonb;
-    v_type text;
-    v_existing text;
-    v_columns text := '';
     v_copy_columns text := '';
 BEGIN
-    -- Raw tables mirror the client's columns as sent, typed from the manifest, plus metadata.
-    v_job := starpipe._lock_job(p_job_id);
-    PERFORM starpipe._check_fence(v_job, p_fence);
-    IF v_job.status <> 'PROCESSING' OR v_job.stage <> 'registered' THEN
-        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s at stage %s; raw data can be loaded only once, at stage registered',
-                                                           p_job_id, v_job.status, v_job.stage));
-    END IF;
+    -- Takes no lock on the job row and none on the parent beyond reading its shape.
+    v_job := starpipe._held_job(p_job_id, p_fence);
     v_schema := 'raw_' || v_job.client;
-    v_part := v_job.table_name || '__' || v_job.job_id;
-    IF pg_catalog.to_regnamespace(pg_catalog.quote_ident(v_schema)) IS NULL THEN
-        EXECUTE pg_catalog.format('CREATE SCHEMA %I', v_schema);
-        EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', v_schema);
+    -- Without a prior prepare_raw (e.g. from SQL alone) the parent is made here, inside the load. After
+    -- prepare_raw nothing shared is touched: no catalog row of the schema or parent stays locked by a long load.
+    IF NOT starpipe._raw_parent_ready(v_job) THEN
+        PERFORM starpipe._prepare_raw_parent(v_job);
     END IF;
-
     FOR v_col IN SELECT c FROM pg_catalog.jsonb_array_elements(v_job.manifest->'columns') AS c LOOP
-        v_type := starpipe._raw_type(v_col->>'type');
-        v_columns := v_columns || pg_catalog.format('%I %s, ', v_col->>'name', v_type);
         v_copy_columns := v_copy_columns || pg_catalog.format('%I, ', v_col->>'name');
     END LOOP;
-
-    IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', v_schema, v_job.table_name)) IS NULL THEN
-        EXECUTE pg_catalog.format(
-            'CREATE TABLE %I.%I (%s_ingestion_id bigint NOT NULL, _client_name text NOT NULL, _source_file text NOT NULL, '
-            '_ingested_at timestamptz NOT NULL, _source_row bigint NOT NULL) PARTITION BY LIST (_ingestion_id)',
-            v_schema, v_job.table_name, v_columns);
-    ELSE
-        -- A later snapshot may add or retype columns; the parent gains them, older versions keep NULLs.
-        FOR v_col IN SELECT c FROM pg_catalog.jsonb_array_elements(v_job.manifest->'columns') AS c LOOP
-            v_type := starpipe._raw_type(v_col->>'type');
-            SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) INTO v_existing
-              FROM pg_catalog.pg_attribute a
-             WHERE a.attrelid = pg_catalog.format('%I.%I', v_schema, v_job.table_name)::regclass
-               AND a.attname = v_col->>'name' AND a.attnum > 0 AND NOT a.attisdropped;
-            IF NOT FOUND THEN
-                EXECUTE pg_catalog.format('ALTER TABLE %I.%I ADD COLUMN %I %s', v_schema, v_job.table_name, v_col->>'name', v_type);
-            ELSIF v_existing <> v_type THEN
-                PERFORM starpipe._raise('SP004',
-                    pg_catalog.format('source column %I changed type from %s to %s', v_col->>'name', v_existing, v_type),
-                    NULL, 'Raw versions of one table share column types; review the drift before loading.');
-            END IF;
-        END LOOP;
-    END IF;
-
-    EXECUTE pg_catalog.format('CREATE TABLE %I.%I PARTITION OF %I.%I FOR VALUES IN (%s)',
-                              v_schema, v_part, v_schema, v_job.table_name, v_job.job_id);
-    -- Metadata comes from defaults on the partition, so COPY carries only the client's columns.
+    v_load := starpipe._load_table(v_job, p_fence);
+    EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %I.%I INCLUDING DEFAULTS)', v_load, v_schema, v_job.table_name);
+    -- Metadata comes from defaults, so COPY carries only the client's columns; the CHECK lets ATTACH skip its scan.
     EXECUTE pg_catalog.format(
-        'ALTER TABLE %I.%I ALTER COLUMN _ingestion_id SET DEFAULT %s, ALTER COLUMN _client_name SET DEFAULT %L, '
-        'ALTER COLUMN _source_file SET DEFAULT %L, ALTER COLUMN _ingested_at SET DEFAULT pg_catalog.now()',
-        v_schema, v_part, v_job.job_id, v_job.client, v_job.data_key);
-    RETURN pg_catalog.format('COPY %I.%I (%s_source_row) FROM STDIN', v_schema, v_part, v_copy_columns);
+        'ALTER TABLE %s ALTER COLUMN _ingestion_id SET DEFAULT %s, ALTER COLUMN _client_name SET DEFAULT %L, '
+        'ALTER COLUMN _source_file SET DEFAULT %L, ALTER COLUMN _ingested_at SET DEFAULT pg_catalog.now(), '
+        'ADD CONSTRAINT %I CHECK (_ingestion_id = %s)',
+        v_load, v_job.job_id, v_job.client, v_job.data_key, 'version_' || v_job.job_id, v_job.job_id);
+    -- The worker runs the COPY itself, so it may insert into this attempt until finish_raw.
+    PERFORM starpipe._lock_down('TABLE', v_load, 'SELECT', '{starpipe_admin}');
+    EXECUTE pg_catalog.format('GRANT INSERT ON %s TO starpipe_worker', v_load);
+    RETURN pg_catalog.format('COPY %s (%s_source_row) FROM STDIN', v_load, v_copy_columns);
 END;
 $$;
 COMMENT ON FUNCTION starpipe.begin_raw(bigint, bigint) IS
-    'Creates the raw version (partition) for a job and returns the COPY statement that fills it; run both in one transaction.';
+    'Creates the loading table of a job attempt and returns the COPY statement that fills it; run both, and finish_raw, in one transaction.';
 
--- Ends a raw version: verifies checksum, size and row count against the manifest, then records the stage.
+-- Ends a loading attempt: verifies checksum, size and row count against the manifest under the job's row
+-- lock, then attaches the attempt as the job's raw version and records the stage.
 CREATE FUNCTION starpipe.finish_raw(p_job_id bigint, p_fence bigint, p_rows bigint, p_bytes bigint, p_sha256 text)
 RETURNS bigint
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_job starpipe.job;
+    v_load regclass;
+    v_part text;
     v_count bigint;
+    v_schema jsonb;
 BEGIN
-    -- Any mismatch raises SP003, which rolls back the COPY that preceded it in this transaction.
+    -- Any mismatch raises SP003 (a lost lease SP002), which rolls back the COPY of this transaction.
     v_job := starpipe._lock_job(p_job_id);
     PERFORM starpipe._check_fence(v_job, p_fence);
+    v_load := pg_catalog.to_regclass(starpipe._load_table(v_job, p_fence));
+    IF v_load IS NULL OR v_job.stage <> 'registered' THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s has no load in progress for this token; call begin_raw first', p_job_id));
+    END IF;
     IF p_sha256 IS DISTINCT FROM v_job.sha256 THEN
         PERFORM starpipe._raise('SP003', 'sha256 mismatch: the data file does not match its manifest',
             pg_catalog.format('manifest sha256 %s, data file sha256 %s', v_job.sha256, p_sha256));
@@ -116,26 +212,41 @@ BEGIN
         PERFORM starpipe._raise('SP003', 'byte count mismatch: the data file does not match its manifest',
             pg_catalog.format('manifest byte_count %s, data file %s bytes', v_job.byte_count, p_bytes));
     END IF;
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %I.%I', 'raw_' || v_job.client, v_job.table_name || '__' || v_job.job_id)
-       INTO v_count;
+    -- When the load table was made in this transaction (the worker's way), what this transaction inserted
+    -- is all it holds, and the statistics counter says so without scanning the rows again. Otherwise count.
+    IF pg_catalog.pg_stat_get_xact_tuples_deleted(v_load) = 0
+       AND (SELECT c.xmin::text FROM pg_catalog.pg_class c WHERE c.oid = v_load)
+           = (pg_catalog.txid_current() % 4294967296)::text THEN
+        v_count := pg_catalog.pg_stat_get_xact_tuples_inserted(v_load);
+    ELSE
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_load) INTO v_count;
+    END IF;
     IF v_count <> v_job.row_count OR p_rows IS DISTINCT FROM v_job.row_count THEN
         PERFORM starpipe._raise('SP003', 'row count mismatch: the data file does not match its manifest',
             pg_catalog.format('manifest row_count %s, parsed %s rows, raw version holds %s rows', v_job.row_count, p_rows, v_count));
     END IF;
-    UPDATE starpipe.job SET rows_raw = v_count WHERE job_id = p_job_id;
+    -- A loaded version is immutable: the worker's INSERT ends here.
+    EXECUTE pg_catalog.format('REVOKE INSERT ON %s FROM starpipe_worker', v_load);
+    v_part := starpipe._version_name(v_job.table_name, v_job.job_id);
+    EXECUTE pg_catalog.format('ALTER TABLE %s RENAME TO %I', v_load, v_part);
+    EXECUTE pg_catalog.format('ALTER TABLE %I.%I ATTACH PARTITION %I.%I FOR VALUES IN (%s)',
+                              'raw_' || v_job.client, v_job.table_name, 'raw_' || v_job.client, v_part, v_job.job_id);
+    v_schema := starpipe._record_schema(v_job);
+    UPDATE starpipe.job SET rows_raw = v_count, schema_version = (v_schema->>'schema_version')::integer WHERE job_id = p_job_id;
     v_job.rows_raw := v_count;
     PERFORM starpipe._transition(v_job, 'PROCESSING', 'raw_loaded', 'raw_loaded',
-                                 pg_catalog.jsonb_build_object('rows', v_count, 'raw_version', v_job.table_name || '__' || v_job.job_id));
+                                 pg_catalog.jsonb_build_object('rows', v_count, 'raw_version', v_part) || v_schema);
     RETURN v_count;
 END;
 $$;
 COMMENT ON FUNCTION starpipe.finish_raw(bigint, bigint, bigint, bigint, text) IS
-    'Verifies a raw version against the manifest (sha256, bytes, rows); raises SP003 on any mismatch so the COPY rolls back.';
+    'Verifies a load against the manifest (sha256, bytes, rows) and attaches it as the job''s raw version; raises SP003 on any mismatch so the COPY rolls back.';
 
 -- Renews the lease of a job the caller holds.
 CREATE FUNCTION starpipe.heartbeat(p_job_id bigint, p_fence bigint, p_lease interval DEFAULT '5 minutes')
 RETURNS timestamptz
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -154,9 +265,41 @@ COMMENT ON FUNCTION starpipe.heartbeat(bigint, bigint, interval) IS 'Extends the
 CREATE FUNCTION starpipe.raw_version(p_job_id bigint)
 RETURNS regclass
 LANGUAGE sql STABLE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'raw_' || client, table_name || '__' || job_id))
+    SELECT pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'raw_' || client, starpipe._version_name(table_name, job_id)))
       FROM starpipe.job WHERE job_id = p_job_id;
 $$;
-COMMENT ON FUNCTION starpipe.raw_version(bigint) IS 'The raw partition holding a job''s rows, or NULL.';
+COMMENT ON FUNCTION starpipe.raw_version(bigint) IS 'The raw partition holding a job''s rows, or NULL (not loaded, or dropped by retention).';
+
+-- Retention after a promotion: drops promoted raw versions of the job's table beyond the newest raw_keep_promoted_versions.
+CREATE FUNCTION starpipe._drop_old_raw_versions(p_job starpipe.job)
+RETURNS bigint[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_keep integer := starpipe._setting_value('raw_keep_promoted_versions')::integer;
+    v_old record;
+    v_dropped bigint[] := '{}';
+BEGIN
+    -- Only promoted versions count, newest snapshot first; the version just promoted always stays (even a late,
+    -- older one), and versions not promoted (loading, blocked, failed, raw-only) are never touched.
+    -- Bucket files are not the database's to delete.
+    FOR v_old IN
+        SELECT j.job_id, pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'raw_' || j.client,
+                                                starpipe._version_name(j.table_name, j.job_id))) AS part
+          FROM starpipe.job j
+         WHERE j.client = p_job.client AND j.table_name = p_job.table_name
+           AND j.status = 'SUCCESS' AND j.stage = 'promoted'
+         ORDER BY j.snapshot_date DESC, j.job_id DESC
+        OFFSET v_keep
+    LOOP
+        CONTINUE WHEN v_old.job_id = p_job.job_id OR v_old.part IS NULL;
+        EXECUTE pg_catalog.format('DROP TABLE %s', v_old.part);
+        v_dropped := v_dropped || v_old.job_id;
+    END LOOP;
+    RETURN v_dropped;
+END;
+$$;

@@ -6,7 +6,7 @@ CREATE TABLE starpipe.mapping (
     version    integer NOT NULL,
     config     jsonb NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    applied_by text NOT NULL DEFAULT CURRENT_USER,
+    applied_by text NOT NULL DEFAULT SESSION_USER,
     PRIMARY KEY (client, version)
 );
 COMMENT ON TABLE starpipe.mapping IS 'Versioned mapping configs (YAML turned JSON), one series per client.';
@@ -151,6 +151,7 @@ $$;
 CREATE FUNCTION starpipe.apply_mapping(p_config jsonb)
 RETURNS integer
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -80,36 +80,75 @@ AS $$
                         WHERE c->>'name' = m.value->>'from');
 $$;
 
--- Columns of this job's source that the table's last successful job did not have (rename candidates).
-CREATE FUNCTION starpipe._new_source_columns(p_job starpipe.job)
-RETURNS text[]
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    WITH prev AS (
-        SELECT p.manifest FROM starpipe.job p
-         WHERE p.client = p_job.client AND p.table_name = p_job.table_name
-           AND p.job_id <> p_job.job_id AND p.status = 'SUCCESS'
-         ORDER BY p.snapshot_date DESC, p.job_id DESC LIMIT 1)
-    SELECT pg_catalog.array_agg(c->>'name' ORDER BY c->>'name')
-      FROM prev, pg_catalog.jsonb_array_elements(p_job.manifest->'columns') c
-     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(prev.manifest->'columns') pc
-                        WHERE pc->>'name' = c->>'name');
-$$;
-
 -- The staging table of a job.
 CREATE FUNCTION starpipe._staging_table(p_job starpipe.job, p_map jsonb)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.format('starpipe_staging.%I', (p_map->>'target') || '__' || p_job.job_id);
+    SELECT pg_catalog.format('starpipe_staging.%I', starpipe._version_name(p_map->>'target', p_job.job_id));
+$$;
+
+-- Decides whether schema drift stops a job before transform: returns the BLOCKED reason and detail, or NULL.
+CREATE FUNCTION starpipe._drift_block(p_job starpipe.job, p_map jsonb, p_mapping_version integer)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_sv starpipe.schema_version;
+    v_missing text[];
+    v_retyped text[];
+    v_covered boolean;
+    v_new text[];
+    v_renames text;
+BEGIN
+    -- A mapped source column that is gone (renamed or dropped) always blocks: it must never become NULLs.
+    -- A mapped column whose type changed blocks until its schema version is accepted or a newer mapping covers it.
+    SELECT * INTO v_sv FROM starpipe.schema_version s
+     WHERE s.client = p_job.client AND s.table_name = p_job.table_name AND s.version = p_job.schema_version;
+    v_missing := starpipe._missing_source_columns(p_job, p_map);
+    SELECT pg_catalog.array_agg(DISTINCT r->>'name' ORDER BY r->>'name') INTO v_retyped
+      FROM pg_catalog.jsonb_array_elements(coalesce(v_sv.diff->'retyped', '[]')) r
+     WHERE EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(p_map->'columns') m WHERE m.value->>'from' = r->>'name');
+    v_covered := v_sv.accepted_at IS NOT NULL OR p_mapping_version > coalesce(v_sv.mapping_version, 0);
+    IF v_missing IS NULL AND (v_retyped IS NULL OR v_covered) THEN
+        RETURN NULL;
+    END IF;
+    IF v_covered THEN
+        v_retyped := NULL;
+    END IF;
+    SELECT pg_catalog.array_agg(a ORDER BY o) INTO v_new
+      FROM pg_catalog.jsonb_array_elements_text(coalesce(v_sv.diff->'added', '[]')) WITH ORDINALITY AS x(a, o);
+    SELECT pg_catalog.string_agg(pg_catalog.format('%s -> %s', r->>'from', r->>'to'), ', ' ORDER BY o) INTO v_renames
+      FROM pg_catalog.jsonb_array_elements(coalesce(v_sv.diff->'rename_candidates', '[]')) WITH ORDINALITY AS x(r, o);
+    RETURN pg_catalog.jsonb_build_object(
+        'error', pg_catalog.concat_ws('; ',
+            CASE WHEN v_missing IS NOT NULL THEN pg_catalog.format('schema drift: mapped source column(s) %s missing from %s.%s',
+                pg_catalog.array_to_string(v_missing, ', '), p_job.client, p_job.table_name) END,
+            CASE WHEN v_retyped IS NOT NULL THEN pg_catalog.format('schema drift: mapped source column(s) %s changed type in %s.%s',
+                pg_catalog.array_to_string(v_retyped, ', '), p_job.client, p_job.table_name) END,
+            CASE WHEN v_new IS NOT NULL THEN pg_catalog.format('new columns: %s', pg_catalog.array_to_string(v_new, ', ')) END,
+            CASE WHEN v_renames IS NOT NULL THEN pg_catalog.format('rename candidates: %s', v_renames) END,
+            CASE WHEN v_missing IS NOT NULL THEN 'map the new names and retry'
+                 ELSE pg_catalog.format('accept with starpipe.accept_schema(%L, %L, %s) or apply a mapping that covers it, then retry',
+                                        p_job.client, p_job.table_name, v_sv.version) END),
+        'detail', pg_catalog.jsonb_build_object(
+            'missing_columns', pg_catalog.to_jsonb(coalesce(v_missing, '{}')),
+            'retyped_columns', pg_catalog.to_jsonb(coalesce(v_retyped, '{}')),
+            'new_columns', pg_catalog.to_jsonb(coalesce(v_new, '{}')),
+            'rename_candidates', coalesce(v_sv.diff->'rename_candidates', '[]'),
+            'schema_version', v_sv.version,
+            'diff', v_sv.diff,
+            'mapping_version', p_mapping_version));
+END;
 $$;
 
 -- Transforms a job's raw version into staging with its client's mapping; returns the job's status after.
 CREATE FUNCTION starpipe.transform(p_job_id bigint, p_fence bigint)
 RETURNS text
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -119,8 +158,7 @@ DECLARE
     v_target regclass;
     v_raw regclass;
     v_staging text;
-    v_missing text[];
-    v_new text[];
+    v_drift jsonb;
     v_col text;
     v_spec jsonb;
     v_type text;
@@ -149,19 +187,19 @@ BEGIN
     END IF;
     UPDATE starpipe.job SET mapping_version = v_mapping.version WHERE job_id = p_job_id;
 
-    -- A mapped source column that is gone (renamed or dropped) must stop the job, never become NULLs.
-    v_missing := starpipe._missing_source_columns(v_job, v_map);
-    IF v_missing IS NOT NULL THEN
-        v_new := starpipe._new_source_columns(v_job);
-        PERFORM starpipe._transition(v_job, 'BLOCKED', v_job.stage, 'drift',
-            pg_catalog.jsonb_build_object('missing_columns', pg_catalog.to_jsonb(v_missing),
-                                          'new_columns', pg_catalog.to_jsonb(coalesce(v_new, '{}')),
-                                          'mapping_version', v_mapping.version),
-            pg_catalog.format('schema drift: mapped source column(s) %s missing from %s.%s%s',
-                              pg_catalog.array_to_string(v_missing, ', '), v_job.client, v_job.table_name,
-                              CASE WHEN v_new IS NULL THEN ''
-                                   ELSE pg_catalog.format(' (new columns: %s)', pg_catalog.array_to_string(v_new, ', ')) END));
+    -- Drift that touches the mapping stops the job here; other drift proceeds with a warning.
+    v_drift := starpipe._drift_block(v_job, v_map, v_mapping.version);
+    IF v_drift IS NOT NULL THEN
+        PERFORM starpipe._transition(v_job, 'BLOCKED', v_job.stage, 'drift', v_drift->'detail', v_drift->>'error');
         RETURN 'BLOCKED';
+    END IF;
+    IF EXISTS (SELECT 1 FROM starpipe.schema_version s
+                WHERE s.client = v_job.client AND s.table_name = v_job.table_name AND s.version = v_job.schema_version
+                  AND s.first_job = v_job.job_id AND s.diff IS NOT NULL)
+       AND NOT EXISTS (SELECT 1 FROM starpipe.job_event e WHERE e.job_id = p_job_id AND e.event = 'drift_warning') THEN
+        PERFORM starpipe._transition(v_job, 'PROCESSING', v_job.stage, 'drift_warning',
+            (SELECT pg_catalog.jsonb_build_object('schema_version', s.version, 'diff', s.diff) FROM starpipe.schema_version s
+              WHERE s.client = v_job.client AND s.table_name = v_job.table_name AND s.version = v_job.schema_version));
     END IF;
 
     v_target := pg_catalog.format('%I.%I', v_mapping.config->>'target_schema', v_map->>'target')::regclass;
@@ -185,6 +223,7 @@ BEGIN
             EXECUTE pg_catalog.format('DROP TABLE %s', v_staging);
         END IF;
         EXECUTE pg_catalog.format('CREATE TABLE %s (%s_ingestion_id bigint NOT NULL, _source_row bigint NOT NULL)', v_staging, v_defs);
+        PERFORM starpipe._lock_down('TABLE', v_staging, 'SELECT', '{starpipe_admin}');
         -- Dedup on the conflict key; by default the row that came last in the file wins.
         EXECUTE pg_catalog.format(
             'INSERT INTO %s (%s_ingestion_id, _source_row) '

@@ -25,6 +25,7 @@ $$;
 CREATE FUNCTION starpipe.validate(p_job_id bigint, p_fence bigint)
 RETURNS text
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

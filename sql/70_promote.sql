@@ -14,10 +14,11 @@ CREATE TABLE starpipe.conflict (
 CREATE INDEX conflict_job ON starpipe.conflict (job_id);
 COMMENT ON TABLE starpipe.conflict IS 'Conflict audit trail: each promoted row that differed from production, the columns that differed and the policy applied.';
 SELECT pg_catalog.pg_extension_config_dump('starpipe.conflict', '');
+SELECT pg_catalog.pg_extension_config_dump('starpipe.conflict_conflict_id_seq', '');
 
 -- Promotes a validated job into production in one transaction; returns the job's status after.
--- A second call on a promoted job is a no-op. p_fence may be NULL for a manual promotion of a BLOCKED job.
-CREATE FUNCTION starpipe.promote(p_job_id bigint, p_fence bigint DEFAULT NULL)
+-- A second call on a promoted job is a no-op. p_manual: a human promotes a job awaiting manual promotion (no fence).
+CREATE FUNCTION starpipe._promote(p_job_id bigint, p_fence bigint, p_manual boolean)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -39,6 +40,9 @@ DECLARE
     v_inserted bigint;
     v_updated bigint;
     v_conflicts bigint;
+    v_newest starpipe.job;
+    v_older boolean;
+    v_dropped bigint[];
 BEGIN
     -- The job row lock makes concurrent promotes of one job apply it once.
     v_job := starpipe._lock_job(p_job_id);
@@ -46,18 +50,28 @@ BEGIN
         RAISE NOTICE 'job % is already promoted; nothing to do', p_job_id;
         RETURN 'SUCCESS';
     END IF;
-    IF v_job.status = 'PROCESSING' AND v_job.stage = 'validated' THEN
+    IF v_job.status = 'PROCESSING' AND v_job.stage = 'validated' AND NOT p_manual THEN
         PERFORM starpipe._check_fence(v_job, p_fence);
-    ELSIF NOT (v_job.status = 'BLOCKED' AND v_job.stage = 'validated' AND p_fence IS NULL) THEN
-        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s at stage %s; only a validated job can be promoted',
-                                                           p_job_id, v_job.status, v_job.stage));
+    ELSIF NOT (v_job.status = 'BLOCKED' AND v_job.stage = 'validated' AND p_manual) THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s at stage %s; only a validated job can be promoted%s',
+                                                           p_job_id, v_job.status, v_job.stage,
+                                                           CASE WHEN p_manual THEN ' by hand once it awaits manual promotion' ELSE '' END));
     END IF;
+    -- One promotion per client table at a time, so the newest-snapshot check below cannot race another promotion.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('starpipe.promote'),
+                                             pg_catalog.hashtext(v_job.client || '.' || v_job.table_name));
+    -- An older snapshot arriving late is applied, but never overwrites rows a newer promoted snapshot wrote.
+    SELECT * INTO v_newest FROM starpipe.job j
+     WHERE j.client = v_job.client AND j.table_name = v_job.table_name AND j.status = 'SUCCESS' AND j.stage = 'promoted'
+       AND j.job_id <> p_job_id
+     ORDER BY j.snapshot_date DESC, j.job_id DESC LIMIT 1;
+    v_older := FOUND AND v_newest.snapshot_date > v_job.snapshot_date;
     SELECT m.config INTO v_config FROM starpipe.mapping m
      WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
     v_map := v_config->'tables'->v_job.table_name;
     v_target := pg_catalog.format('%I.%I', v_config->>'target_schema', v_map->>'target');
     v_staging := starpipe._staging_table(v_job, v_map);
-    v_policy := coalesce(v_map->>'conflict_policy', 'source_wins');
+    v_policy := CASE WHEN v_older THEN 'older_snapshot' ELSE coalesce(v_map->>'conflict_policy', 'source_wins') END;
     SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_cols FROM pg_catalog.jsonb_object_keys(v_map->'columns') k;
     SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_key FROM pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') k;
     SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c) INTO v_col_list FROM pg_catalog.unnest(v_cols) c;
@@ -82,7 +96,7 @@ BEGIN
            pg_catalog.string_agg(pg_catalog.format('EXCLUDED.%I', c), ', ' ORDER BY c)
       INTO v_set, v_guard, v_action
       FROM pg_catalog.unnest(v_cols) c WHERE c <> ALL (v_key);
-    IF v_set IS NULL OR v_policy = 'target_wins' THEN
+    IF v_set IS NULL OR v_policy IN ('target_wins', 'older_snapshot') THEN
         v_action := 'DO NOTHING';
     ELSE
         -- Rows that would not change are left alone, so a re-promotion writes nothing.
@@ -102,9 +116,52 @@ BEGIN
     UPDATE starpipe.job SET rows_inserted = v_inserted, rows_updated = v_updated WHERE job_id = p_job_id;
     PERFORM starpipe._transition(v_job, 'SUCCESS', 'promoted', 'promoted',
         pg_catalog.jsonb_build_object('target', v_target, 'inserted', v_inserted, 'updated', v_updated,
-                                      'conflicts', v_conflicts, 'policy', v_policy, 'manual', p_fence IS NULL));
+                                      'conflicts', v_conflicts, 'policy', v_policy, 'manual', p_manual)
+        || CASE WHEN v_older THEN pg_catalog.jsonb_build_object(
+                'older_snapshot', true, 'newest_promoted_snapshot', v_newest.snapshot_date, 'newest_promoted_job', v_newest.job_id,
+                'kept_existing', (SELECT j.rows_staged FROM starpipe.job j WHERE j.job_id = p_job_id) - v_inserted)
+           ELSE '{}'::jsonb END);
+    v_dropped := starpipe._drop_old_raw_versions(v_job);
+    IF v_dropped <> '{}' THEN
+        INSERT INTO starpipe.job_event (job_id, fence, from_status, to_status, stage, event, detail)
+        VALUES (p_job_id, v_job.fence, 'SUCCESS', 'SUCCESS', 'promoted', 'raw_retention',
+                pg_catalog.jsonb_build_object('dropped_raw_versions_of_jobs', pg_catalog.to_jsonb(v_dropped),
+                                              'keep', starpipe._setting_value('raw_keep_promoted_versions')::integer));
+    END IF;
     RETURN 'SUCCESS';
 END;
 $$;
+
+-- The worker's promotion of a job it holds.
+CREATE FUNCTION starpipe.promote(p_job_id bigint, p_fence bigint)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- The fence proves the caller still holds the job; manual promotion is promote(job) and needs starpipe_admin.
+    IF p_fence IS NULL THEN
+        PERFORM starpipe._raise('22004', 'promote(job, fence) needs the fencing token', NULL,
+                                'Promote a job awaiting manual promotion with starpipe.promote(job).');
+    END IF;
+    RETURN starpipe._promote(p_job_id, p_fence, false);
+END;
+$$;
 COMMENT ON FUNCTION starpipe.promote(bigint, bigint) IS
-    'Upserts a validated job''s staging rows into production in one transaction with its conflict policy; a second call is a no-op.';
+    'Upserts a validated job''s staging rows into production in one transaction with its conflict policy (fenced; a second call is a no-op).';
+
+-- A human's promotion of a job awaiting manual promotion.
+CREATE FUNCTION starpipe.promote(p_job_id bigint)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Same promotion as the worker's, for a job BLOCKED at stage validated by "promotion: manual".
+    RETURN starpipe._promote(p_job_id, NULL, true);
+END;
+$$;
+COMMENT ON FUNCTION starpipe.promote(bigint) IS
+    'Promotes a job awaiting manual promotion (BLOCKED at stage validated) into production; a second call is a no-op.';

@@ -1,5 +1,108 @@
--- starpipe: privileges. Nothing here is for PUBLIC.
+-- starpipe: roles and privileges. Nothing here is for PUBLIC.
+
+-- Roles are cluster-wide and outlive the extension: create each one only if it is absent, never alter an existing one.
+--   starpipe_worker: runs the pipeline (register, claim, begin_raw + its COPY, finish_raw, transform, validate,
+--                    fenced promote, fail, nack, release, heartbeat) and reads the ledger; owns nothing, no DDL anywhere.
+--   starpipe_admin:  everything starpipe offers, including mappings, settings, retries, manual promotion,
+--                    schema acceptance and the DLQ, plus read access to raw and staging tables.
+-- Both are NOLOGIN: grant them to login roles (GRANT starpipe_worker TO etl_login).
+DO $$
+DECLARE
+    v_role text;
+BEGIN
+    FOREACH v_role IN ARRAY ARRAY['starpipe_worker', 'starpipe_admin'] LOOP
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = v_role) THEN
+            RAISE NOTICE 'role % already exists; starpipe grants privileges to it as it is', v_role;
+        ELSE
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', v_role);
+        END IF;
+    END LOOP;
+END;
+$$;
+
+-- Resets the privileges of a schema or table that starpipe creates to: its owner, plus p_privilege for p_roles.
+CREATE FUNCTION starpipe._lock_down(p_kind text, p_object text, p_privilege text, p_roles text[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_grantee text;
+BEGIN
+    -- Default privileges (Supabase grants anon and authenticated on new objects) must not open PHI to anyone,
+    -- so every grantee other than the owner is revoked, whatever granted it.
+    FOR v_grantee IN
+        SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END
+          FROM (SELECT n.nspacl AS acl, n.nspowner AS owner FROM pg_catalog.pg_namespace n
+                 WHERE p_kind = 'SCHEMA' AND n.oid = pg_catalog.to_regnamespace(p_object)
+                UNION ALL
+                SELECT c.relacl, c.relowner FROM pg_catalog.pg_class c
+                 WHERE p_kind = 'TABLE' AND c.oid = pg_catalog.to_regclass(p_object)) o
+         CROSS JOIN LATERAL pg_catalog.aclexplode(o.acl) a
+          LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+         WHERE a.grantee <> o.owner
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s %s FROM %s', p_kind, p_object, v_grantee);
+    END LOOP;
+    EXECUTE pg_catalog.format('REVOKE ALL ON %s %s FROM PUBLIC', p_kind, p_object);
+    IF pg_catalog.cardinality(p_roles) > 0 THEN
+        EXECUTE pg_catalog.format('GRANT %s ON %s %s TO %s', p_privilege, p_kind, p_object,
+                                  (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(r), ', ') FROM pg_catalog.unnest(p_roles) r));
+    END IF;
+END;
+$$;
 
 REVOKE ALL ON ALL TABLES IN SCHEMA starpipe FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA starpipe FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA starpipe FROM PUBLIC;
+
+-- Supabase's API roles get nothing, whatever default privileges granted them.
+DO $$
+DECLARE
+    v_role text;
+BEGIN
+    FOR v_role IN SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.rolname IN ('anon', 'authenticated') ORDER BY 1 LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA starpipe, starpipe_staging FROM %I', v_role);
+        EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA starpipe FROM %I', v_role);
+        EXECUTE pg_catalog.format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA starpipe FROM %I', v_role);
+        EXECUTE pg_catalog.format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA starpipe FROM %I', v_role);
+    END LOOP;
+END;
+$$;
+
+GRANT USAGE ON SCHEMA starpipe TO starpipe_worker, starpipe_admin;
+GRANT USAGE ON SCHEMA starpipe_staging TO starpipe_admin;
+
+-- The ledger is readable by both (it holds keys, counts and errors, never row values).
+GRANT SELECT ON starpipe.job, starpipe.job_event, starpipe.job_status, starpipe.settings TO starpipe_worker;
+GRANT SELECT ON ALL TABLES IN SCHEMA starpipe TO starpipe_admin;
+
+-- The pipeline, as the worker drives it.
+GRANT EXECUTE ON FUNCTION
+    starpipe.register(jsonb, text, text),
+    starpipe.claim(text, interval),
+    starpipe.prepare_raw(bigint, bigint),
+    starpipe.begin_raw(bigint, bigint),
+    starpipe.finish_raw(bigint, bigint, bigint, bigint, text),
+    starpipe.transform(bigint, bigint),
+    starpipe.validate(bigint, bigint),
+    starpipe.promote(bigint, bigint),
+    starpipe.fail(bigint, bigint, text, jsonb, text),
+    starpipe.nack(bigint, bigint, text),
+    starpipe.release(bigint, bigint),
+    starpipe.heartbeat(bigint, bigint, interval),
+    starpipe.next_claimable_at(),
+    starpipe.raw_version(bigint)
+TO starpipe_worker, starpipe_admin;
+
+-- Decisions that need a human.
+GRANT EXECUTE ON FUNCTION
+    starpipe.apply_mapping(jsonb),
+    starpipe.set_setting(text, text),
+    starpipe.retry(bigint),
+    starpipe.promote(bigint),
+    starpipe.accept_schema(text, text, integer),
+    starpipe.dlq_list(),
+    starpipe.dlq_inspect(bigint),
+    starpipe.dlq_replay(bigint)
+TO starpipe_admin;

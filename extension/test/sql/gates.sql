@@ -1,10 +1,8 @@
 -- Drift, bad values, failing gates, conflicts and manual promotion.
--- Each test starts from a fresh extension (pg_regress runs all files in one database).
 SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS production, raw_acme CASCADE;
-DROP EXTENSION IF EXISTS starpipe CASCADE;
-CREATE EXTENSION starpipe;
 RESET client_min_messages;
+\ir test/fresh_extension.psql
 \set VERBOSITY terse
 
 CREATE SCHEMA production;
@@ -34,7 +32,7 @@ CREATE TEMP TABLE cols AS SELECT '[{"name": "ID", "type": "integer"}, {"name": "
 SELECT pg_temp.job('r1', '2026-11-01', (SELECT c FROM cols), 2);
 SELECT job_id, fence FROM starpipe.claim('w');
 SELECT starpipe.begin_raw(1, 1) IS NOT NULL AS began;
-COPY raw_acme.people__1 ("ID", "BORN", "KIND", "SCORE", _source_row) FROM stdin;
+COPY raw_acme._load_1_1 ("ID", "BORN", "KIND", "SCORE", _source_row) FROM stdin;
 1	2000-01-01	 A 	1.5	1
 2	2001-02-03	b	2	2
 \.
@@ -45,7 +43,7 @@ SELECT starpipe.transform(1, 1), starpipe.validate(1, 1), starpipe.promote(1, 1)
 SELECT pg_temp.job('r2', '2026-11-02', (SELECT c FROM cols), 2);
 SELECT job_id, fence FROM starpipe.claim('w');
 SELECT starpipe.begin_raw(2, 2) IS NOT NULL AS began;
-COPY raw_acme.people__2 ("ID", "BORN", "KIND", "SCORE", _source_row) FROM stdin;
+COPY raw_acme._load_2_2 ("ID", "BORN", "KIND", "SCORE", _source_row) FROM stdin;
 1	2000-01-01	a	1.5	1
 3	SECRET-VALUE	a	1	2
 \.
@@ -57,7 +55,7 @@ SELECT status, error, error_detail->>'column' AS col, error_detail->>'source_row
 SELECT pg_temp.job('r3', '2026-11-03', (SELECT c FROM cols), 2);
 SELECT job_id, fence FROM starpipe.claim('w');
 SELECT starpipe.begin_raw(3, 3) IS NOT NULL AS began;
-COPY raw_acme.people__3 ("ID", "BORN", "KIND", "SCORE", _source_row) FROM stdin;
+COPY raw_acme._load_3_3 ("ID", "BORN", "KIND", "SCORE", _source_row) FROM stdin;
 1	2000-01-01	z	1.5	1
 2	2001-02-03	b	2	2
 \.
@@ -87,7 +85,7 @@ SELECT target, key, changed_columns, policy, source_row FROM starpipe.conflict O
 -- 5. The renamed column (BORN -> DOB) blocks before transform, naming both.
 SELECT job_id, fence FROM starpipe.claim('w');
 SELECT starpipe.begin_raw(4, 5) IS NOT NULL AS began;
-COPY raw_acme.people__4 ("ID", "DOB", "KIND", "SCORE", _source_row) FROM stdin;
+COPY raw_acme._load_4_5 ("ID", "DOB", "KIND", "SCORE", _source_row) FROM stdin;
 5	2000-01-01	a	1	1
 \.
 SELECT starpipe.finish_raw(4, 5, 1, 10, encode(sha256('r4'::bytea), 'hex'));

@@ -1,10 +1,8 @@
 -- The whole path in SQL: register, claim, raw version, transform, validate, promote.
--- Each test starts from a fresh extension (pg_regress runs all files in one database).
 SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS production, raw_acme CASCADE;
-DROP EXTENSION IF EXISTS starpipe CASCADE;
-CREATE EXTENSION starpipe;
 RESET client_min_messages;
+\ir test/fresh_extension.psql
 \set VERBOSITY terse
 SET client_min_messages = notice;
 
@@ -46,7 +44,7 @@ SELECT count(*) AS nothing_else FROM starpipe.claim('w2');
 -- A stale token is refused.
 SELECT starpipe.begin_raw(1, 999);
 SELECT starpipe.begin_raw(1, 1);
-COPY raw_acme.patients__1 ("Id", "BIRTHDATE", "FIRST", "GENDER", _source_row) FROM stdin;
+COPY raw_acme._load_1_1 ("Id", "BIRTHDATE", "FIRST", "GENDER", _source_row) FROM stdin;
 3edac2e3-d223-6fae-d515-daf96ef6bc76	2014-10-06	Maynard46	M	1
 9d188916-8390-282b-3ec2-73fce6e08649	2008-04-07	 Curt84 	M	2
 9d188916-8390-282b-3ec2-73fce6e08649	2008-04-08	Curt84	M	3

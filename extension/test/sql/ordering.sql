@@ -1,0 +1,69 @@
+-- Out-of-order snapshots at promotion, and raw retention (raw_keep_promoted_versions).
+SET client_min_messages = warning;
+DROP SCHEMA IF EXISTS production, raw_acme CASCADE;
+RESET client_min_messages;
+\ir test/fresh_extension.psql
+\set VERBOSITY terse
+
+CREATE SCHEMA production;
+CREATE TABLE production.visits (visit_id integer PRIMARY KEY, state text NOT NULL);
+SELECT starpipe.apply_mapping('{"version": 1, "client": "acme", "target_schema": "production", "tables": {"visits": {
+  "target": "visits", "conflict_key": ["visit_id"],
+  "columns": {"visit_id": {"from": "ID"}, "state": {"from": "STATE"}},
+  "checks": [{"accepted_values": {"column": "state", "values": ["new", "old", "newest", "again", "late"]}}]}}}');
+SELECT starpipe.set_setting('raw_keep_promoted_versions', '2');
+
+-- Runs one snapshot of acme.visits through the whole pipeline as a worker would; returns the final status.
+CREATE FUNCTION pg_temp.ingest(p_run text, p_date text, p_rows jsonb) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_job bigint;
+    v_fence bigint;
+    v_target text;
+    v_status text;
+    v_sha text := pg_catalog.encode(pg_catalog.sha256(p_run::bytea), 'hex');
+BEGIN
+    PERFORM starpipe.register(pg_catalog.jsonb_build_object(
+        'format_version', 1, 'client', 'acme', 'table', 'visits', 'snapshot_date', p_date, 'run_id', p_run,
+        'data_file', 'data.json', 'format', 'ndjson', 'row_count', pg_catalog.jsonb_array_length(p_rows), 'byte_count', 1,
+        'sha256', v_sha, 'columns', '[{"name": "ID", "type": "text", "nullable": false}, {"name": "STATE", "type": "text", "nullable": true}]'::jsonb,
+        'primary_key', '["ID"]'::jsonb), 'm/' || p_run, 'd/' || p_run);
+    SELECT job_id, fence INTO v_job, v_fence FROM starpipe.claim('w');
+    v_target := pg_catalog.split_part(starpipe.begin_raw(v_job, v_fence), ' ', 2);
+    -- What the worker's COPY does.
+    EXECUTE pg_catalog.format('INSERT INTO %s ("ID", "STATE", _source_row) SELECT r->>0, r->>1, n FROM pg_catalog.jsonb_array_elements(%L::jsonb) WITH ORDINALITY AS x(r, n)',
+                              v_target, p_rows);
+    PERFORM starpipe.finish_raw(v_job, v_fence, pg_catalog.jsonb_array_length(p_rows), 1, v_sha);
+    v_status := starpipe.transform(v_job, v_fence);
+    IF v_status = 'PROCESSING' THEN v_status := starpipe.validate(v_job, v_fence); END IF;
+    IF v_status = 'PROCESSING' THEN v_status := starpipe.promote(v_job, v_fence); END IF;
+    RETURN v_job || ' ' || v_status;
+END;
+$$;
+
+-- 1. The newest snapshot first.
+SELECT pg_temp.ingest('a', '2026-11-05', '[["1", "new"], ["2", "new"]]');
+-- 2. An older snapshot arrives late: it is processed, adds the key production lacks, and changes nothing else.
+SELECT pg_temp.ingest('b', '2026-11-03', '[["1", "old"], ["3", "old"]]');
+SELECT * FROM production.visits ORDER BY visit_id;
+SELECT rows_inserted, rows_updated FROM starpipe.job WHERE job_id = 2;
+SELECT detail->>'policy' AS policy, detail->>'older_snapshot' AS older, detail->>'newest_promoted_snapshot' AS newest,
+       detail->>'newest_promoted_job' AS newest_job, detail->>'kept_existing' AS kept_existing
+  FROM starpipe.job_event WHERE job_id = 2 AND event = 'promoted';
+SELECT job_id, key, changed_columns, policy FROM starpipe.conflict ORDER BY conflict_id;
+-- 3. A late snapshot whose transform fails keeps its raw version (only promoted versions are subject to retention).
+SELECT pg_temp.ingest('e', '2026-11-02', '[["not a number", "x"]]');
+-- 4. Newer snapshots apply normally, the same date counting as current.
+SELECT pg_temp.ingest('c', '2026-11-06', '[["1", "newest"]]');
+SELECT pg_temp.ingest('d', '2026-11-06', '[["2", "again"]]');
+SELECT * FROM production.visits ORDER BY visit_id;
+-- 5. A newer snapshot stopped by a gate; an even later-arriving older one is still promoted (as older).
+SELECT pg_temp.ingest('f', '2026-11-07', '[["1", "bogus"]]');
+SELECT pg_temp.ingest('g', '2026-11-04', '[["2", "late"], ["4", "late"]]');
+SELECT * FROM production.visits ORDER BY visit_id;
+
+-- Retention kept the 2 newest promoted versions (plus the late one just promoted), never an unpromoted one.
+SELECT j.job_id, j.run_id, j.snapshot_date, j.status, j.stage, starpipe.raw_version(j.job_id) AS raw_version
+  FROM starpipe.job j ORDER BY j.job_id;
+SELECT job_id, detail->'dropped_raw_versions_of_jobs' AS dropped, detail->>'keep' AS keep
+  FROM starpipe.job_event WHERE event = 'raw_retention' ORDER BY event_id;
+SELECT count(*) AS raw_rows, count(DISTINCT _ingestion_id) AS versions FROM raw_acme.visits;
