@@ -27,8 +27,9 @@ start_postgres test "$PG_PORT" fsync=off synchronous_commit=off full_page_writes
 start_redis redis-test "$REDIS_PORT"
 
 log "pg_regress (make -C extension installcheck)"
+# installcheck runs the suite on an upgraded 0.1.0 install, then on a fresh one, then the isolation specs.
 if ! make -s -C extension installcheck PGHOST=127.0.0.1 PGPORT="$PG_PORT" PGUSER=postgres; then
-    cat extension/regression.diffs 2>/dev/null || true
+    cat extension/output_upgrade/regression.diffs extension/regression.diffs extension/output_iso/regression.diffs 2>/dev/null || true
     exit 1
 fi
 

@@ -3,11 +3,12 @@ public enum Name {
     /// Longest name in bytes; leaves room for `raw_` and `__<job id>` within Postgres's 63.
     public static let maxBytes = 48
 
-    /// Throws unless `name` matches `^[a-z_][a-z0-9_]*$` and is at most ``maxBytes`` bytes.
+    /// Throws unless `name` matches `^[a-z_][a-z0-9_]*$`, is at most ``maxBytes`` bytes and does not end
+    /// in `__<digits>` (the suffix of raw versions and staging tables).
     public static func check(_ name: String, kind: String) throws(StarpipeError) {
         guard isValid(name) else {
             throw StarpipeError(.invalidName,
-                "invalid \(kind) name: use lower-case letters, digits and underscores, starting with a letter or underscore, at most \(maxBytes) bytes")
+                "invalid \(kind) name: use lower-case letters, digits and underscores, starting with a letter or underscore, at most \(maxBytes) bytes, not ending in __ and digits")
         }
     }
 
@@ -16,10 +17,18 @@ public enum Name {
         let bytes = Array(name.utf8)
         guard let first = bytes.first, bytes.count <= maxBytes else { return false }
         guard first == UInt8(ascii: "_") || (first >= UInt8(ascii: "a") && first <= UInt8(ascii: "z")) else { return false }
-        return bytes.allSatisfy { byte in
+        let allowed = bytes.allSatisfy { byte in
             byte == UInt8(ascii: "_") || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
                 || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
         }
+        return allowed && !endsWithVersionSuffix(bytes)
+    }
+
+    /// `…__123`: reserved, so a table can never be mistaken for another table's raw version.
+    private static func endsWithVersionSuffix(_ bytes: [UInt8]) -> Bool {
+        let digits = bytes.reversed().prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }.count
+        guard digits > 0, bytes.count >= digits + 2 else { return false }
+        return bytes[bytes.count - digits - 1] == UInt8(ascii: "_") && bytes[bytes.count - digits - 2] == UInt8(ascii: "_")
     }
 }
 

@@ -8,6 +8,9 @@ import Foundation
 public final class PostgresConnection {
     private let handle: OpaquePointer
 
+    /// The libpq connection, for extensions of this type in this module.
+    var rawHandle: OpaquePointer { handle }
+
     /// Connects with a libpq connection string or `postgresql://` URL.
     /// Passwords come from the URL, `PGPASSWORD` or `~/.pgpass`; they are never logged.
     public init(url: String, applicationName: String = "starpipe") throws(PostgresError) {

@@ -13,8 +13,8 @@ struct RawIngestion {
     let bucket: any Bucket
     let connection: PostgresConnection
     let chunkSize: Int
-    /// Polled between chunks: true abandons the load (shutdown deadline, or fenced out).
-    var shouldAbort: () -> Bool = { false }
+    /// Polled between chunks: an error abandons the load (shutdown deadline, or fenced out).
+    var abandon: () -> (any Error)? = { nil }
 
     /// COPY data is sent in batches of about this many bytes.
     private static let batchBytes = 1 << 20
@@ -29,6 +29,9 @@ struct RawIngestion {
             throw StarpipeError(.integrity,
                 "byte count mismatch: data file \(job.dataKey) has \(size) bytes, its manifest says \(manifest.byteCount) (truncated or modified upload)")
         }
+        // The shared parent table is created or extended in its own short transaction, so the long
+        // loading transaction below holds nothing another worker might need.
+        try connection.query("SELECT starpipe.prepare_raw($1, $2)", job.fenced)
         try connection.execute("BEGIN")
         do {
             let rows = try load()
@@ -54,7 +57,7 @@ struct RawIngestion {
         do {
             _ = try connection.copyIn(copy) { writer in
                 try bucket.stream(job.dataKey, chunkSize: chunkSize) { chunk in
-                    if shouldAbort() { throw StopDeadlineExceeded() }
+                    if let reason = abandon() { throw reason }
                     hasher.update(bufferPointer: chunk)
                     bytes += Int64(chunk.count)
                     // After a parse error the rest is still hashed, to tell corruption from bad content.

@@ -41,3 +41,8 @@ public final class StopSignal: Sendable {
 struct StopDeadlineExceeded: Error, CustomStringConvertible {
     var description: String { "worker stopping: job released at the shutdown deadline" }
 }
+
+/// Thrown inside a job when its lease keeper learned that another worker holds the job now.
+struct FencedOut: Error, CustomStringConvertible {
+    var description: String { "fenced out: another worker holds this job now" }
+}

@@ -12,6 +12,7 @@ final class WorkerSlot: @unchecked Sendable {
     private let logger: Logger
     private var connection: PostgresConnection?
     private var redis: RedisConnection?
+    private var listening = false
 
     private var options: WorkerOptions { worker.options }
     private var bucket: any Bucket { worker.bucket }
@@ -32,7 +33,27 @@ final class WorkerSlot: @unchecked Sendable {
             }
             if try processNext() { continue }
             if options.untilIdle { return }
-            worker.stop.sleep(options.pollSeconds)
+            try idle()
+        }
+    }
+
+    /// Waits for work without hard polling: woken within milliseconds by the NOTIFY that register
+    /// sends, otherwise at the next backoff or lease expiry, and at most after the poll interval
+    /// (which is also when slot 0 scans the bucket again).
+    private func idle() throws {
+        let connection = try database()
+        if !listening {
+            try connection.listen("starpipe_job")
+            listening = true
+        }
+        var wait = options.pollSeconds
+        if let next = try connection.query("SELECT extract(epoch FROM starpipe.next_claimable_at() - pg_catalog.now())").scalar,
+           let seconds = Double(next) {
+            wait = min(wait, max(0.01, seconds))
+        }
+        let end = Date().addingTimeInterval(wait)
+        while !worker.stop.isStopping, Date() < end {
+            if try !connection.waitForNotifications(timeout: min(0.1, max(0, end.timeIntervalSinceNow))).isEmpty { return }
         }
     }
 
@@ -42,6 +63,7 @@ final class WorkerSlot: @unchecked Sendable {
     private func database() throws -> PostgresConnection {
         if let connection, connection.isHealthy { return connection }
         connection = nil
+        listening = false
         let made = try options.retry.run("connect to the pipeline database", logger: logger) {
             try PostgresConnection(url: options.databaseURL, applicationName: "starpipe-worker")
         }
@@ -80,9 +102,16 @@ final class WorkerSlot: @unchecked Sendable {
                 logger.error("manifest rejected; fix or remove it", metadata: ["starpipe.key": "\(key)", "starpipe.error": "\(error)"])
                 continue
             }
-            let result = try query(
-                "SELECT job_id, status, created FROM starpipe.register($1::jsonb, $2, $3)",
-                [String(decoding: text, as: UTF8.self), key, manifestKey.dataKey(dataFile: manifest.dataFile)])
+            let result: PostgresResult
+            do {
+                result = try query(
+                    "SELECT job_id, status, created FROM starpipe.register($1::jsonb, $2, $3)",
+                    [String(decoding: text, as: UTF8.self), key, manifestKey.dataKey(dataFile: manifest.dataFile)])
+            } catch where ErrorClass.of(error) == .permanent {
+                // One bad manifest must not stop the others; it is logged on every scan until fixed.
+                logger.error("manifest rejected by the database; fix or remove it", metadata: ["starpipe.key": "\(key)", "starpipe.error": "\(error)"])
+                continue
+            }
             if result.value(0, "created") == "t" {
                 registered += 1
                 logger.info("registered", metadata: [
@@ -122,12 +151,17 @@ final class WorkerSlot: @unchecked Sendable {
             try process(job, keeper: keeper, logger: logger)
         } catch let error as PostgresError where error.sqlState == "SP002" {
             logger.warning("fenced out: another worker holds this job now")
+        } catch is FencedOut {
+            logger.warning("fenced out: another worker holds this job now")
         } catch is StopDeadlineExceeded {
             logger.warning("stop deadline reached; releasing the job")
             try release(job)
         } catch where ErrorClass.of(error) == .transient {
             logger.error("transient failures exhausted; job goes back to the queue", metadata: ["starpipe.error": "\(error)"])
-            try query("SELECT starpipe.nack($1, $2, $3)", job.fenced + ["\(error)"])
+            let status = try query("SELECT starpipe.nack($1, $2, $3)", job.fenced + ["\(error)"]).scalar
+            if status == "DEAD" {
+                logger.error("job moved to the dead-letter queue after its last attempt")
+            }
         } catch {
             logger.error("job failed", metadata: ["starpipe.error": "\(error)"])
             try fail(job, reason: "\(error)")
@@ -167,7 +201,10 @@ final class WorkerSlot: @unchecked Sendable {
             do {
                 rows = try options.retry.run("ingest \(job.dataKey)", logger: logger, before: { _ in self.connection = nil }) {
                     try RawIngestion(job: job, bucket: bucket, connection: try database(), chunkSize: options.chunkSize,
-                                     shouldAbort: { self.worker.stop.mustAbort || keeper.isFencedOut }).run()
+                                     abandon: {
+                                         if keeper.isFencedOut { return FencedOut() }
+                                         return self.worker.stop.mustAbort ? StopDeadlineExceeded() : nil
+                                     }).run()
                 }
             } catch let error as StarpipeError where ErrorClass.of(error) == .permanent {
                 logger.error("raw ingestion failed", metadata: ["starpipe.error": "\(error)"])
@@ -192,8 +229,8 @@ final class WorkerSlot: @unchecked Sendable {
         try query("SELECT starpipe.fail($1, $2, $3)", job.fenced + [reason])
     }
 
-    /// Gives the job back at once: its lease ends now, so the next claim takes it.
+    /// Gives the job back at once, without counting the claim as an attempt.
     private func release(_ job: ClaimedJob) throws {
-        try query("SELECT starpipe.heartbeat($1, $2, '0 seconds')", job.fenced)
+        try query("SELECT starpipe.release($1, $2)", job.fenced)
     }
 }

@@ -8,7 +8,7 @@ struct Starpipe: AsyncParsableCommand {
         commandName: "starpipe",
         abstract: "Move a client's database into production Postgres: extract, ingest, transform, validate, promote.",
         version: "0.1.0",
-        subcommands: [Extract.self, Work.self, Mapping.self, Status.self, Promote.self])
+        subcommands: [Extract.self, Work.self, Mapping.self, Status.self, Promote.self, Dlq.self])
 }
 
 /// Options every subcommand shares.

@@ -39,6 +39,7 @@ struct ManifestKeyTests {
         "client=acme/table=t/date=20261301/run_id=r/manifest.json",
         "client=acme/table=t/date=20261101/run_id=../manifest.json",
         "client=acme/table=t/manifest.json",
+        "client=acme/table=people__12/date=20261101/run_id=r/manifest.json",
         "PATIENTS-AC/ME-01112026.manifest.json",
         "PATIENTS-ACME-31022026.manifest.json",
     ])

@@ -43,6 +43,19 @@ enum TestServer {
     }
 }
 
+extension Process {
+    /// A process for `executable` whose signals are unblocked. Foundation starts children with the
+    /// parent thread's signal mask, and test threads block most signals, so a plain child would
+    /// never see SIGTERM. perl (always present on Debian) clears the mask and execs the program.
+    static func unblocked(_ executable: String, _ arguments: [String]) -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/perl")
+        process.arguments = ["-e", "use POSIX; sigprocmask(SIG_SETMASK, POSIX::SigSet->new); exec @ARGV or die", "--",
+                             executable] + arguments
+        return process
+    }
+}
+
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }

@@ -1,0 +1,122 @@
+import Foundation
+import Logging
+import StarpipeBucket
+import StarpipeRedis
+import StarpipeWorker
+import Testing
+
+/// The worker against real failures: SIGKILL, SIGTERM and Redis restarted empty mid-job.
+@Suite("Worker under failure", .serialized)
+struct WorkerFailureTests {
+    private func finish(_ large: LargeFile) throws {
+        var logger = Logger(label: "starpipe.test")
+        logger.logLevel = .error
+        try Worker(options: WorkerOptions(databaseURL: large.pipelineURL, leaseSeconds: 3, untilIdle: true),
+                   bucket: LocalBucket(root: large.bucketDirectory), logger: logger).run()
+    }
+
+    @Test("SIGKILL in the middle of a COPY, then a restart: SUCCESS with exactly the manifest's rows")
+    func killMidJob() throws {
+        let large = try LargeFile()
+        let worker = try WorkerProcess(database: large.pipelineURL, bucket: large.bucketDirectory, arguments: ["--lease", "3"])
+        #expect(try large.wait(timeout: 30) { try large.job()?.status == "PROCESSING" })
+        Thread.sleep(forTimeInterval: 0.2)
+        worker.signal(SIGKILL)
+        #expect(worker.waitForExit(timeout: 10) != nil)
+        let killed = try #require(try large.job())
+        #expect(killed.status == "PROCESSING" && killed.stage == "registered", "the kill came too late: \(killed)")
+        #expect(try large.rawRows() == 0, "a killed COPY left rows behind")
+        // The lease runs out, a new worker reclaims the job and loads it once.
+        Thread.sleep(forTimeInterval: 3.2)
+        try finish(large)
+        let done = try #require(try large.job())
+        #expect(done.status == "SUCCESS")
+        #expect(done.rowsRaw == large.rows)
+        #expect(try large.rawRows() == large.rows)
+    }
+
+    @Test("SIGTERM stops claiming and lets the running job finish")
+    func gracefulStop() throws {
+        let large = try LargeFile(rows: 200_000)
+        let worker = try WorkerProcess(database: large.pipelineURL, bucket: large.bucketDirectory, arguments: ["--lease", "30"])
+        #expect(try large.wait(timeout: 30) { try large.job()?.status == "PROCESSING" })
+        worker.signal(SIGTERM)
+        let status = worker.waitForExit(timeout: 60)
+        #expect(status == 0, "\(worker.log())")
+        let done = try #require(try large.job())
+        #expect(done.status == "SUCCESS")
+        #expect(try large.rawRows() == large.rows)
+    }
+
+    @Test("SIGTERM with a deadline of zero rolls the job back and releases it for the next worker")
+    func deadlineReleases() throws {
+        let large = try LargeFile()
+        let worker = try WorkerProcess(database: large.pipelineURL, bucket: large.bucketDirectory,
+                                       arguments: ["--lease", "300", "--shutdown-deadline", "0"])
+        #expect(try large.wait(timeout: 30) { try large.job()?.status == "PROCESSING" })
+        worker.signal(SIGTERM)
+        #expect(worker.waitForExit(timeout: 30) == 0, "\(worker.log())")
+        let released = try #require(try large.job())
+        #expect(["PENDING", "SUCCESS"].contains(released.status), "\(released)")
+        if released.status == "PENDING" {
+            #expect(try large.rawRows() == 0)
+            #expect(released.stage == "registered")
+            // Released means claimable now, though its lease was 300 seconds.
+            try finish(large)
+        }
+        #expect(try large.job()?.status == "SUCCESS")
+        #expect(try large.rawRows() == large.rows)
+    }
+
+    @Test("Redis restarted empty in the middle of a job: the job still ends SUCCESS, loaded once")
+    func redisRestart() throws {
+        let redis = try TestRedis()
+        let large = try LargeFile()
+        let worker = try WorkerProcess(database: large.pipelineURL, bucket: large.bucketDirectory,
+                                       arguments: ["--lease", "3", "--redis", redis.url, "--until-idle"])
+        // In the middle of the job: claimed, and the client's lock taken in Redis.
+        #expect(try large.wait(timeout: 30) { try large.job()?.status == "PROCESSING" && redis.exists(RedisLock.clientKey("bigco")) })
+        redis.stop()
+        Thread.sleep(forTimeInterval: 1.5)
+        try redis.start()
+        #expect(worker.waitForExit(timeout: 120) == 0, "\(worker.log())")
+        #expect(try large.job()?.status == "SUCCESS")
+        #expect(try large.rawRows() == large.rows)
+    }
+
+    @Test("a worker paused (SIGSTOP) past its lease is fenced out: another takes over, and the resumed one writes nothing")
+    func pausedWorkerIsFencedOut() throws {
+        let large = try LargeFile()
+        let paused = try WorkerProcess(database: large.pipelineURL, bucket: large.bucketDirectory, arguments: ["--lease", "2", "--until-idle"])
+        #expect(try large.wait(timeout: 30) { try large.job()?.status == "PROCESSING" })
+        Thread.sleep(forTimeInterval: 0.2)
+        paused.signal(SIGSTOP)
+        // Its lease runs out; a second worker claims the job with a newer fencing token and loads it.
+        Thread.sleep(forTimeInterval: 2.5)
+        try finish(large)
+        #expect(try large.job()?.status == "SUCCESS")
+        paused.signal(SIGCONT)
+        #expect(paused.waitForExit(timeout: 60) == 0)
+        let log = paused.log()
+        #expect(log.contains("fenced out") || log.contains("lease lost"), "\(log)")
+        let pipeline = try large.connection()
+        #expect(try pipeline.query("SELECT count(*) FROM starpipe.job_event WHERE event = 'claim'").scalar == "2")
+        #expect(try large.rawRows() == large.rows, "the paused worker's rows must not land")
+        #expect(try large.job()?.status == "SUCCESS")
+    }
+
+    @Test("two worker processes with --concurrency 2 share the queue: every client loaded exactly once")
+    func sharedQueue() throws {
+        let clients = ["acme", "globex", "initech", "umbrella", "hooli"]
+        let large = try LargeFile(rows: 20_000, clients: clients)
+        let first = try WorkerProcess(database: large.pipelineURL, bucket: large.bucketDirectory, arguments: ["--concurrency", "2", "--until-idle"])
+        let second = try WorkerProcess(database: large.pipelineURL, bucket: large.bucketDirectory, arguments: ["--concurrency", "2", "--until-idle"])
+        #expect(first.waitForExit(timeout: 120) == 0, "\(first.log())")
+        #expect(second.waitForExit(timeout: 120) == 0, "\(second.log())")
+        for client in clients {
+            #expect(try large.job(of: client)?.status == "SUCCESS", "\(client)")
+            #expect(try large.rawRows(of: client) == large.rows, "\(client)")
+        }
+        #expect(try large.connection().query("SELECT count(*) FROM starpipe.job").scalar == "\(clients.count)")
+    }
+}

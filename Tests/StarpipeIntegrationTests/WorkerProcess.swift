@@ -1,0 +1,42 @@
+import Foundation
+
+/// The `starpipe worker` executable run as a child process, so tests can kill, pause and signal it.
+final class WorkerProcess {
+    let process: Process
+    private let output = Pipe()
+
+    /// The debug build of the executable (ci/test.sh builds it with the tests).
+    static var executable: URL {
+        TestServer.repo.appendingPathComponent(".build/debug/starpipe")
+    }
+
+    init(database: String, bucket: String, arguments: [String]) throws {
+        process = Process.unblocked(Self.executable.path, [
+            "worker", "--database", database, "--bucket", "file://\(bucket)", "--log-level", "info",
+        ] + arguments)
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+    }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits up to `timeout` seconds for the process to exit; returns its status, or nil if it is still running.
+    func waitForExit(timeout: Double) -> Int32? {
+        let end = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < end { Thread.sleep(forTimeInterval: 0.02) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    /// Everything the worker logged (read after it exited).
+    func log() -> String {
+        String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
