@@ -39,6 +39,12 @@ struct Work: AsyncParsableCommand {
     @Option(help: "Attempts at each network call before giving up (3 to 5 is sensible). Defaults to 4.")
     var retryAttempts: Int = 4
 
+    @Option(help: "First backoff ceiling in seconds; each retry doubles it (full jitter). Defaults to 0.2.")
+    var retryBase: Double = 0.2
+
+    @Option(help: "Largest backoff ceiling in seconds. Defaults to 5.")
+    var retryCap: Double = 5
+
     @Option(help: "Name of this worker in the ledger. Defaults to host:pid.")
     var workerId: String?
 
@@ -49,11 +55,14 @@ struct Work: AsyncParsableCommand {
             throw ValidationError("give --bucket URL or set STARPIPE_BUCKET")
         }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        guard retryAttempts >= 1, retryBase > 0, retryCap >= retryBase else {
+            throw ValidationError("--retry-attempts must be at least 1, and 0 < --retry-base <= --retry-cap")
+        }
         let logger = common.logger("starpipe.worker")
         let options = WorkerOptions(
             databaseURL: try database.url(), redisURL: redis ?? Environment.value("STARPIPE_REDIS_URL"),
             workerID: workerId, concurrency: concurrency, leaseSeconds: lease, pollSeconds: pollInterval,
-            untilIdle: untilIdle, retry: RetryPolicy(attempts: retryAttempts))
+            untilIdle: untilIdle, retry: RetryPolicy(baseSeconds: retryBase, capSeconds: retryCap, attempts: retryAttempts))
         let worker = Worker(options: options, bucket: try BucketFactory.open(bucketURL), logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: WorkerService(worker: worker, shutdownDeadline: shutdownDeadline),
