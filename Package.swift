@@ -80,7 +80,7 @@ let package = Package(
             name: "StarpipeIntegrationTests",
             dependencies: [
                 "StarpipeCore", "StarpipePostgres", "StarpipeBucket", "StarpipeExtract", "StarpipeWorker",
-                "StarpipeMapping", "StarpipeRedis",
+                "StarpipeMapping", "StarpipeRedis", "JSONStream",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -13,6 +13,8 @@ struct RawIngestion {
     let bucket: any Bucket
     let connection: PostgresConnection
     let chunkSize: Int
+    /// Try binary COPY first (falls back to text for values not in canonical form). Defaults to true.
+    var allowBinary = true
     /// Polled between chunks: an error abandons the load (shutdown deadline, or fenced out).
     var abandon: () -> (any Error)? = { nil }
 
@@ -32,9 +34,20 @@ struct RawIngestion {
         // The shared parent table is created or extended in its own short transaction, so the long
         // loading transaction below holds nothing another worker might need.
         try connection.query("SELECT starpipe.prepare_raw($1, $2)", job.fenced)
+        if allowBinary {
+            do {
+                return try inTransaction { try load(binary: true) }
+            } catch is BinaryCopyTranscoder.NotCanonical {
+                // A value the binary path does not encode: load again in text, where Postgres decides.
+            }
+        }
+        return try inTransaction { try load(binary: false) }
+    }
+
+    private func inTransaction(_ body: () throws -> Int64) throws -> Int64 {
         try connection.execute("BEGIN")
         do {
-            let rows = try load()
+            let rows = try body()
             try connection.execute("COMMIT")
             return rows
         } catch {
@@ -43,19 +56,36 @@ struct RawIngestion {
         }
     }
 
-    private func load() throws -> Int64 {
+    private func load(binary allowBinary: Bool) throws -> Int64 {
         let manifest = job.manifest
         guard let copy = try connection.query("SELECT starpipe.begin_raw($1, $2)", job.fenced).scalar else {
             throw StarpipeError(.integrity, "begin_raw returned no COPY statement")
         }
+        // Binary COPY when every raw column has a type the transcoder encodes; text otherwise.
+        var transcoder = allowBinary ? try binaryTranscoder(for: copy) : nil
         var encoder = CopyRowEncoder(columns: manifest.columns.map(\.name))
         var hasher = SHA256()
         var bytes: Int64 = 0
         var parseError: JSONStreamError?
         var batch: [UInt8] = []
         batch.reserveCapacity(Self.batchBytes + chunkSize)
+        var binary: [UInt8] = []
+        if transcoder != nil { binary.reserveCapacity(Self.batchBytes + chunkSize) }
+        var digest = ""
+        func send(_ writer: inout CopyWriter) throws {
+            if transcoder != nil {
+                binary.removeAll(keepingCapacity: true)
+                try transcoder!.transcode(batch, into: &binary)
+                try writer.send(binary)
+            } else {
+                try writer.send(batch)
+            }
+            batch.removeAll(keepingCapacity: true)
+        }
         do {
-            _ = try connection.copyIn(copy) { writer in
+            let statement = transcoder == nil ? copy : copy + " WITH (FORMAT binary)"
+            _ = try connection.copyIn(statement) { writer in
+                if transcoder != nil { try writer.send(BinaryCopyTranscoder.header) }
                 try bucket.stream(job.dataKey, chunkSize: chunkSize) { chunk in
                     if let reason = abandon() { throw reason }
                     hasher.update(bufferPointer: chunk)
@@ -68,15 +98,12 @@ struct RawIngestion {
                         parseError = error
                         return
                     }
-                    if batch.count >= Self.batchBytes {
-                        try writer.send(batch)
-                        batch.removeAll(keepingCapacity: true)
-                    }
+                    if batch.count >= Self.batchBytes { try send(&writer) }
                 }
                 if parseError == nil {
                     do { try encoder.finish(into: &batch) } catch let error as JSONStreamError { parseError = error }
                 }
-                let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+                digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
                 // Integrity first: a file that is not the one described cannot be judged on its content.
                 guard digest == manifest.sha256, bytes == manifest.byteCount else {
                     throw StarpipeError(.integrity,
@@ -89,15 +116,31 @@ struct RawIngestion {
                     throw StarpipeError(.integrity,
                         "row count mismatch: data file \(job.dataKey) has \(encoder.rowCount) rows, its manifest says \(manifest.rowCount)")
                 }
-                try writer.send(batch)
+                try send(&writer)
+                if transcoder != nil { try writer.send(BinaryCopyTranscoder.trailer) }
             }
         } catch let error as PostgresError where error.mayQuoteValues {
             throw StarpipeError(.badData, "data file \(job.dataKey): \(Self.locate(error))")
         }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
         let stored = try connection.query("SELECT starpipe.finish_raw($1, $2, $3, $4, $5)",
                                           job.fenced + [String(encoder.rowCount), String(bytes), digest]).scalar
         return Int64(stored ?? "0") ?? 0
+    }
+
+    /// A transcoder for the loading table's column types, or nil when one of them has no binary encoder.
+    private func binaryTranscoder(for copy: String) throws -> BinaryCopyTranscoder? {
+        guard let open = copy.range(of: " ("), copy.hasPrefix("COPY ") else { return nil }
+        let target = String(copy[copy.index(copy.startIndex, offsetBy: 5)..<open.lowerBound])
+        let names = job.manifest.columns.map(\.name)
+        let result = try connection.query("""
+            SELECT pg_catalog.format_type(a.atttypid, a.atttypmod)
+              FROM pg_catalog.jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS c(name, position)
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass($1) AND a.attname = c.name
+             ORDER BY c.position
+            """, [target, String(decoding: try JSONEncoder().encode(names), as: UTF8.self)])
+        let types = result.rows.compactMap { $0[0].flatMap(BinaryCopyType.init(sqlName:)) }
+        guard types.count == names.count else { return nil }
+        return BinaryCopyTranscoder(types: types)
     }
 
     /// Turns a COPY data error into "row N, column C: …" without the value the server quoted.

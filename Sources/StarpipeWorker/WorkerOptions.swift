@@ -20,10 +20,13 @@ public struct WorkerOptions: Sendable {
     public var chunkSize: Int
     /// Backoff for transient failures at every network boundary. Defaults to 4 attempts, 0.2 s to 5 s.
     public var retry: RetryPolicy
+    /// Use binary COPY when every raw column type has a binary encoder (values not in canonical
+    /// form make that load start again in text). False always uses text COPY. Defaults to true.
+    public var binaryCopy: Bool
 
     public init(databaseURL: String, redisURL: String? = nil, workerID: String? = nil, concurrency: Int = 1,
                 leaseSeconds: Int = 300, pollSeconds: Double = 2, untilIdle: Bool = false, chunkSize: Int = 1 << 20,
-                retry: RetryPolicy = RetryPolicy()) {
+                retry: RetryPolicy = RetryPolicy(), binaryCopy: Bool = true) {
         self.databaseURL = databaseURL
         self.redisURL = redisURL
         self.workerID = workerID ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
@@ -33,5 +36,6 @@ public struct WorkerOptions: Sendable {
         self.untilIdle = untilIdle
         self.chunkSize = chunkSize
         self.retry = retry
+        self.binaryCopy = binaryCopy
     }
 }

@@ -201,6 +201,7 @@ final class WorkerSlot: @unchecked Sendable {
             do {
                 rows = try options.retry.run("ingest \(job.dataKey)", logger: logger, before: { _ in self.connection = nil }) {
                     try RawIngestion(job: job, bucket: bucket, connection: try database(), chunkSize: options.chunkSize,
+                                     allowBinary: options.binaryCopy,
                                      abandon: {
                                          if keeper.isFencedOut { return FencedOut() }
                                          return self.worker.stop.mustAbort ? StopDeadlineExceeded() : nil

@@ -45,6 +45,9 @@ struct Work: AsyncParsableCommand {
     @Option(help: "Largest backoff ceiling in seconds. Defaults to 5.")
     var retryCap: Double = 5
 
+    @Option(help: "COPY format: auto (binary when every raw column type allows it, falling back to text per file) or text. Defaults to auto.")
+    var copyFormat: String = "auto"
+
     @Option(help: "Name of this worker in the ledger. Defaults to host:pid.")
     var workerId: String?
 
@@ -55,6 +58,7 @@ struct Work: AsyncParsableCommand {
             throw ValidationError("give --bucket URL or set STARPIPE_BUCKET")
         }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        guard ["auto", "text"].contains(copyFormat) else { throw ValidationError("--copy-format is auto or text") }
         guard retryAttempts >= 1, retryBase > 0, retryCap >= retryBase else {
             throw ValidationError("--retry-attempts must be at least 1, and 0 < --retry-base <= --retry-cap")
         }
@@ -62,7 +66,8 @@ struct Work: AsyncParsableCommand {
         let options = WorkerOptions(
             databaseURL: try database.url(), redisURL: redis ?? Environment.value("STARPIPE_REDIS_URL"),
             workerID: workerId, concurrency: concurrency, leaseSeconds: lease, pollSeconds: pollInterval,
-            untilIdle: untilIdle, retry: RetryPolicy(baseSeconds: retryBase, capSeconds: retryCap, attempts: retryAttempts))
+            untilIdle: untilIdle, retry: RetryPolicy(baseSeconds: retryBase, capSeconds: retryCap, attempts: retryAttempts),
+            binaryCopy: copyFormat == "auto")
         let worker = Worker(options: options, bucket: try BucketFactory.open(bucketURL), logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: WorkerService(worker: worker, shutdownDeadline: shutdownDeadline),

@@ -55,8 +55,18 @@ struct SyntheaPipeline {
     }
 
     /// Runs a worker until nothing is left to do.
-    func work() throws {
-        try Worker(options: WorkerOptions(databaseURL: pipelineURL, untilIdle: true), bucket: bucket, logger: logger).run()
+    func work(binaryCopy: Bool = true) throws {
+        try Worker(options: WorkerOptions(databaseURL: pipelineURL, untilIdle: true, binaryCopy: binaryCopy),
+                   bucket: bucket, logger: logger).run()
+    }
+
+    /// A digest of every raw row of a client table (metadata that differs per run left out).
+    func rawFingerprint(_ table: String) throws -> String {
+        try pipeline().query("""
+            SELECT coalesce(md5(string_agg(r, '|' ORDER BY r)), 'empty') FROM (
+              SELECT (to_jsonb(v_row) - '_ingested_at' - '_ingestion_id' - '_source_file')::text AS r
+                FROM raw_\(client).\(table) v_row) s
+            """).scalar!
     }
 
     func pipeline() throws -> PostgresConnection { try PostgresConnection(url: pipelineURL) }
@@ -71,8 +81,8 @@ struct SyntheaPipeline {
     /// A digest of a production table's full contents, to prove it unchanged.
     func fingerprint(_ target: String) throws -> String {
         try pipeline().query("""
-            SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), 'empty')
-              FROM (SELECT * FROM production.\(target)) t
+            SELECT coalesce(md5(string_agg(r, '|' ORDER BY r)), 'empty')
+              FROM (SELECT (to_jsonb(v_row) - 'loaded_at')::text AS r FROM production.\(target) v_row) s
             """).scalar!
     }
 
