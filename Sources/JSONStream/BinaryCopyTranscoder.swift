@@ -18,11 +18,13 @@ public struct BinaryCopyTranscoder {
 
     private let types: [BinaryCopyType]
     private var scratch: [UInt8] = []
+    private var groups: [Int16] = []
 
     /// `types`: the column types in COPY column order (the row number column is added as int8).
     public init(types: [BinaryCopyType]) {
         self.types = types
         scratch.reserveCapacity(1 << 16)
+        groups.reserveCapacity(64)
     }
 
     /// The 19-byte binary COPY header.
@@ -51,7 +53,7 @@ public struct BinaryCopyTranscoder {
         while lastTab >= 0 && line[lastTab] != 0x09 { lastTab -= 1 }
         var rowNumber = 0
         for index in (lastTab + 1)..<line.count { rowNumber = rowNumber * 10 + Int(line[index] &- 0x30) }
-        appendInt16(Int16(types.count + 1), to: &output)
+        CanonicalText.appendInt16(Int16(types.count + 1), to: &output)
         var fieldStart = 0
         var column = 0
         var index = 0
@@ -66,76 +68,88 @@ public struct BinaryCopyTranscoder {
             index += 1
         }
         guard column == types.count else { throw NotCanonical(row: rowNumber, column: column) }
-        appendInt32(8, to: &output)
-        appendInt64(Int64(rowNumber), to: &output)
+        CanonicalText.appendInt32(8, to: &output)
+        CanonicalText.appendInt64(Int64(rowNumber), to: &output)
     }
 
     private mutating func field(_ raw: UnsafeBufferPointer<UInt8>, type: BinaryCopyType, row: Int, column: Int,
                                 into output: inout [UInt8]) throws(NotCanonical) {
         if raw.count == 2 && raw[0] == 0x5C && raw[1] == 0x4E {  // \N
-            appendInt32(-1, to: &output)
+            CanonicalText.appendInt32(-1, to: &output)
             return
         }
-        unescape(raw)
-        let failure = NotCanonical(row: row, column: column)
+        // Only text-like values can hold escapes; most fields are used in place.
+        if raw.contains(0x5C) {
+            unescape(raw)
+            let encoded = scratch.withUnsafeBufferPointer { value in
+                encode(value, type: type, into: &output)
+            }
+            guard encoded else { throw NotCanonical(row: row, column: column) }
+        } else {
+            guard encode(raw, type: type, into: &output) else { throw NotCanonical(row: row, column: column) }
+        }
+    }
+
+    /// Appends the length word and binary value; false when the text is not canonical for the type.
+    @inline(__always)
+    private mutating func encode(_ value: UnsafeBufferPointer<UInt8>, type: BinaryCopyType, into output: inout [UInt8]) -> Bool {
         switch type {
         case .text, .json:
-            appendInt32(Int32(scratch.count), to: &output)
-            output.append(contentsOf: scratch)
+            CanonicalText.appendInt32(Int32(value.count), to: &output)
+            output.append(contentsOf: value)
         case .jsonb:
-            appendInt32(Int32(scratch.count + 1), to: &output)
+            CanonicalText.appendInt32(Int32(value.count + 1), to: &output)
             output.append(1)
-            output.append(contentsOf: scratch)
+            output.append(contentsOf: value)
         case .boolean:
-            let value: UInt8
-            switch scratch {
-            case Array("true".utf8), [0x74]: value = 1
-            case Array("false".utf8), [0x66]: value = 0
-            default: throw failure
+            let truth: UInt8
+            if CanonicalText.equals(value, "true") || CanonicalText.equals(value, "t") {
+                truth = 1
+            } else if CanonicalText.equals(value, "false") || CanonicalText.equals(value, "f") {
+                truth = 0
+            } else {
+                return false
             }
-            appendInt32(1, to: &output)
-            output.append(value)
+            CanonicalText.appendInt32(1, to: &output)
+            output.append(truth)
         case .int2:
-            guard let value = CanonicalText.integer(scratch), value >= Int64(Int16.min), value <= Int64(Int16.max) else { throw failure }
-            appendInt32(2, to: &output)
-            appendInt16(Int16(value), to: &output)
+            guard let number = CanonicalText.integer(value), number >= Int64(Int16.min), number <= Int64(Int16.max) else { return false }
+            CanonicalText.appendInt32(2, to: &output)
+            CanonicalText.appendInt16(Int16(number), to: &output)
         case .int4:
-            guard let value = CanonicalText.integer(scratch), value >= Int64(Int32.min), value <= Int64(Int32.max) else { throw failure }
-            appendInt32(4, to: &output)
-            appendInt32(Int32(value), to: &output)
+            guard let number = CanonicalText.integer(value), number >= Int64(Int32.min), number <= Int64(Int32.max) else { return false }
+            CanonicalText.appendInt32(4, to: &output)
+            CanonicalText.appendInt32(Int32(number), to: &output)
         case .int8:
-            guard let value = CanonicalText.integer(scratch) else { throw failure }
-            appendInt32(8, to: &output)
-            appendInt64(value, to: &output)
+            guard let number = CanonicalText.integer(value) else { return false }
+            CanonicalText.appendInt32(8, to: &output)
+            CanonicalText.appendInt64(number, to: &output)
         case .float4:
-            guard let single = CanonicalText.float(scratch) else { throw failure }
-            appendInt32(4, to: &output)
-            appendInt32(Int32(bitPattern: single.bitPattern), to: &output)
+            guard let single = CanonicalText.float(value) else { return false }
+            CanonicalText.appendInt32(4, to: &output)
+            CanonicalText.appendInt32(Int32(bitPattern: single.bitPattern), to: &output)
         case .float8:
-            guard let value = CanonicalText.double(scratch) else { throw failure }
-            appendInt32(8, to: &output)
-            appendInt64(Int64(bitPattern: value.bitPattern), to: &output)
+            guard let double = CanonicalText.double(value) else { return false }
+            CanonicalText.appendInt32(8, to: &output)
+            CanonicalText.appendInt64(Int64(bitPattern: double.bitPattern), to: &output)
         case .numeric:
-            guard let numeric = CanonicalText.numeric(scratch) else { throw failure }
-            appendInt32(Int32(8 + 2 * numeric.digits.count), to: &output)
-            appendInt16(Int16(numeric.digits.count), to: &output)
-            appendInt16(numeric.weight, to: &output)
-            appendInt16(numeric.notANumber ? Int16(bitPattern: 0xC000) : (numeric.negative ? 0x4000 : 0), to: &output)
-            appendInt16(numeric.scale, to: &output)
-            for digit in numeric.digits { appendInt16(digit, to: &output) }
+            return CanonicalText.appendNumeric(value, to: &output, groups: &groups)
         case .date:
-            guard let days = CanonicalText.date(scratch) else { throw failure }
-            appendInt32(4, to: &output)
-            appendInt32(days, to: &output)
+            guard let days = CanonicalText.date(value) else { return false }
+            CanonicalText.appendInt32(4, to: &output)
+            CanonicalText.appendInt32(days, to: &output)
         case .timestamp, .timestamptz:
-            guard let micros = CanonicalText.timestamp(scratch, requireOffset: type == .timestamptz) else { throw failure }
-            appendInt32(8, to: &output)
-            appendInt64(micros, to: &output)
+            guard let micros = CanonicalText.timestamp(value, requireOffset: type == .timestamptz) else { return false }
+            CanonicalText.appendInt32(8, to: &output)
+            CanonicalText.appendInt64(micros, to: &output)
         case .uuid:
-            guard let bytes = CanonicalText.uuid(scratch) else { throw failure }
-            appendInt32(16, to: &output)
-            output.append(contentsOf: bytes)
+            CanonicalText.appendInt32(16, to: &output)
+            guard CanonicalText.appendUUID(value, to: &output) else {
+                output.removeLast(4)
+                return false
+            }
         }
+        return true
     }
 
     /// Undoes the COPY text escapes the encoder writes (`\\`, `\n`, `\r`, `\t`) into `scratch`.
@@ -156,27 +170,6 @@ public struct BinaryCopyTranscoder {
                 scratch.append(byte)
                 index += 1
             }
-        }
-    }
-
-    private func appendInt16(_ value: Int16, to output: inout [UInt8]) {
-        let bits = UInt16(bitPattern: value)
-        output.append(UInt8(bits >> 8))
-        output.append(UInt8(bits & 0xFF))
-    }
-
-    private func appendInt32(_ value: Int32, to output: inout [UInt8]) {
-        let bits = UInt32(bitPattern: value)
-        output.append(UInt8(bits >> 24))
-        output.append(UInt8((bits >> 16) & 0xFF))
-        output.append(UInt8((bits >> 8) & 0xFF))
-        output.append(UInt8(bits & 0xFF))
-    }
-
-    private func appendInt64(_ value: Int64, to output: inout [UInt8]) {
-        let bits = UInt64(bitPattern: value)
-        for shift in stride(from: 56, through: 0, by: -8) {
-            output.append(UInt8((bits >> UInt64(shift)) & 0xFF))
         }
     }
 }

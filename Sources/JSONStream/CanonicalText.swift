@@ -4,17 +4,21 @@ import Glibc
 import Darwin
 #endif
 
-/// Parsers for the canonical text of each binary-encoded type. Each returns nil for anything it
-/// is not sure Postgres would read the same way; the caller then falls back to text COPY.
+/// Parsers for the canonical text of each binary-encoded type, over raw bytes (no allocation on the
+/// common path). Each returns nil for anything it is not sure Postgres would read the same way; the
+/// caller then falls back to text COPY.
 enum CanonicalText {
-    /// Microseconds from 1970-01-01 to Postgres's epoch, 2000-01-01.
+    typealias Bytes = UnsafeBufferPointer<UInt8>
+
+    /// Days from 1970-01-01 to Postgres's epoch, 2000-01-01.
     private static let postgresEpochDays: Int64 = 10_957
 
     /// `-?[0-9]+` without a leading `+`, in Int64 range.
-    static func integer(_ bytes: [UInt8]) -> Int64? {
+    @inline(__always)
+    static func integer(_ bytes: Bytes) -> Int64? {
         var index = 0
         var negative = false
-        if bytes.first == 0x2D { negative = true; index = 1 }
+        if bytes.count > 0 && bytes[0] == 0x2D { negative = true; index = 1 }
         guard index < bytes.count, bytes.count - index <= 19 else { return nil }
         var value: Int64 = 0
         while index < bytes.count {
@@ -30,7 +34,7 @@ enum CanonicalText {
     }
 
     /// A JSON number (or NaN/Infinity) as float8, read by strtod like Postgres's float8in.
-    static func double(_ bytes: [UInt8]) -> Double? {
+    static func double(_ bytes: Bytes) -> Double? {
         guard isFloatText(bytes) else { return nil }
         return withCString(bytes) { pointer -> Double? in
             errno = 0
@@ -42,7 +46,7 @@ enum CanonicalText {
     }
 
     /// A JSON number (or NaN/Infinity) as float4, read by strtof like Postgres's float4in.
-    static func float(_ bytes: [UInt8]) -> Float? {
+    static func float(_ bytes: Bytes) -> Float? {
         guard isFloatText(bytes) else { return nil }
         return withCString(bytes) { pointer -> Float? in
             errno = 0
@@ -53,77 +57,90 @@ enum CanonicalText {
         }
     }
 
-    /// A numeric in Postgres's binary layout: base-10000 digits, weight, sign and display scale.
-    struct Numeric {
-        var digits: [Int16]
-        var weight: Int16
-        var negative: Bool
-        var scale: Int16
-        var notANumber = false
-    }
-
-    /// Plain decimal text `-?digits[.digits]` (no exponent: Postgres's scale rules for exponents differ).
-    static func numeric(_ bytes: [UInt8]) -> Numeric? {
-        if bytes == Array("NaN".utf8) {
-            return Numeric(digits: [], weight: 0, negative: false, scale: 0, notANumber: true)
+    /// Writes a numeric in Postgres's binary layout (length word included): base-10000 digits,
+    /// weight, sign and display scale. Accepts `NaN` and plain decimal text `-?digits[.digits]`
+    /// (no exponent: Postgres's scale rules for exponents differ). Returns false otherwise.
+    static func appendNumeric(_ bytes: Bytes, to output: inout [UInt8], groups: inout [Int16]) -> Bool {
+        if bytes.count == 3 && bytes[0] == 0x4E && bytes[1] == 0x61 && bytes[2] == 0x4E {  // NaN
+            appendInt32(8, to: &output)
+            appendInt16(0, to: &output)
+            appendInt16(0, to: &output)
+            appendInt16(Int16(bitPattern: 0xC000), to: &output)
+            appendInt16(0, to: &output)
+            return true
         }
-        var index = 0
+        var start = 0
         var negative = false
-        if bytes.first == 0x2D { negative = true; index = 1 }
-        var integerDigits: [UInt8] = []
-        var fractionDigits: [UInt8] = []
-        var seenPoint = false
+        if bytes.count > 0 && bytes[0] == 0x2D { negative = true; start = 1 }
+        var point = -1
+        var index = start
         while index < bytes.count {
             let byte = bytes[index]
             if byte == 0x2E {
-                guard !seenPoint else { return nil }
-                seenPoint = true
-            } else {
-                let digit = byte &- 0x30
-                guard digit < 10 else { return nil }
-                if seenPoint { fractionDigits.append(digit) } else { integerDigits.append(digit) }
+                guard point < 0 else { return false }
+                point = index
+            } else if byte &- 0x30 >= 10 {
+                return false
             }
             index += 1
         }
-        guard !integerDigits.isEmpty, !(seenPoint && fractionDigits.isEmpty),
-              integerDigits.count <= 131_072, fractionDigits.count <= 16_383 else { return nil }
-        while integerDigits.count > 1 && integerDigits.first == 0 { integerDigits.removeFirst() }
-        let scale = Int16(fractionDigits.count)
-        // Align to groups of four decimal digits around the decimal point.
-        let leftPad = (4 - integerDigits.count % 4) % 4
-        let rightPad = (4 - fractionDigits.count % 4) % 4
-        let all = [UInt8](repeating: 0, count: leftPad) + integerDigits + fractionDigits + [UInt8](repeating: 0, count: rightPad)
-        var groups: [Int16] = []
-        groups.reserveCapacity(all.count / 4)
-        var position = 0
-        while position < all.count {
-            groups.append(Int16(all[position]) * 1000 + Int16(all[position + 1]) * 100 + Int16(all[position + 2]) * 10 + Int16(all[position + 3]))
-            position += 4
+        let integerEnd = point < 0 ? bytes.count : point
+        var integerStart = start
+        guard integerEnd > start, point != bytes.count - 1 else { return false }
+        while integerStart < integerEnd - 1 && bytes[integerStart] == 0x30 { integerStart += 1 }
+        let integerCount = integerEnd - integerStart
+        let fractionCount = point < 0 ? 0 : bytes.count - point - 1
+        guard integerCount <= 131_072, fractionCount <= 16_383 else { return false }
+        // Groups of four decimal digits aligned on the decimal point.
+        let leftPad = (4 - integerCount % 4) % 4
+        groups.removeAll(keepingCapacity: true)
+        var group: Int16 = 0
+        var inGroup = leftPad
+        func push(_ digit: UInt8) {
+            group = group * 10 + Int16(digit)
+            inGroup += 1
+            if inGroup == 4 {
+                groups.append(group)
+                group = 0
+                inGroup = 0
+            }
         }
-        var weight = (integerDigits.count + leftPad) / 4 - 1
+        for position in integerStart..<integerEnd { push(bytes[position] &- 0x30) }
+        if point >= 0 {
+            for position in (point + 1)..<bytes.count { push(bytes[position] &- 0x30) }
+        }
+        if inGroup > 0 {
+            while inGroup < 4 { group *= 10; inGroup += 1 }
+            groups.append(group)
+        }
+        var weight = (integerCount + leftPad) / 4 - 1
         // Postgres stores no leading or trailing zero groups.
-        while let first = groups.first, first == 0 {
-            groups.removeFirst()
-            weight -= 1
-        }
-        while let last = groups.last, last == 0 { groups.removeLast() }
-        if groups.isEmpty {
-            return Numeric(digits: [], weight: 0, negative: false, scale: scale)
-        }
-        return Numeric(digits: groups, weight: Int16(weight), negative: negative, scale: scale)
+        var first = 0
+        while first < groups.count && groups[first] == 0 { first += 1; weight -= 1 }
+        var last = groups.count
+        while last > first && groups[last - 1] == 0 { last -= 1 }
+        let count = last - first
+        appendInt32(Int32(8 + 2 * count), to: &output)
+        appendInt16(Int16(count), to: &output)
+        appendInt16(count == 0 ? 0 : Int16(weight), to: &output)
+        appendInt16(count == 0 || !negative ? 0 : 0x4000, to: &output)
+        appendInt16(Int16(fractionCount), to: &output)
+        for position in first..<last { appendInt16(groups[position], to: &output) }
+        return true
     }
 
     /// `YYYY-MM-DD` (years 1 to 9999) as days since 2000-01-01.
-    static func date(_ bytes: [UInt8]) -> Int32? {
-        guard bytes.count == 10, let parts = dateParts(bytes, 0) else { return nil }
+    @inline(__always)
+    static func date(_ bytes: Bytes) -> Int32? {
+        guard bytes.count == 10, let parts = dateParts(bytes) else { return nil }
         return Int32(daysFromCivil(parts.year, parts.month, parts.day) - postgresEpochDays)
     }
 
     /// `YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}]` plus, for timestamptz, a required `Z` or `±HH[:MM]` offset
     /// (without an offset, Postgres would use the session time zone), as microseconds since 2000-01-01.
     /// For timestamp without time zone an offset is refused (Postgres would silently drop it).
-    static func timestamp(_ bytes: [UInt8], requireOffset: Bool) -> Int64? {
-        guard bytes.count >= 19, let date = dateParts(bytes, 0), bytes[10] == 0x54 || bytes[10] == 0x20,
+    static func timestamp(_ bytes: Bytes, requireOffset: Bool) -> Int64? {
+        guard bytes.count >= 19, let date = dateParts(bytes), bytes[10] == 0x54 || bytes[10] == 0x20,
               let hour = twoDigits(bytes, 11), bytes[13] == 0x3A, let minute = twoDigits(bytes, 14), bytes[16] == 0x3A,
               let second = twoDigits(bytes, 17), hour < 24, minute < 60, second < 60 else { return nil }
         var index = 19
@@ -170,51 +187,86 @@ enum CanonicalText {
         return seconds * 1_000_000 + micros
     }
 
-    /// The canonical 8-4-4-4-12 hexadecimal form (either case) as 16 bytes.
-    static func uuid(_ bytes: [UInt8]) -> [UInt8]? {
-        guard bytes.count == 36, bytes[8] == 0x2D, bytes[13] == 0x2D, bytes[18] == 0x2D, bytes[23] == 0x2D else { return nil }
-        var result: [UInt8] = []
-        result.reserveCapacity(16)
-        var high: UInt8?
-        for (offset, byte) in bytes.enumerated() where offset != 8 && offset != 13 && offset != 18 && offset != 23 {
-            guard let nibble = hexValue(byte) else { return nil }
-            if let first = high {
-                result.append(first << 4 | nibble)
-                high = nil
-            } else {
-                high = nibble
+    /// Writes the 16 bytes of a canonical 8-4-4-4-12 hexadecimal UUID (either case); false otherwise.
+    @inline(__always)
+    static func appendUUID(_ bytes: Bytes, to output: inout [UInt8]) -> Bool {
+        guard bytes.count == 36, bytes[8] == 0x2D, bytes[13] == 0x2D, bytes[18] == 0x2D, bytes[23] == 0x2D else { return false }
+        var index = 0
+        var written = 0
+        let mark = output.count
+        while index < 36 {
+            if index == 8 || index == 13 || index == 18 || index == 23 { index += 1; continue }
+            guard let high = hexValue(bytes[index]), let low = hexValue(bytes[index + 1]) else {
+                output.removeLast(output.count - mark)
+                return false
             }
+            output.append(high << 4 | low)
+            written += 1
+            index += 2
         }
-        return result
+        return written == 16
     }
 
-    private static func isFloatText(_ bytes: [UInt8]) -> Bool {
+    /// True when `bytes` equal the ASCII `word`.
+    @inline(__always)
+    static func equals(_ bytes: Bytes, _ word: StaticString) -> Bool {
+        guard bytes.count == word.utf8CodeUnitCount else { return false }
+        let expected = word.utf8Start
+        for index in 0..<bytes.count where bytes[index] != expected[index] { return false }
+        return true
+    }
+
+    @inline(__always)
+    static func appendInt16(_ value: Int16, to output: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { output.append(contentsOf: $0) }
+    }
+
+    @inline(__always)
+    static func appendInt32(_ value: Int32, to output: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { output.append(contentsOf: $0) }
+    }
+
+    @inline(__always)
+    static func appendInt64(_ value: Int64, to output: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { output.append(contentsOf: $0) }
+    }
+
+    private static func isFloatText(_ bytes: Bytes) -> Bool {
         // JSON number grammar, or the special values Postgres spells the same way.
-        if bytes == Array("NaN".utf8) || bytes == Array("Infinity".utf8) || bytes == Array("-Infinity".utf8) { return true }
-        guard !bytes.isEmpty, bytes.count < 64 else { return false }
+        if equals(bytes, "NaN") || equals(bytes, "Infinity") || equals(bytes, "-Infinity") { return true }
+        guard bytes.count > 0, bytes.count < 64 else { return false }
         return bytes.allSatisfy { ($0 &- 0x30) < 10 || $0 == 0x2D || $0 == 0x2B || $0 == 0x2E || $0 == 0x65 || $0 == 0x45 }
             && (bytes[0] == 0x2D || (bytes[0] &- 0x30) < 10)
     }
 
-    private static func withCString<R>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) -> R) -> R {
-        (bytes + [0]).withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { body($0.baseAddress!) }
+    private static func withCString<R>(_ bytes: Bytes, _ body: (UnsafePointer<CChar>) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: bytes.count + 1) { buffer in
+            for index in 0..<bytes.count { buffer[index] = CChar(bitPattern: bytes[index]) }
+            buffer[bytes.count] = 0
+            return body(buffer.baseAddress!)
         }
     }
 
-    private static func dateParts(_ bytes: [UInt8], _ start: Int) -> (year: Int, month: Int, day: Int)? {
-        guard bytes.count >= start + 10, bytes[start + 4] == 0x2D, bytes[start + 7] == 0x2D,
-              let hi = twoDigits(bytes, start), let lo = twoDigits(bytes, start + 2),
-              let month = twoDigits(bytes, start + 5), let day = twoDigits(bytes, start + 8) else { return nil }
+    @inline(__always)
+    private static func dateParts(_ bytes: Bytes) -> (year: Int, month: Int, day: Int)? {
+        guard bytes.count >= 10, bytes[4] == 0x2D, bytes[7] == 0x2D,
+              let hi = twoDigits(bytes, 0), let lo = twoDigits(bytes, 2),
+              let month = twoDigits(bytes, 5), let day = twoDigits(bytes, 8) else { return nil }
         let year = hi * 100 + lo
-        guard year >= 1, (1...12).contains(month), day >= 1 else { return nil }
+        guard year >= 1, month >= 1, month <= 12, day >= 1 else { return nil }
         let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-        let lengths = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        guard day <= lengths[month - 1] else { return nil }
+        let length: Int
+        switch month {
+        case 2: length = leap ? 29 : 28
+        case 4, 6, 9, 11: length = 30
+        default: length = 31
+        }
+        guard day <= length else { return nil }
         return (year, month, day)
     }
 
-    private static func twoDigits(_ bytes: [UInt8], _ index: Int) -> Int? {
+    @inline(__always)
+    private static func twoDigits(_ bytes: Bytes, _ index: Int) -> Int? {
         guard index + 1 < bytes.count else { return nil }
         let tens = bytes[index] &- 0x30
         let ones = bytes[index + 1] &- 0x30
@@ -222,6 +274,7 @@ enum CanonicalText {
         return Int(tens) * 10 + Int(ones)
     }
 
+    @inline(__always)
     private static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case 0x30...0x39: return byte - 0x30
@@ -232,6 +285,7 @@ enum CanonicalText {
     }
 
     /// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+    @inline(__always)
     private static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int64 {
         let y = Int64(month <= 2 ? year - 1 : year)
         let era = (y >= 0 ? y : y - 399) / 400
