@@ -21,8 +21,22 @@ struct ClaimedJob {
             "SELECT job_id, fence, client, table_name, stage, data_key, manifest::text FROM starpipe.claim($1, $2::interval)",
             [workerID, "\(leaseSeconds) seconds"])
         guard let row = result.rows.first else { return nil }
-        return ClaimedJob(
-            id: Int64(row[0]!)!, fence: Int64(row[1]!)!, client: row[2]!, table: row[3]!, stage: row[4]!,
-            dataKey: row[5]!, manifest: try Manifest.decode(Data(row[6]!.utf8)))
+        let id = Int64(row[0]!)!
+        let fence = Int64(row[1]!)!
+        let manifest: Manifest
+        do {
+            manifest = try Manifest.decode(Data(row[6]!.utf8))
+        } catch {
+            // Registered by another tool with a manifest this worker cannot use: the job fails, the worker goes on.
+            throw UnreadableManifest(jobID: id, fence: fence, reason: error.message)
+        }
+        return ClaimedJob(id: id, fence: fence, client: row[2]!, table: row[3]!, stage: row[4]!, dataKey: row[5]!, manifest: manifest)
     }
+}
+
+/// A claimed job whose stored manifest this worker cannot read.
+struct UnreadableManifest: Error {
+    var jobID: Int64
+    var fence: Int64
+    var reason: String
 }

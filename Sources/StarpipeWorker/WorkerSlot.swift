@@ -127,8 +127,18 @@ final class WorkerSlot: @unchecked Sendable {
 
     /// Claims one job and processes it; returns false when nothing was claimable.
     func processNext() throws -> Bool {
-        let claimed = try options.retry.run("claim", logger: logger, before: { _ in self.connection = nil }) {
-            try ClaimedJob.claim(try database(), workerID: options.workerID, leaseSeconds: options.leaseSeconds)
+        let claimed: ClaimedJob?
+        do {
+            claimed = try options.retry.run("claim", logger: logger, before: { _ in self.connection = nil }) {
+                try ClaimedJob.claim(try database(), workerID: options.workerID, leaseSeconds: options.leaseSeconds)
+            }
+        } catch let unreadable as UnreadableManifest {
+            logger.error("claimed job has an unreadable manifest; failing it", metadata: [
+                "starpipe.job_id": "\(unreadable.jobID)", "starpipe.error": "\(unreadable.reason)",
+            ])
+            try query("SELECT starpipe.fail($1, $2, $3)",
+                      [String(unreadable.jobID), String(unreadable.fence), "manifest cannot be used: \(unreadable.reason)"])
+            return true
         }
         guard let job = claimed else { return false }
         var logger = self.logger

@@ -119,4 +119,18 @@ struct WorkerFailureTests {
         }
         #expect(try large.connection().query("SELECT count(*) FROM starpipe.job").scalar == "\(clients.count)")
     }
+
+    @Test("a job registered by another tool with a manifest the worker cannot use fails; the worker goes on")
+    func unreadableManifest() throws {
+        let large = try LargeFile(rows: 10)
+        let key = "client=bigco/table=events/date=20261126/run_id=r1/"
+        let manifest = try String(contentsOfFile: large.bucketDirectory + "/" + key + "manifest.json", encoding: .utf8)
+        // The database's checks do not need "source"; the worker's manifest type does.
+        try large.connection().query("SELECT starpipe.register($1::jsonb - 'source', $2, $3)",
+                                     [manifest, key + "manifest.json", key + "data.json"])
+        try finish(large)
+        let job = try #require(try large.connection().query("SELECT status, error FROM starpipe.job").rows.first)
+        #expect(job[0] == "FAILED")
+        #expect(job[1]?.contains("source") == true, "\(job[1] ?? "")")
+    }
 }
