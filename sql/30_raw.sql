@@ -132,7 +132,9 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    -- Committed on its own, the DDL on the shared parent never waits behind a long or stalled load.
+    -- Committed on its own, the DDL on the shared parent never waits long behind a stalled load or a long
+    -- reader: after lock_timeout it fails with 55P03, which the worker retries and then nacks.
+    PERFORM pg_catalog.set_config('lock_timeout', '5s', true);
     PERFORM starpipe._prepare_raw_parent(starpipe._held_job(p_job_id, p_fence));
 END;
 $$;
@@ -283,6 +285,7 @@ DECLARE
     v_keep integer := starpipe._setting_value('raw_keep_promoted_versions')::integer;
     v_old record;
     v_dropped bigint[] := '{}';
+    v_lock_timeout text := pg_catalog.current_setting('lock_timeout');
 BEGIN
     -- Only promoted versions count, newest snapshot first; the version just promoted always stays (even a late,
     -- older one), and versions not promoted (loading, blocked, failed, raw-only) are never touched.
@@ -297,8 +300,16 @@ BEGIN
         OFFSET v_keep
     LOOP
         CONTINUE WHEN v_old.job_id = p_job.job_id OR v_old.part IS NULL;
-        EXECUTE pg_catalog.format('DROP TABLE %s', v_old.part);
-        v_dropped := v_dropped || v_old.job_id;
+        -- Dropping a partition needs the parent exclusively; a long reader or a stalled load must not make the
+        -- promotion wait (holding its job row): the version is then left for a later promotion to drop.
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', '500ms', true);
+            EXECUTE pg_catalog.format('DROP TABLE %s', v_old.part);
+            PERFORM pg_catalog.set_config('lock_timeout', v_lock_timeout, true);
+            v_dropped := v_dropped || v_old.job_id;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;
+        END;
     END LOOP;
     RETURN v_dropped;
 END;

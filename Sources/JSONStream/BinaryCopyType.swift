@@ -7,7 +7,8 @@ public enum BinaryCopyType: Sendable, Equatable {
     public init?(sqlName: String) {
         let base = sqlName.split(separator: "(", maxSplits: 1).first.map { String($0).trimmingSpaces() } ?? sqlName
         switch base {
-        case "text", "character varying", "character", "name", "citext": self = .text
+        // Not `name`: its binary input rejects long values that its text input truncates.
+        case "text", "character varying", "character": self = .text
         case "json": self = .json
         case "jsonb": self = .jsonb
         case "boolean": self = .boolean

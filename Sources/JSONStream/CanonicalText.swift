@@ -120,6 +120,8 @@ enum CanonicalText {
         var last = groups.count
         while last > first && groups[last - 1] == 0 { last -= 1 }
         let count = last - first
+        // Postgres's binary numeric holds at most Int16.max digit groups and weights; longer numbers go as text.
+        guard count <= Int(Int16.max), weight <= Int(Int16.max), weight >= Int(Int16.min) else { return false }
         appendInt32(Int32(8 + 2 * count), to: &output)
         appendInt16(Int16(count), to: &output)
         appendInt16(count == 0 ? 0 : Int16(weight), to: &output)

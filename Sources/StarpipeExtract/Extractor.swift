@@ -39,7 +39,7 @@ public struct Extractor {
         try connection.execute("""
             BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
             SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'iso_8601';
-            SET LOCAL extra_float_digits = 1;
+            SET LOCAL extra_float_digits = 3;
             """)
         defer { try? connection.execute("ROLLBACK") }
         let database = try connection.query("SELECT pg_catalog.current_database()").scalar

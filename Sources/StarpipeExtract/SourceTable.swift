@@ -36,16 +36,18 @@ struct SourceTable {
             keyTypes: key.rows.map { $0[1]! })
     }
 
-    /// The keyset page query. Tables with a primary key page on it; others page on `ctid`,
-    /// which is stable within the extractor's single snapshot.
+    /// The keyset page query. Tables with a primary key page on it; others page on
+    /// `(tableoid, ctid)`, which is stable within the extractor's single snapshot and unique even
+    /// across the partitions (or inheritance children) that a parent table reads.
     func pageQuery(schema: String) -> (first: String, next: String, keyCount: Int) {
         let relation = PostgresConnection.quoteIdentifier(schema) + "." + PostgresConnection.quoteIdentifier(name)
         let row = "_starpipe_row"
         let json = "pg_catalog.row_to_json(\(row))::text"
         if primaryKey.isEmpty {
-            let select = "SELECT \(row).ctid::text, \(json) FROM \(relation) AS \(row)"
-            return ("\(select) ORDER BY \(row).ctid LIMIT $1",
-                    "\(select) WHERE \(row).ctid > $2::tid ORDER BY \(row).ctid LIMIT $1", 1)
+            let select = "SELECT \(row).tableoid::oid::text, \(row).ctid::text, \(json) FROM \(relation) AS \(row)"
+            let order = "ORDER BY \(row).tableoid, \(row).ctid"
+            return ("\(select) \(order) LIMIT $1",
+                    "\(select) WHERE (\(row).tableoid, \(row).ctid) > ($2::oid, $3::tid) \(order) LIMIT $1", 2)
         }
         let keys = primaryKey.map { "\(row).\(PostgresConnection.quoteIdentifier($0))" }
         let select = "SELECT \(keys.map { "\($0)::text" }.joined(separator: ", ")), \(json) FROM \(relation) AS \(row)"

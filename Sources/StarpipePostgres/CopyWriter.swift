@@ -14,7 +14,8 @@ public struct CopyWriter {
         let status = PQputCopyData(handle, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count))
         guard status == 1 else {
             let message = PQerrorMessage(handle).map { String(cString: $0) } ?? "COPY send failed"
-            throw PostgresError(code: .copy, serverMessage: message)
+            // Sending only fails when the connection does.
+            throw PostgresError(code: .connection, serverMessage: message)
         }
     }
 

@@ -16,7 +16,10 @@ public final class PostgresConnection {
     public init(url: String, applicationName: String = "starpipe") throws(PostgresError) {
         var keys: [UnsafePointer<CChar>?] = []
         var values: [UnsafePointer<CChar>?] = []
-        let pairs: [String] = ["dbname", url, "application_name", applicationName, "connect_timeout", "10"]
+        // UTF-8 always: the worker sends UTF-8 and the extractor writes it, whatever PGCLIENTENCODING or the
+        // database's default says. Keys after "dbname" override what the URL sets.
+        let pairs: [String] = ["dbname", url, "application_name", applicationName, "connect_timeout", "10",
+                               "client_encoding", "UTF8"]
         let strings: [UnsafeMutablePointer<CChar>] = pairs.map { strdup($0)! }
         defer { strings.forEach { free($0) } }
         for index in stride(from: 0, to: strings.count, by: 2) {
@@ -79,7 +82,7 @@ public final class PostgresConnection {
         guard PQputCopyEnd(handle, nil) == 1 else {
             let message = Self.libpqMessage(handle)
             drainResults()
-            throw PostgresError(code: .copy, serverMessage: message)
+            throw PostgresError(code: .connection, serverMessage: message)
         }
         var stored = 0
         var failure: PostgresError?
@@ -146,8 +149,10 @@ public final class PostgresConnection {
         let state = field("C")
         let message = field("M") ?? libpqMessage(connection)
         let isCopy = (field("W") ?? "").hasPrefix("COPY ")
+        // A broken connection comes back as a fatal result without a SQLSTATE: that is a connection error.
+        let lost = PQstatus(connection) == CONNECTION_BAD || state == nil
         return PostgresError(
-            code: state?.hasPrefix("08") == true ? .connection : (isCopy ? .copy : .statement),
+            code: lost || state?.hasPrefix("08") == true ? .connection : (isCopy ? .copy : .statement),
             sqlState: state, serverMessage: message, detail: field("D"), hint: field("H"), context: field("W"))
     }
 

@@ -49,6 +49,15 @@ public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringCo
         return state.hasPrefix("22") || state.hasPrefix("23")
     }
 
+    /// True when the server's text is known to hold no row values and may be shown: starpipe's own
+    /// errors, connection and resource problems, shutdowns, lock and serialization failures, and SQL
+    /// or object errors (which name objects, not values). Anything else, such as a production trigger's
+    /// `RAISE EXCEPTION '… %', NEW.ssn`, shows its SQLSTATE only.
+    public var messageIsSafe: Bool {
+        guard let state = sqlState else { return true }
+        return ["SP", "08", "53", "57", "40", "42", "55", "0A"].contains(String(state.prefix(2)))
+    }
+
     /// True for starpipe's own errors (SQLSTATE class SP), whose texts never hold values.
     public var isStarpipeError: Bool { sqlState?.hasPrefix("SP") ?? false }
 
@@ -58,13 +67,16 @@ public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringCo
         if code == .connection { return true }
         guard let state = sqlState else { return false }
         return state.hasPrefix("08") || state.hasPrefix("53") || state == "57P01" || state == "57P02"
-            || state == "57P03" || state == "40001" || state == "40P01"
+            || state == "57P03" || state == "40001" || state == "40P01" || state == "55P03"
     }
 
     public var description: String {
         let state = sqlState.map { " (SQLSTATE \($0))" } ?? ""
         if mayQuoteValues {
             return "\(code): a value was rejected by the database\(state)"
+        }
+        if !messageIsSafe {
+            return "\(code): the database raised an error\(state)"
         }
         var text = "\(code): \(serverMessage)\(state)"
         if isStarpipeError, let detail, !detail.isEmpty {

@@ -33,7 +33,14 @@ final class WorkerSlot: @unchecked Sendable {
             }
             if try processNext() { continue }
             if options.untilIdle { return }
-            try idle()
+            do {
+                try idle()
+            } catch where ErrorClass.of(error) == .transient {
+                // The database went away while we waited; reconnect on the next round.
+                logger.warning("idle wait interrupted; reconnecting", metadata: ["starpipe.error": "\(error)"])
+                connection = nil
+                worker.stop.sleep(min(1, options.pollSeconds))
+            }
         }
     }
 
@@ -147,10 +154,8 @@ final class WorkerSlot: @unchecked Sendable {
         logger[metadataKey: "starpipe.table"] = "\(job.table)"
         logger.info("claimed", metadata: ["starpipe.stage": "\(job.stage)", "starpipe.fence": "\(job.fence)"])
 
-        let lock = try lockClient(job, logger: logger)
-        if lock == nil, options.redisURL != nil {
-            return true
-        }
+        let (lock, proceed) = try lockClient(job, logger: logger)
+        guard proceed else { return true }
         let keeper = LeaseKeeper(job: job, options: options, lock: lock, logger: logger)
         keeper.start()
         defer {
@@ -168,7 +173,7 @@ final class WorkerSlot: @unchecked Sendable {
             try release(job)
         } catch where ErrorClass.of(error) == .transient {
             logger.error("transient failures exhausted; job goes back to the queue", metadata: ["starpipe.error": "\(error)"])
-            let status = try query("SELECT starpipe.nack($1, $2, $3)", job.fenced + ["\(error)"]).scalar
+            let status = try settle(job, "SELECT starpipe.nack($1, $2, $3)", job.fenced + ["\(error)"])
             if status == "DEAD" {
                 logger.error("job moved to the dead-letter queue after its last attempt")
             }
@@ -180,37 +185,41 @@ final class WorkerSlot: @unchecked Sendable {
     }
 
     /// Takes the client's Redis lock when Redis is configured. Returns nil (after releasing the
-    /// claim) when another holder has it; the database lease alone guards correctness either way.
-    private func lockClient(_ job: ClaimedJob, logger: Logger) throws -> RedisLock? {
-        guard let url = options.redisURL else { return nil }
-        if redis == nil { redis = try RedisConnection(url: url) }
+    /// claim) when another holder has it. When Redis cannot be reached the job goes on without the
+    /// lock: the database lease and fencing token alone guard correctness.
+    private func lockClient(_ job: ClaimedJob, logger: Logger) throws -> (lock: RedisLock?, proceed: Bool) {
+        guard let url = options.redisURL else { return (nil, true) }
         let lock = RedisLock(key: RedisLock.clientKey(job.client), token: "\(options.workerID)#\(job.fence)",
                              ttlMilliseconds: options.leaseSeconds * 1000)
         let acquired: Bool
         do {
             acquired = try options.retry.run("take the client's Redis lock", logger: logger, before: { _ in self.redis?.disconnect() }) {
-                try lock.acquire(on: redis!)
+                if redis == nil { redis = try RedisConnection(url: url) }
+                return try lock.acquire(on: redis!)
             }
         } catch {
-            logger.error("Redis lock unavailable; job goes back to the queue", metadata: ["starpipe.error": "\(error)"])
-            try query("SELECT starpipe.nack($1, $2, $3)", job.fenced + ["redis lock unavailable: \(error)"])
-            return nil
+            logger.warning("Redis unavailable; going on with the database lease alone", metadata: ["starpipe.error": "\(error)"])
+            return (nil, true)
         }
         guard acquired else {
             logger.info("client locked in Redis by another worker; releasing the claim")
             try release(job)
             worker.stop.sleep(options.pollSeconds)
-            return nil
+            return (nil, false)
         }
-        return lock
+        return (lock, true)
     }
 
     private func process(_ job: ClaimedJob, keeper: LeaseKeeper, logger: Logger) throws {
         if job.stage == "registered" {
             let rows: Int64
+            var attempt = 0
             do {
                 rows = try options.retry.run("ingest \(job.dataKey)", logger: logger, before: { _ in self.connection = nil }) {
-                    try RawIngestion(job: job, bucket: bucket, connection: try database(), chunkSize: options.chunkSize,
+                    attempt += 1
+                    // A COMMIT whose reply was lost may have landed: then the job moved on and we go on with it.
+                    if attempt > 1, let loaded = try alreadyLoaded(job) { return loaded }
+                    return try RawIngestion(job: job, bucket: bucket, connection: try database(), chunkSize: options.chunkSize,
                                      allowBinary: options.binaryCopy,
                                      abandon: {
                                          if keeper.isFencedOut { return FencedOut() }
@@ -236,12 +245,30 @@ final class WorkerSlot: @unchecked Sendable {
         }
     }
 
+    /// The raw row count when this holder's load of `job` already committed, else nil.
+    private func alreadyLoaded(_ job: ClaimedJob) throws -> Int64? {
+        let row = try query("SELECT stage, fence, rows_raw FROM starpipe.job WHERE job_id = $1", [String(job.id)]).rows.first
+        guard let row, row[1] == String(job.fence), row[0] != "registered" else { return nil }
+        return Int64(row[2] ?? "0")
+    }
+
     private func fail(_ job: ClaimedJob, reason: String) throws {
-        try query("SELECT starpipe.fail($1, $2, $3)", job.fenced + [reason])
+        try settle(job, "SELECT starpipe.fail($1, $2, $3)", job.fenced + [reason])
     }
 
     /// Gives the job back at once, without counting the claim as an attempt.
     private func release(_ job: ClaimedJob) throws {
-        try query("SELECT starpipe.release($1, $2)", job.fenced)
+        try settle(job, "SELECT starpipe.release($1, $2)", job.fenced)
+    }
+
+    /// Runs a call that lets go of a job; if the job was taken over meanwhile, there is nothing to let go.
+    @discardableResult
+    private func settle(_ job: ClaimedJob, _ sql: String, _ parameters: [String?]) throws -> String? {
+        do {
+            return try query(sql, parameters).scalar
+        } catch let error as PostgresError where error.sqlState == "SP002" {
+            logger.warning("fenced out: another worker holds this job now", metadata: ["starpipe.job_id": "\(job.id)"])
+            return nil
+        }
     }
 }
