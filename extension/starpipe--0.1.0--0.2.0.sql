@@ -1411,6 +1411,20 @@ COMMENT ON FUNCTION starpipe.validate(bigint, bigint) IS
 
 -- Promotion: manual promotion becomes its own function (for starpipe_admin), so the fence is no longer optional.
 
+-- When a job's data was extracted (the manifest's extracted_at), or -infinity when absent or unreadable.
+CREATE FUNCTION starpipe._extracted_at(p_job starpipe.job)
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Breaks ties between snapshots of one date: of two runs on the same day, the later extraction is newer.
+    RETURN coalesce((p_job.manifest->>'extracted_at')::timestamptz, '-infinity'::timestamptz);
+EXCEPTION WHEN OTHERS THEN
+    RETURN '-infinity'::timestamptz;
+END;
+$$;
+
 DROP FUNCTION starpipe.promote(bigint, bigint);
 -- Promotes a validated job into production in one transaction; returns the job's status after.
 -- A second call on a promoted job is a no-op. p_manual: a human promotes a job awaiting manual promotion (no fence).
@@ -1457,11 +1471,13 @@ BEGIN
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('starpipe.promote'),
                                              pg_catalog.hashtext(v_job.client || '.' || v_job.table_name));
     -- An older snapshot arriving late is applied, but never overwrites rows a newer promoted snapshot wrote.
+    -- Snapshots order by date, then by extraction time (two runs on one date: the later one is newer).
     SELECT * INTO v_newest FROM starpipe.job j
      WHERE j.client = v_job.client AND j.table_name = v_job.table_name AND j.status = 'SUCCESS' AND j.stage = 'promoted'
        AND j.job_id <> p_job_id
-     ORDER BY j.snapshot_date DESC, j.job_id DESC LIMIT 1;
-    v_older := FOUND AND v_newest.snapshot_date > v_job.snapshot_date;
+     ORDER BY j.snapshot_date DESC, starpipe._extracted_at(j) DESC, j.job_id DESC LIMIT 1;
+    v_older := FOUND AND (v_newest.snapshot_date, starpipe._extracted_at(v_newest))
+                         > (v_job.snapshot_date, starpipe._extracted_at(v_job));
     SELECT m.config INTO v_config FROM starpipe.mapping m
      WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
     v_map := v_config->'tables'->v_job.table_name;

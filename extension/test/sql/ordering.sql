@@ -14,7 +14,7 @@ SELECT starpipe.apply_mapping('{"version": 1, "client": "acme", "target_schema":
 SELECT starpipe.set_setting('raw_keep_promoted_versions', '2');
 
 -- Runs one snapshot of acme.visits through the whole pipeline as a worker would; returns the final status.
-CREATE FUNCTION pg_temp.ingest(p_run text, p_date text, p_rows jsonb) RETURNS text LANGUAGE plpgsql AS $$
+CREATE FUNCTION pg_temp.ingest(p_run text, p_date text, p_rows jsonb, p_extracted text DEFAULT NULL) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     v_job bigint;
     v_fence bigint;
@@ -26,7 +26,7 @@ BEGIN
         'format_version', 1, 'client', 'acme', 'table', 'visits', 'snapshot_date', p_date, 'run_id', p_run,
         'data_file', 'data.json', 'format', 'ndjson', 'row_count', pg_catalog.jsonb_array_length(p_rows), 'byte_count', 1,
         'sha256', v_sha, 'columns', '[{"name": "ID", "type": "text", "nullable": false}, {"name": "STATE", "type": "text", "nullable": true}]'::jsonb,
-        'primary_key', '["ID"]'::jsonb), 'm/' || p_run, 'd/' || p_run);
+        'primary_key', '["ID"]'::jsonb, 'extracted_at', p_extracted), 'm/' || p_run, 'd/' || p_run);
     SELECT job_id, fence INTO v_job, v_fence FROM starpipe.claim('w');
     v_target := pg_catalog.split_part(starpipe.begin_raw(v_job, v_fence), ' ', 2);
     -- What the worker's COPY does.
@@ -67,3 +67,10 @@ SELECT j.job_id, j.run_id, j.snapshot_date, j.status, j.stage, starpipe.raw_vers
 SELECT job_id, detail->'dropped_raw_versions_of_jobs' AS dropped, detail->>'keep' AS keep
   FROM starpipe.job_event WHERE event = 'raw_retention' ORDER BY event_id;
 SELECT count(*) AS raw_rows, count(DISTINCT _ingestion_id) AS versions FROM raw_acme.visits;
+
+-- 6. Two runs of one date: the one extracted later is newer, so the earlier run, promoted after it, changes nothing.
+SELECT pg_temp.ingest('h', '2026-11-06', '[["5", "new"]]', '2026-11-06T13:00:00Z');
+SELECT pg_temp.ingest('i', '2026-11-06', '[["5", "old"], ["6", "old"]]', '2026-11-06T01:00:00Z');
+SELECT * FROM production.visits WHERE visit_id >= 5 ORDER BY visit_id;
+SELECT detail->>'policy' AS policy, detail->>'newest_promoted_job' AS newest_job
+  FROM starpipe.job_event e JOIN starpipe.job j USING (job_id) WHERE j.run_id = 'i' AND e.event = 'promoted';
