@@ -13,14 +13,19 @@ final class LeaseKeeper: @unchecked Sendable {
     private let options: WorkerOptions
     private let lock: RedisLock?
     private let logger: Logger
+    private let stopSignal: StopSignal
+    private let canceller: PostgresCanceller?
     private let state = Mutex((running: true, fencedOut: false))
     private let done = DispatchSemaphore(value: 0)
 
-    init(job: ClaimedJob, options: WorkerOptions, lock: RedisLock?, logger: Logger) {
+    /// `canceller` cancels the slot's running statement once the stop deadline has passed.
+    init(job: ClaimedJob, options: WorkerOptions, lock: RedisLock?, logger: Logger, stop: StopSignal, canceller: PostgresCanceller?) {
         self.job = job
         self.options = options
         self.lock = lock
         self.logger = logger
+        self.stopSignal = stop
+        self.canceller = canceller
     }
 
     /// True once a heartbeat was refused with a stale fencing token.
@@ -46,8 +51,15 @@ final class LeaseKeeper: @unchecked Sendable {
         var database: PostgresConnection?
         var redis: RedisConnection?
         var next = Date().addingTimeInterval(interval)
+        var cancelled = false
         while running {
             Thread.sleep(forTimeInterval: 0.05)
+            if !cancelled, stopSignal.mustAbort, let canceller {
+                // A long transform or promotion past the shutdown deadline: roll it back so the job can be released.
+                cancelled = true
+                logger.warning("stop deadline reached; cancelling the running statement")
+                canceller.cancel()
+            }
             guard Date() >= next else { continue }
             next = Date().addingTimeInterval(interval)
             do {

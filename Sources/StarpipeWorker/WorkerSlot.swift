@@ -156,7 +156,8 @@ final class WorkerSlot: @unchecked Sendable {
 
         let (lock, proceed) = try lockClient(job, logger: logger)
         guard proceed else { return true }
-        let keeper = LeaseKeeper(job: job, options: options, lock: lock, logger: logger)
+        let keeper = LeaseKeeper(job: job, options: options, lock: lock, logger: logger, stop: worker.stop,
+                                 canceller: try database().makeCanceller())
         keeper.start()
         defer {
             keeper.stop()
@@ -168,6 +169,9 @@ final class WorkerSlot: @unchecked Sendable {
             logger.warning("fenced out: another worker holds this job now")
         } catch is FencedOut {
             logger.warning("fenced out: another worker holds this job now")
+        } catch let error as PostgresError where error.sqlState == "57014" && worker.stop.mustAbort {
+            logger.warning("statement cancelled at the stop deadline; releasing the job", metadata: ["starpipe.error": "\(error)"])
+            try release(job)
         } catch is StopDeadlineExceeded {
             logger.warning("stop deadline reached; releasing the job")
             try release(job)

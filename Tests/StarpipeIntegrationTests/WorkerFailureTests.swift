@@ -133,4 +133,33 @@ struct WorkerFailureTests {
         #expect(job[0] == "FAILED")
         #expect(job[1]?.contains("source") == true, "\(job[1] ?? "")")
     }
+
+    @Test("SIGTERM during a long promotion: the statement is cancelled at the deadline and the job released, production untouched")
+    func deadlineCancelsLongStatement() throws {
+        let large = try LargeFile(rows: 500)
+        let connection = try large.connection()
+        // A production trigger makes the promotion take about 10 seconds (500 rows × 20 ms).
+        try connection.execute("""
+            CREATE SCHEMA production;
+            CREATE TABLE production.events (id bigint PRIMARY KEY, label text);
+            CREATE FUNCTION production.slow() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN PERFORM pg_catalog.pg_sleep(0.02); RETURN NEW; END $$;
+            CREATE TRIGGER slow BEFORE INSERT ON production.events FOR EACH ROW EXECUTE FUNCTION production.slow();
+            """)
+        try connection.query("SELECT starpipe.apply_mapping($1::jsonb)", [#"""
+            {"version": 1, "client": "bigco", "target_schema": "production", "tables": {"events": {"target": "events",
+             "conflict_key": ["id"], "columns": {"id": {"from": "id"}, "label": {"from": "label"}}}}}
+            """#])
+        let worker = try WorkerProcess(database: large.pipelineURL, bucket: large.bucketDirectory,
+                                       arguments: ["--lease", "300", "--shutdown-deadline", "1"])
+        #expect(try large.wait(timeout: 60) { try large.job()?.stage == "validated" })
+        Thread.sleep(forTimeInterval: 0.3)
+        let stopped = Date()
+        worker.signal(SIGTERM)
+        #expect(worker.waitForExit(timeout: 8) == 0, "\(worker.log())")
+        #expect(Date().timeIntervalSince(stopped) < 8)
+        let job = try #require(try large.job())
+        #expect(job.status == "PENDING" && job.stage == "validated", "\(job)")
+        #expect(try connection.query("SELECT count(*) FROM production.events").scalar == "0")
+    }
 }
