@@ -35,23 +35,22 @@ enum CanonicalText {
 
     /// A JSON number (or NaN/Infinity) as float8, read by strtod like Postgres's float8in.
     static func double(_ bytes: Bytes) -> Double? {
-        guard isFloatText(bytes) else { return nil }
-        return withCString(bytes) { pointer -> Double? in
-            errno = 0
-            var end: UnsafeMutablePointer<CChar>?
-            let value = strtod(pointer, &end)
-            guard errno == 0, let end, end.pointee == 0 else { return nil }
-            return value
-        }
+        parseFloat(bytes) { strtod($0, $1) }
     }
 
     /// A JSON number (or NaN/Infinity) as float4, read by strtof like Postgres's float4in.
     static func float(_ bytes: Bytes) -> Float? {
+        parseFloat(bytes) { strtof($0, $1) }
+    }
+
+    /// Runs a C float parser over the whole text; nil on a partial parse or a range error.
+    private static func parseFloat<T>(_ bytes: Bytes,
+                                      _ parse: (UnsafePointer<CChar>, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> T) -> T? {
         guard isFloatText(bytes) else { return nil }
-        return withCString(bytes) { pointer -> Float? in
+        return withCString(bytes) { pointer -> T? in
             errno = 0
             var end: UnsafeMutablePointer<CChar>?
-            let value = strtof(pointer, &end)
+            let value = parse(pointer, &end)
             guard errno == 0, let end, end.pointee == 0 else { return nil }
             return value
         }

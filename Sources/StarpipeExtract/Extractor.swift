@@ -103,7 +103,7 @@ public struct Extractor {
             source: .init(kind: "postgres", database: database, schema: options.schema, table: source.name),
             snapshotDate: options.snapshotDate.iso, extractedAt: ISO8601DateFormatter().string(from: Date()),
             runId: options.runID, rowCount: rows, byteCount: bytes,
-            sha256: hasher.finalize().map { String(format: "%02x", $0) }.joined(),
+            sha256: hasher.finalize().lowercaseHex,
             columns: source.columns, primaryKey: source.primaryKey)
         // The manifest goes last: its presence is what makes the data file eligible for ingestion.
         try bucket.put(directory + ManifestKey.manifestFileName) { writer in

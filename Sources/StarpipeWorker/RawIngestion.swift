@@ -103,7 +103,7 @@ struct RawIngestion {
                 if parseError == nil {
                     do { try encoder.finish(into: &batch) } catch let error as JSONStreamError { parseError = error }
                 }
-                digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+                digest = hasher.finalize().lowercaseHex
                 // Integrity first: a file that is not the one described cannot be judged on its content.
                 guard digest == manifest.sha256, bytes == manifest.byteCount else {
                     throw StarpipeError(.integrity,

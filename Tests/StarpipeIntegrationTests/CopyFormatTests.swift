@@ -75,7 +75,7 @@ struct CopyFormatTests {
             let manifest = Manifest(
                 client: "edge", table: "values", source: .init(kind: "test", database: nil, schema: nil, table: "values"),
                 snapshotDate: "2026-11-26", extractedAt: "2026-11-26T00:00:00Z", runId: name, rowCount: Int64(rows.count),
-                byteCount: Int64(data.count), sha256: SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined(),
+                byteCount: Int64(data.count), sha256: SHA256.hash(data: data).lowercaseHex,
                 columns: columns.map { Manifest.Column(name: $0.0, type: $0.1, nullable: true) }, primaryKey: [])
             try bucket.put(key + "manifest.json") { try $0.write(Array(manifest.encoded())) }
             var logger = Logger(label: "starpipe.test")

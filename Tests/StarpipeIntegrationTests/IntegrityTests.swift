@@ -30,7 +30,7 @@ struct IntegrityTests {
     }
 
     private static func sha256(_ data: Data) -> String {
-        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: data).lowercaseHex
     }
 
     @Test("a data file truncated after extraction fails on its byte count")

@@ -50,7 +50,7 @@ struct LargeFile {
         let manifest = Manifest(
             client: client, table: "events", source: .init(kind: "postgres", database: "test", schema: "public", table: "events"),
             snapshotDate: "2026-11-26", extractedAt: "2026-11-26T10:00:00Z", runId: "r1", rowCount: Int64(rows), byteCount: bytes,
-            sha256: hasher.finalize().map { String(format: "%02x", $0) }.joined(),
+            sha256: hasher.finalize().lowercaseHex,
             columns: [.init(name: "id", type: "bigint", nullable: false), .init(name: "label", type: "text", nullable: true),
                       .init(name: "at", type: "timestamp with time zone", nullable: true), .init(name: "ok", type: "boolean", nullable: true)],
             primaryKey: ["id"])
