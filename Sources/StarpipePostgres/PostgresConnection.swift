@@ -100,6 +100,12 @@ public final class PostgresConnection {
     /// True while the connection is usable.
     public var isHealthy: Bool { PQstatus(handle) == CONNECTION_OK }
 
+    /// True while a transaction is open on the connection (also when it has failed and awaits ROLLBACK).
+    public var isInTransaction: Bool {
+        let status = PQtransactionStatus(handle)
+        return status == PQTRANS_INTRANS || status == PQTRANS_INERROR
+    }
+
     private func drainResults() {
         while let result = PQgetResult(handle) { PQclear(result) }
     }

@@ -15,7 +15,7 @@ final class LeaseKeeper: @unchecked Sendable {
     private let logger: Logger
     private let stopSignal: StopSignal
     private let canceller: PostgresCanceller?
-    private let state = Mutex((running: true, fencedOut: false))
+    private let state = Mutex((running: true, fencedOut: false, stopped: false))
     private let done = DispatchSemaphore(value: 0)
 
     /// `canceller` cancels the slot's running statement once the stop deadline has passed.
@@ -37,10 +37,14 @@ final class LeaseKeeper: @unchecked Sendable {
         thread.start()
     }
 
-    /// Stops renewing and waits for the keeper thread to end.
+    /// Stops renewing and waits for the keeper thread to end. Once it returns, no cancel request is
+    /// sent any more. Calling it again does nothing.
     func stop() {
-        state.withLock { $0.running = false }
-        done.wait()
+        let first = state.withLock { state in
+            defer { state.running = false; state.stopped = true }
+            return !state.stopped
+        }
+        if first { done.wait() }
     }
 
     private var running: Bool { state.withLock { $0.running } }

@@ -171,10 +171,10 @@ final class WorkerSlot: @unchecked Sendable {
             logger.warning("fenced out: another worker holds this job now")
         } catch let error as PostgresError where error.sqlState == "57014" && worker.stop.mustAbort {
             logger.warning("statement cancelled at the stop deadline; releasing the job", metadata: ["starpipe.error": "\(error)"])
-            try release(job)
+            try releaseAtDeadline(job, keeper: keeper)
         } catch is StopDeadlineExceeded {
             logger.warning("stop deadline reached; releasing the job")
-            try release(job)
+            try releaseAtDeadline(job, keeper: keeper)
         } catch where ErrorClass.of(error) == .transient {
             logger.error("transient failures exhausted; job goes back to the queue", metadata: ["starpipe.error": "\(error)"])
             let status = try settle(job, "SELECT starpipe.nack($1, $2, $3)", job.fenced + ["\(error)"])
@@ -263,6 +263,29 @@ final class WorkerSlot: @unchecked Sendable {
     /// Gives the job back at once, without counting the claim as an attempt.
     private func release(_ job: ClaimedJob) throws {
         try settle(job, "SELECT starpipe.release($1, $2)", job.fenced)
+    }
+
+    /// Releases a job abandoned at the stop deadline. The lease keeper may have sent a cancel request
+    /// (PQcancel) for the statement running then. That request is asynchronous: when the statement
+    /// ended first, it can land on a later one, such as the ROLLBACK or this release. So the keeper
+    /// is stopped first (it sends no further request), an open transaction is rolled back, and a
+    /// release refused with 57014 (the stray cancel) is sent again.
+    private func releaseAtDeadline(_ job: ClaimedJob, keeper: LeaseKeeper) throws {
+        keeper.stop()
+        var attempt = 1
+        while true {
+            do {
+                if let connection, connection.isHealthy, connection.isInTransaction {
+                    try connection.execute("ROLLBACK")
+                }
+                try release(job)
+                return
+            } catch let error as PostgresError where error.sqlState == "57014" && attempt < 3 {
+                logger.info("a cancel request sent at the deadline landed late; releasing again",
+                            metadata: ["starpipe.job_id": "\(job.id)"])
+                attempt += 1
+            }
+        }
     }
 
     /// Runs a call that lets go of a job; if the job was taken over meanwhile, there is nothing to let go.
