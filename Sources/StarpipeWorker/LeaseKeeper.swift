@@ -14,12 +14,14 @@ final class LeaseKeeper: @unchecked Sendable {
     private let lock: RedisLock?
     private let logger: Logger
     private let stopSignal: StopSignal
-    private let canceller: PostgresCanceller?
+    private let canceller: @Sendable () -> PostgresCanceller?
     private let state = Mutex((running: true, fencedOut: false, stopped: false))
     private let done = DispatchSemaphore(value: 0)
 
-    /// `canceller` cancels the slot's running statement once the stop deadline has passed.
-    init(job: ClaimedJob, options: WorkerOptions, lock: RedisLock?, logger: Logger, stop: StopSignal, canceller: PostgresCanceller?) {
+    /// `canceller` gives what cancels the slot's running statement (on its current connection, which
+    /// a retry may have replaced) once the stop deadline has passed.
+    init(job: ClaimedJob, options: WorkerOptions, lock: RedisLock?, logger: Logger, stop: StopSignal,
+         canceller: @escaping @Sendable () -> PostgresCanceller?) {
         self.job = job
         self.options = options
         self.lock = lock
@@ -58,7 +60,7 @@ final class LeaseKeeper: @unchecked Sendable {
         var cancelled = false
         while running {
             Thread.sleep(forTimeInterval: 0.05)
-            if !cancelled, stopSignal.mustAbort, let canceller {
+            if !cancelled, stopSignal.mustAbort, let canceller = canceller() {
                 // A long transform or promotion past the shutdown deadline: roll it back so the job can be released.
                 cancelled = true
                 logger.warning("stop deadline reached; cancelling the running statement")

@@ -4,6 +4,7 @@ import StarpipeBucket
 import StarpipeCore
 import StarpipePostgres
 import StarpipeRedis
+import Synchronization
 
 /// One thread of a worker: its own connections, one job at a time.
 final class WorkerSlot: @unchecked Sendable {
@@ -13,6 +14,8 @@ final class WorkerSlot: @unchecked Sendable {
     private var connection: PostgresConnection?
     private var redis: RedisConnection?
     private var listening = false
+    /// Cancels the statement running on ``connection``; replaced on every reconnect, read by the lease keeper.
+    private let canceller = Mutex<PostgresCanceller?>(nil)
 
     private var options: WorkerOptions { worker.options }
     private var bucket: any Bucket { worker.bucket }
@@ -75,6 +78,9 @@ final class WorkerSlot: @unchecked Sendable {
             try PostgresConnection(url: options.databaseURL, applicationName: "starpipe-worker")
         }
         connection = made
+        // Made here, on the slot's thread; the lease keeper uses it from its own.
+        let current = made.makeCanceller()
+        canceller.withLock { $0 = current }
         return made
     }
 
@@ -157,7 +163,7 @@ final class WorkerSlot: @unchecked Sendable {
         let (lock, proceed) = try lockClient(job, logger: logger)
         guard proceed else { return true }
         let keeper = LeaseKeeper(job: job, options: options, lock: lock, logger: logger, stop: worker.stop,
-                                 canceller: try database().makeCanceller())
+                                 canceller: { [self] in canceller.withLock { $0 } })
         keeper.start()
         defer {
             keeper.stop()
