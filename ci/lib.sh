@@ -26,8 +26,8 @@ install_deps() {
     done
     if [ ${#need[@]} -gt 0 ]; then
         log "installing ${need[*]}"
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+        as_root apt-get -o DPkg::Lock::Timeout=300 update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${need[@]}" >/dev/null
     fi
     if ! command -v swift >/dev/null; then
         echo "error: the Swift toolchain (6.x) is not on PATH; install it from swift.org first" >&2

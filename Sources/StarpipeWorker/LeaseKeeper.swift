@@ -8,6 +8,11 @@ import Synchronization
 /// with Redis, the client lock. Runs on its own thread with its own connections, every third of
 /// the lease. If the database says another worker now holds the job, ``isFencedOut`` turns true
 /// and the slot abandons its work.
+///
+/// A second thread watches the stop deadline. Once it has passed, it cancels the slot's running
+/// statement, and again every half second until ``stop()``: a request that reaches the server
+/// between two statements is dropped there, and a heartbeat blocked behind the job's row lock must
+/// not hold the cancel back.
 final class LeaseKeeper: @unchecked Sendable {
     private let job: ClaimedJob
     private let options: WorkerOptions
@@ -17,6 +22,7 @@ final class LeaseKeeper: @unchecked Sendable {
     private let canceller: @Sendable () -> PostgresCanceller?
     private let state = Mutex((running: true, fencedOut: false, stopped: false))
     private let done = DispatchSemaphore(value: 0)
+    private static let cancelInterval = 0.5
 
     /// `canceller` gives what cancels the slot's running statement (on its current connection, which
     /// a retry may have replaced) once the stop deadline has passed.
@@ -37,19 +43,41 @@ final class LeaseKeeper: @unchecked Sendable {
         let thread = Thread { [self] in keep() }
         thread.name = "starpipe-lease-\(job.id)"
         thread.start()
+        let watcher = Thread { [self] in watchDeadline() }
+        watcher.name = "starpipe-deadline-\(job.id)"
+        watcher.start()
     }
 
-    /// Stops renewing and waits for the keeper thread to end. Once it returns, no cancel request is
+    /// Stops renewing and waits for both threads to end. Once it returns, no cancel request is
     /// sent any more. Calling it again does nothing.
     func stop() {
         let first = state.withLock { state in
             defer { state.running = false; state.stopped = true }
             return !state.stopped
         }
-        if first { done.wait() }
+        if first {
+            done.wait()
+            done.wait()
+        }
     }
 
     private var running: Bool { state.withLock { $0.running } }
+
+    /// Past the stop deadline, cancels the slot's statement (a long COPY, transform or promotion) so
+    /// it rolls back and the job can be released; repeats until the slot stops the keeper.
+    private func watchDeadline() {
+        defer { done.signal() }
+        var lastCancel: Date?
+        while running {
+            Thread.sleep(forTimeInterval: 0.05)
+            guard stopSignal.mustAbort else { continue }
+            if let lastCancel, Date().timeIntervalSince(lastCancel) < Self.cancelInterval { continue }
+            guard let canceller = canceller() else { continue }
+            if lastCancel == nil { logger.warning("stop deadline reached; cancelling the running statement") }
+            lastCancel = Date()
+            canceller.cancel()
+        }
+    }
 
     private func keep() {
         defer { done.signal() }
@@ -57,15 +85,8 @@ final class LeaseKeeper: @unchecked Sendable {
         var database: PostgresConnection?
         var redis: RedisConnection?
         var next = Date().addingTimeInterval(interval)
-        var cancelled = false
         while running {
             Thread.sleep(forTimeInterval: 0.05)
-            if !cancelled, stopSignal.mustAbort, let canceller = canceller() {
-                // A long transform or promotion past the shutdown deadline: roll it back so the job can be released.
-                cancelled = true
-                logger.warning("stop deadline reached; cancelling the running statement")
-                canceller.cancel()
-            }
             guard Date() >= next else { continue }
             next = Date().addingTimeInterval(interval)
             do {

@@ -166,21 +166,29 @@ final class WorkerSlot: @unchecked Sendable {
                                  canceller: { [self] in canceller.withLock { $0 } })
         keeper.start()
         defer {
-            keeper.stop()
             if let lock, let redis { _ = try? lock.release(on: redis) }
         }
+        var outcome: (any Error)?
         do {
             try process(job, keeper: keeper, logger: logger)
+        } catch {
+            outcome = error
+        }
+        // From here on the keeper sends no cancel request, so none can hit the calls that settle the job.
+        keeper.stop()
+        guard let outcome else { return true }
+        do {
+            throw outcome
         } catch let error as PostgresError where error.sqlState == "SP002" {
             logger.warning("fenced out: another worker holds this job now")
         } catch is FencedOut {
             logger.warning("fenced out: another worker holds this job now")
         } catch let error as PostgresError where error.sqlState == "57014" && worker.stop.mustAbort {
             logger.warning("statement cancelled at the stop deadline; releasing the job", metadata: ["starpipe.error": "\(error)"])
-            try releaseAtDeadline(job, keeper: keeper)
+            try release(job)
         } catch is StopDeadlineExceeded {
             logger.warning("stop deadline reached; releasing the job")
-            try releaseAtDeadline(job, keeper: keeper)
+            try release(job)
         } catch where ErrorClass.of(error) == .transient {
             logger.error("transient failures exhausted; job goes back to the queue", metadata: ["starpipe.error": "\(error)"])
             let status = try settle(job, "SELECT starpipe.nack($1, $2, $3)", job.fenced + ["\(error)"])
@@ -271,37 +279,29 @@ final class WorkerSlot: @unchecked Sendable {
         try settle(job, "SELECT starpipe.release($1, $2)", job.fenced)
     }
 
-    /// Releases a job abandoned at the stop deadline. The lease keeper may have sent a cancel request
-    /// (PQcancel) for the statement running then. That request is asynchronous: when the statement
-    /// ended first, it can land on a later one, such as the ROLLBACK or this release. So the keeper
-    /// is stopped first (it sends no further request), an open transaction is rolled back, and a
-    /// release refused with 57014 (the stray cancel) is sent again.
-    private func releaseAtDeadline(_ job: ClaimedJob, keeper: LeaseKeeper) throws {
-        keeper.stop()
+    /// Runs a call that lets go of a job; if the job was taken over meanwhile, there is nothing to let go.
+    ///
+    /// At the stop deadline the lease keeper may have cancelled statements (PQcancel). A cancel
+    /// request is asynchronous: one sent while a statement was ending can still land on the next,
+    /// such as a ROLLBACK or this call. So a transaction left open is rolled back first, and a call
+    /// refused with 57014 after the deadline is sent again (the keeper has stopped, none follows).
+    @discardableResult
+    private func settle(_ job: ClaimedJob, _ sql: String, _ parameters: [String?]) throws -> String? {
         var attempt = 1
         while true {
             do {
                 if let connection, connection.isHealthy, connection.isInTransaction {
                     try connection.execute("ROLLBACK")
                 }
-                try release(job)
-                return
-            } catch let error as PostgresError where error.sqlState == "57014" && attempt < 3 {
-                logger.info("a cancel request sent at the deadline landed late; releasing again",
+                return try query(sql, parameters).scalar
+            } catch let error as PostgresError where error.sqlState == "SP002" {
+                logger.warning("fenced out: another worker holds this job now", metadata: ["starpipe.job_id": "\(job.id)"])
+                return nil
+            } catch let error as PostgresError where error.sqlState == "57014" && worker.stop.mustAbort && attempt < 3 {
+                logger.info("a cancel request sent at the stop deadline landed late; sending again",
                             metadata: ["starpipe.job_id": "\(job.id)"])
                 attempt += 1
             }
-        }
-    }
-
-    /// Runs a call that lets go of a job; if the job was taken over meanwhile, there is nothing to let go.
-    @discardableResult
-    private func settle(_ job: ClaimedJob, _ sql: String, _ parameters: [String?]) throws -> String? {
-        do {
-            return try query(sql, parameters).scalar
-        } catch let error as PostgresError where error.sqlState == "SP002" {
-            logger.warning("fenced out: another worker holds this job now", metadata: ["starpipe.job_id": "\(job.id)"])
-            return nil
         }
     }
 }

@@ -3,13 +3,24 @@ import StarpipeRedis
 
 /// A private redis-server for one test, on a random loopback port, started and stopped by the test.
 final class TestRedis {
-    let port: Int
+    private(set) var port: Int
     private var process: Process?
 
     init() throws {
+        // Tests run in parallel: a port another test's server holds is skipped, not shared.
         port = Int.random(in: 20_000...29_999)
-        try start()
+        for _ in 0..<10 {
+            do {
+                try start()
+                return
+            } catch is PortTaken {
+                port = Int.random(in: 20_000...29_999)
+            }
+        }
+        throw TestFailure("no free port for redis-server after 10 tries")
     }
+
+    private struct PortTaken: Error {}
 
     deinit { stop() }
 
@@ -26,7 +37,15 @@ final class TestRedis {
         try process.run()
         self.process = process
         for _ in 0..<100 {
-            if (try? TestServer.run("redis-cli", ["-p", "\(port)", "ping"])) != nil { return }
+            // The server answering must be this one: a port held by another server answers too.
+            if let connection = try? RedisConnection(url: url, timeout: 0.5),
+               case .string(let info)? = try? connection.command(["INFO", "server"]) {
+                if info.contains("process_id:\(process.processIdentifier)\r") { return }
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                self.process = nil
+                throw PortTaken()
+            }
             Thread.sleep(forTimeInterval: 0.05)
         }
         throw TestFailure("redis-server did not start on port \(port)")

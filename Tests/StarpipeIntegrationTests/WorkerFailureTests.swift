@@ -15,6 +15,14 @@ struct WorkerFailureTests {
                    bucket: LocalBucket(root: large.bucketDirectory), logger: logger).run()
     }
 
+    /// Waits until the job's lease has run out in the database's own clock (a heartbeat sent just
+    /// before a kill or pause may still land, so a fixed sleep is not enough on a loaded machine).
+    private func waitForLeaseExpiry(_ large: LargeFile) throws {
+        #expect(try large.wait(timeout: 30) {
+            try large.connection().query("SELECT lease_until < pg_catalog.now() FROM starpipe.job").scalar == "t"
+        })
+    }
+
     @Test("SIGKILL in the middle of a COPY, then a restart: SUCCESS with exactly the manifest's rows")
     func killMidJob() throws {
         let large = try LargeFile()
@@ -27,7 +35,7 @@ struct WorkerFailureTests {
         #expect(killed.status == "PROCESSING" && killed.stage == "registered", "the kill came too late: \(killed)")
         #expect(try large.rawRows() == 0, "a killed COPY left rows behind")
         // The lease runs out, a new worker reclaims the job and loads it once.
-        Thread.sleep(forTimeInterval: 3.2)
+        try waitForLeaseExpiry(large)
         try finish(large)
         let done = try #require(try large.job())
         #expect(done.status == "SUCCESS")
@@ -38,7 +46,9 @@ struct WorkerFailureTests {
     @Test("SIGTERM stops claiming and lets the running job finish")
     func gracefulStop() throws {
         let large = try LargeFile(rows: 200_000)
-        let worker = try WorkerProcess(database: large.pipelineURL, bucket: large.bucketDirectory, arguments: ["--lease", "30"])
+        // A deadline far beyond the load's duration, even on a slow machine: the job must finish, not be released.
+        let worker = try WorkerProcess(database: large.pipelineURL, bucket: large.bucketDirectory,
+                                       arguments: ["--lease", "30", "--shutdown-deadline", "600"])
         #expect(try large.wait(timeout: 30) { try large.job()?.status == "PROCESSING" })
         worker.signal(SIGTERM)
         let status = worker.waitForExit(timeout: 60)
@@ -92,7 +102,7 @@ struct WorkerFailureTests {
         Thread.sleep(forTimeInterval: 0.2)
         paused.signal(SIGSTOP)
         // Its lease runs out; a second worker claims the job with a newer fencing token and loads it.
-        Thread.sleep(forTimeInterval: 2.5)
+        try waitForLeaseExpiry(large)
         try finish(large)
         #expect(try large.job()?.status == "SUCCESS")
         paused.signal(SIGCONT)

@@ -28,9 +28,14 @@ final class WorkerProcess {
         return process.isRunning ? nil : process.terminationStatus
     }
 
-    /// Everything the worker logged (read after it exited).
+    /// Everything the worker logged. A worker still running (a test that timed out waiting for it)
+    /// is killed first, so reading its output to the end cannot hang the test run.
     func log() -> String {
-        String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     }
 
     deinit {
