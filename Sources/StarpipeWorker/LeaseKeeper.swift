@@ -20,7 +20,7 @@ final class LeaseKeeper: @unchecked Sendable {
     private let logger: Logger
     private let stopSignal: StopSignal
     private let canceller: @Sendable () -> PostgresCanceller?
-    private let state = Mutex((running: true, fencedOut: false, stopped: false))
+    private let state = Mutex((running: true, fencedOut: false))
     private let done = DispatchSemaphore(value: 0)
     private static let cancelInterval = 0.5
 
@@ -51,11 +51,11 @@ final class LeaseKeeper: @unchecked Sendable {
     /// Stops renewing and waits for both threads to end. Once it returns, no cancel request is
     /// sent any more. Calling it again does nothing.
     func stop() {
-        let first = state.withLock { state in
-            defer { state.running = false; state.stopped = true }
-            return !state.stopped
+        let wasRunning = state.withLock { state in
+            defer { state.running = false }
+            return state.running
         }
-        if first {
+        if wasRunning {
             done.wait()
             done.wait()
         }
