@@ -24,6 +24,9 @@ public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringCo
     public var code: Code
     /// The five-character SQLSTATE, when the server sent one.
     public var sqlState: String?
+
+    /// The SQLSTATE, when it is one starpipe tells apart.
+    public var state: SQLState? { sqlState.flatMap(SQLState.init(rawValue:)) }
     /// The server's (or libpq's) primary message.
     public var serverMessage: String
     /// The server's DETAIL field.
@@ -65,9 +68,15 @@ public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringCo
     /// serialization failures and deadlocks.
     public var isTransient: Bool {
         if code == .connection { return true }
-        guard let state = sqlState else { return false }
-        return state.hasPrefix("08") || state.hasPrefix("53") || state == "57P01" || state == "57P02"
-            || state == "57P03" || state == "40001" || state == "40P01" || state == "55P03"
+        guard let sqlState else { return false }
+        // Classes 08 (connection exception) and 53 (insufficient resources), then single codes.
+        if sqlState.hasPrefix("08") || sqlState.hasPrefix("53") { return true }
+        switch state {
+        case .adminShutdown, .crashShutdown, .cannotConnectNow, .serializationFailure, .deadlockDetected, .lockNotAvailable:
+            return true
+        default:
+            return false
+        }
     }
 
     public var description: String {
