@@ -8,7 +8,7 @@ struct ClaimedJob {
     var fence: Int64
     var client: String
     var table: String
-    var stage: String
+    var stage: JobStage
     var dataKey: String
     var manifest: Manifest
 
@@ -30,7 +30,11 @@ struct ClaimedJob {
             // Registered by another tool with a manifest this worker cannot use: the job fails, the worker goes on.
             throw UnreadableManifest(jobID: id, fence: fence, reason: error.message)
         }
-        return ClaimedJob(id: id, fence: fence, client: row[2]!, table: row[3]!, stage: row[4]!, dataKey: row[5]!, manifest: manifest)
+        guard let stage = JobStage(rawValue: row[4]!) else {
+            // The ledger's CHECK allows only known stages; a newer extension's stage is not this worker's to drive.
+            throw UnreadableManifest(jobID: id, fence: fence, reason: "stage \(row[4]!) is unknown to this worker")
+        }
+        return ClaimedJob(id: id, fence: fence, client: row[2]!, table: row[3]!, stage: stage, dataKey: row[5]!, manifest: manifest)
     }
 }
 

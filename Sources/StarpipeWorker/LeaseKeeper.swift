@@ -7,33 +7,20 @@ import Synchronization
 /// Keeps a claimed job's leases alive while the slot works: the database lease (heartbeat) and,
 /// with Redis, the client lock. Runs on its own thread with its own connections, every third of
 /// the lease. If the database says another worker now holds the job, ``isFencedOut`` turns true
-/// and the slot abandons its work.
-///
-/// A second thread watches the stop deadline. Once it has passed, it cancels the slot's running
-/// statement, and again every half second until ``stop()``: a request that reaches the server
-/// between two statements is dropped there, and a heartbeat blocked behind the job's row lock must
-/// not hold the cancel back.
+/// and the slot abandons its work. (The stop deadline is the ``DeadlineWatcher``'s.)
 final class LeaseKeeper: @unchecked Sendable {
     private let job: ClaimedJob
     private let options: WorkerOptions
     private let lock: RedisLock?
     private let logger: Logger
-    private let stopSignal: StopSignal
-    private let canceller: @Sendable () -> PostgresCanceller?
     private let state = Mutex((running: true, fencedOut: false))
     private let done = DispatchSemaphore(value: 0)
-    private static let cancelInterval = 0.5
 
-    /// `canceller` gives what cancels the slot's running statement (on its current connection, which
-    /// a retry may have replaced) once the stop deadline has passed.
-    init(job: ClaimedJob, options: WorkerOptions, lock: RedisLock?, logger: Logger, stop: StopSignal,
-         canceller: @escaping @Sendable () -> PostgresCanceller?) {
+    init(job: ClaimedJob, options: WorkerOptions, lock: RedisLock?, logger: Logger) {
         self.job = job
         self.options = options
         self.lock = lock
         self.logger = logger
-        self.stopSignal = stop
-        self.canceller = canceller
     }
 
     /// True once a heartbeat was refused with a stale fencing token.
@@ -43,41 +30,18 @@ final class LeaseKeeper: @unchecked Sendable {
         let thread = Thread { [self] in keep() }
         thread.name = "starpipe-lease-\(job.id)"
         thread.start()
-        let watcher = Thread { [self] in watchDeadline() }
-        watcher.name = "starpipe-deadline-\(job.id)"
-        watcher.start()
     }
 
-    /// Stops renewing and waits for both threads to end. Once it returns, no cancel request is
-    /// sent any more. Calling it again does nothing.
+    /// Stops renewing and waits for the thread to end. Calling it again does nothing.
     func stop() {
         let wasRunning = state.withLock { state in
             defer { state.running = false }
             return state.running
         }
-        if wasRunning {
-            done.wait()
-            done.wait()
-        }
+        if wasRunning { done.wait() }
     }
 
     private var running: Bool { state.withLock { $0.running } }
-
-    /// Past the stop deadline, cancels the slot's statement (a long COPY, transform or promotion) so
-    /// it rolls back and the job can be released; repeats until the slot stops the keeper.
-    private func watchDeadline() {
-        defer { done.signal() }
-        var lastCancel: Date?
-        while running {
-            Thread.sleep(forTimeInterval: 0.05)
-            guard stopSignal.mustAbort else { continue }
-            if let lastCancel, Date().timeIntervalSince(lastCancel) < Self.cancelInterval { continue }
-            guard let canceller = canceller() else { continue }
-            if lastCancel == nil { logger.warning("stop deadline reached; cancelling the running statement") }
-            lastCancel = Date()
-            canceller.cancel()
-        }
-    }
 
     private func keep() {
         defer { done.signal() }
@@ -95,7 +59,7 @@ final class LeaseKeeper: @unchecked Sendable {
                 }
                 try database!.query("SELECT starpipe.heartbeat($1, $2, $3::interval)", job.fenced + ["\(options.leaseSeconds) seconds"])
             } catch {
-                if error.sqlState == "SP002" {
+                if ErrorDecision.outcome(for: .init(error), at: .heartbeat, attempt: .spent, shutdown: .running) == .fencedOut {
                     logger.warning("lease lost: another worker holds the job")
                     state.withLock { $0.fencedOut = true }
                     return

@@ -1,8 +1,5 @@
 import Foundation
 import Logging
-import StarpipeCore
-import StarpipePostgres
-import StarpipeRedis
 
 /// Exponential backoff with full jitter for calls across a network boundary.
 ///
@@ -27,6 +24,12 @@ public struct RetryPolicy: Sendable {
         min(capSeconds, baseSeconds * pow(2, Double(attempt - 1)))
     }
 
+    /// Whether the error table says to try again after failed attempt `attempt` (1-based): a
+    /// transient failure with attempts left. The policy does not watch the stop signal.
+    func retries(_ error: any Error, after attempt: Int) -> Bool {
+        ErrorDecision.outcome(for: .init(error), at: .call, attempt: .init(attempt, of: attempts), shutdown: .running) == .retry
+    }
+
     /// Runs `body`, retrying transient failures; `before` runs ahead of each retry (e.g. reconnect).
     public func run<T>(_ operation: String, logger: Logger, before: (any Error) -> Void = { _ in },
                        _ body: () throws -> T) throws -> T {
@@ -34,7 +37,7 @@ public struct RetryPolicy: Sendable {
         while true {
             do {
                 return try body()
-            } catch where ErrorClass.of(error) == .transient && attempt < attempts {
+            } catch where retries(error, after: attempt) {
                 let delay = Double.random(in: 0...ceiling(after: attempt))
                 logger.warning("transient failure; retrying", metadata: [
                     "starpipe.operation": "\(operation)", "starpipe.attempt": "\(attempt)",
@@ -44,24 +47,6 @@ public struct RetryPolicy: Sendable {
                 Thread.sleep(forTimeInterval: delay)
                 attempt += 1
             }
-        }
-    }
-}
-
-/// Whether an error may heal by itself (retry) or never will (fail the job at once).
-public enum ErrorClass: Equatable, Sendable {
-    /// Connection refused or broken, timeouts, resource shortage, shutdown, serialization failure.
-    case transient
-    /// Bad data (class 22), constraint violations (23), bad SQL or objects (42), integrity mismatch.
-    case permanent
-
-    /// Classifies an error from any boundary.
-    public static func of(_ error: any Error) -> ErrorClass {
-        switch error {
-        case let error as PostgresError: return error.isTransient ? .transient : .permanent
-        case let error as RedisError: return error.isTransient ? .transient : .permanent
-        case let error as StarpipeError: return error.code == .bucket ? .transient : .permanent
-        default: return .permanent
         }
     }
 }

@@ -1,0 +1,61 @@
+import Foundation
+import Logging
+import StarpipeCore
+import StarpipePostgres
+
+/// The stage driver: a claimed job goes from its stage through raw ingestion, transform,
+/// validation and promotion, each step a call to the extension.
+extension WorkerSlot {
+    /// The extension's steps after raw ingestion, in order; each returns the job's status.
+    private static let steps = ["transform", "validate", "promote"]
+
+    /// Drives `job` from its stage as far as it goes. Throws the error that stopped it, for the
+    /// settlement; a load refused for its content is settled here at once.
+    func drive(_ job: ClaimedJob, keeper: LeaseKeeper, logger: Logger) throws {
+        if job.stage == .registered {
+            let rows: Int64
+            do {
+                rows = try ingest(job, keeper: keeper, logger: logger)
+            } catch {
+                // The file or the extension refused the load (the table's `fail` at every stage):
+                // failed while the lease keeper still runs, as the worker always has.
+                let failure = ErrorDecision.Failure(error)
+                guard failure == .rejected || failure == .refused else { throw error }
+                logger.error(failure == .rejected ? "raw ingestion failed" : "raw ingestion refused",
+                             metadata: ["starpipe.error": "\(error)"])
+                try fail(job, reason: "\(error)")
+                return
+            }
+            logger.info("raw version loaded", metadata: ["starpipe.rows": "\(rows)"])
+        }
+        for step in Self.steps {
+            if worker.stop.mustAbort { throw StopDeadlineExceeded() }
+            let status = try query("SELECT starpipe.\(step)($1, $2)", job.fenced).scalar ?? ""
+            logger.info("\(step) done", metadata: ["starpipe.status": "\(status)"])
+            guard status == JobStatus.processing.rawValue else { return }
+        }
+    }
+
+    /// Loads the job's data file into a new raw version, retrying transient failures; returns the rows loaded.
+    private func ingest(_ job: ClaimedJob, keeper: LeaseKeeper, logger: Logger) throws -> Int64 {
+        var attempt = 0
+        return try options.retry.run("ingest \(job.dataKey)", logger: logger, before: { _ in self.connection = nil }) {
+            attempt += 1
+            // A COMMIT whose reply was lost may have landed: then the job moved on and we go on with it.
+            if attempt > 1, let loaded = try alreadyLoaded(job) { return loaded }
+            return try RawIngestion(job: job, bucket: bucket, connection: try database(), chunkSize: options.chunkSize,
+                                    allowBinary: options.binaryCopy,
+                                    abandon: {
+                                        if keeper.isFencedOut { return FencedOut() }
+                                        return self.worker.stop.mustAbort ? StopDeadlineExceeded() : nil
+                                    }).run()
+        }
+    }
+
+    /// The raw row count when this holder's load of `job` already committed, else nil.
+    private func alreadyLoaded(_ job: ClaimedJob) throws -> Int64? {
+        let row = try query("SELECT stage, fence, rows_raw FROM starpipe.job WHERE job_id = $1", [String(job.id)]).rows.first
+        guard let row, row[1] == String(job.fence), row[0] != JobStage.registered.rawValue else { return nil }
+        return Int64(row[2] ?? "0")
+    }
+}
