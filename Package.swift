@@ -71,6 +71,16 @@ let package = Package(
             ]
         ),
         .testTarget(name: "StarpipeCoreTests", dependencies: ["StarpipeCore", "StarpipeBucket"]),
+        // Pure unit tests: no database, no Redis (real files in temporary directories are fine).
+        .testTarget(
+            name: "StarpipeWorkerTests",
+            dependencies: [
+                "StarpipeWorker", "StarpipeCore", "StarpipePostgres", "StarpipeRedis",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "StarpipeBucketTests", dependencies: ["StarpipeBucket", "StarpipeCore"]),
+        .testTarget(name: "StarpipeMappingTests", dependencies: ["StarpipeMapping", "StarpipeCore"]),
         .testTarget(
             name: "JSONStreamTests",
             dependencies: ["JSONStream"],

@@ -1,0 +1,67 @@
+import Foundation
+import StarpipeCore
+import StarpipeMapping
+import Testing
+
+/// YAML in, JSON for the extension out; no database involved.
+@Suite("Mapping config")
+struct MappingConfigTests {
+    static func object(_ json: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+    }
+
+    @Test("a YAML mapping becomes JSON with sorted keys")
+    func convert() throws {
+        let config = try MappingConfig(yaml: """
+            client: acme
+            tables:
+              patients:
+                target: production.patients
+                key: [id]
+                columns:
+                  id: {source: Id}
+                  active: {source: Active, default: true}
+                  weight: {source: Weight, cast: numeric}
+            """)
+        #expect(config.json.hasPrefix(#"{"client":"acme","tables":{"patients":{"#))
+        let object = try Self.object(config.json)
+        let patients = try #require((object["tables"] as? [String: Any])?["patients"] as? [String: Any])
+        #expect(patients["key"] as? [String] == ["id"])
+        let active = try #require((patients["columns"] as? [String: Any])?["active"] as? [String: Any])
+        #expect(active["default"] as? Bool == true)
+    }
+
+    @Test("YAML timestamps and binary become strings")
+    func timestampsAndBinary() throws {
+        let config = try MappingConfig(yaml: """
+            since: 2026-11-01T10:00:00Z
+            blob: !!binary aGVsbG8=
+            """)
+        let object = try Self.object(config.json)
+        #expect(object["since"] as? String == "2026-11-01T10:00:00Z")
+        #expect(object["blob"] as? String == "aGVsbG8=")
+    }
+
+    @Test("invalid YAML and a top level that is not a mapping are configuration errors naming the source",
+          arguments: ["a: [1, 2", "- a\n- b", "just text"])
+    func refused(yaml: String) {
+        do {
+            _ = try MappingConfig(yaml: yaml, source: "acme.yaml")
+            Issue.record("accepted \(yaml)")
+        } catch {
+            #expect(error.code == .configuration)
+            #expect(error.message.hasPrefix("acme.yaml "))
+        }
+    }
+
+    @Test("a file is read from disk; a missing one is a configuration error")
+    func file() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("starpipe-mapping-\(UUID().uuidString).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try "client: acme\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try MappingConfig(contentsOf: path).json == #"{"client":"acme"}"#)
+        #expect(throws: StarpipeError(.configuration, "mapping file \(path).missing cannot be read")) {
+            try MappingConfig(contentsOf: path + ".missing")
+        }
+    }
+}
