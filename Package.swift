@@ -28,8 +28,11 @@ let package = Package(
         ),
         // Pure: manifest, bucket keys, identifiers, errors. No I/O beyond Foundation coding.
         .target(name: "StarpipeCore"),
-        // Pure: streaming JSON tokenizer that turns an array or NDJSON of objects into COPY rows.
-        .target(name: "JSONStream"),
+        // Pure: the streaming JSON tokenizer (one resumable state machine), its row buffer and errors, and
+        // a whole-document validator.
+        .target(name: "JSONParsing"),
+        // Pure: a JSON array or NDJSON of objects → COPY text rows, driving the tokenizer; text → binary COPY.
+        .target(name: "CopyEncoding", dependencies: ["JSONParsing"]),
         // I/O: a small, synchronous libpq wrapper (queries with parameters, COPY FROM STDIN).
         .target(name: "StarpipePostgres", dependencies: ["CLibPQ"]),
         // I/O: a synchronous Redis client and the per-client lock built on it.
@@ -49,7 +52,7 @@ let package = Package(
         .target(
             name: "StarpipeWorker",
             dependencies: [
-                "StarpipeCore", "JSONStream", "StarpipePostgres", "StarpipeBucket", "StarpipeRedis",
+                "StarpipeCore", "JSONParsing", "CopyEncoding", "StarpipePostgres", "StarpipeBucket", "StarpipeRedis",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -81,16 +84,17 @@ let package = Package(
         ),
         .testTarget(name: "StarpipeBucketTests", dependencies: ["StarpipeBucket", "StarpipeCore"]),
         .testTarget(name: "StarpipeMappingTests", dependencies: ["StarpipeMapping", "StarpipeCore"]),
+        // The tokenizer through the validator and the encoder, and JSONTestSuite (nst, MIT).
         .testTarget(
-            name: "JSONStreamTests",
-            dependencies: ["JSONStream"],
+            name: "CopyEncodingTests",
+            dependencies: ["CopyEncoding", "JSONParsing"],
             resources: [.copy("Conformance")]
         ),
         .testTarget(
             name: "StarpipeIntegrationTests",
             dependencies: [
                 "StarpipeCore", "StarpipePostgres", "StarpipeBucket", "StarpipeExtract", "StarpipeWorker",
-                "StarpipeMapping", "StarpipeRedis", "JSONStream",
+                "StarpipeMapping", "StarpipeRedis", "CopyEncoding",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

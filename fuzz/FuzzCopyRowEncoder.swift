@@ -1,11 +1,14 @@
-// libFuzzer entry point for the streaming JSON → COPY path, compiled by fuzz/run.sh in one module
-// with the sources of Sources/JSONStream (hence no import).
+// libFuzzer entry point for the streaming JSON → COPY path, linked by fuzz/run.sh with the
+// JSONParsing and CopyEncoding modules, which it builds with coverage and ASan.
 //
 // Input layout: byte 0 picks the chunk size (1…16) and byte 1 the binary column types; the rest is
 // the JSON document. Checked on every input:
 //   - no crash, trap or sanitizer report in the encoder or the binary transcoder;
 //   - the output and the error do not depend on how the input is split into chunks;
 //   - an accepted document's COPY text either transcodes to binary or is refused as not canonical.
+
+import CopyEncoding
+import JSONParsing
 
 private let columns = ["a", "b", "c", "é"]
 private let types: [BinaryCopyType] = [

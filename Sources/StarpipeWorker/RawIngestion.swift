@@ -1,6 +1,7 @@
+import CopyEncoding
 import Crypto
 import Foundation
-import JSONStream
+import JSONParsing
 import StarpipeBucket
 import StarpipeCore
 import StarpipePostgres

@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import JSONStream
+import CopyEncoding
 import Logging
 import StarpipeBucket
 import StarpipeCore

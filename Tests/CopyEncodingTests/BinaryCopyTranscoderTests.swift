@@ -1,4 +1,4 @@
-import JSONStream
+import CopyEncoding
 import Testing
 
 /// The binary transcoder on its own; that its output equals text COPY is proven against Postgres in

@@ -1,3 +1,5 @@
+import JSONParsing
+
 /// Turns a stream of JSON objects into PostgreSQL `COPY ... FROM STDIN` **text format**
 /// lines, chunk by chunk, without holding the whole input in memory.
 ///

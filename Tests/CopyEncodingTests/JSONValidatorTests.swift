@@ -1,4 +1,5 @@
-import JSONStream
+import CopyEncoding
+import JSONParsing
 import Testing
 
 /// `JSONValidator` on hand-written documents (the conformance suite covers the rest).

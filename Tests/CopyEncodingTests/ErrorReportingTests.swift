@@ -1,4 +1,5 @@
-import JSONStream
+import CopyEncoding
+import JSONParsing
 import Testing
 
 /// Error codes, descriptions, and the guarantee that no value bytes (PHI) leak into them.

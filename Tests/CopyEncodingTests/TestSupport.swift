@@ -1,4 +1,5 @@
-import JSONStream
+import CopyEncoding
+import JSONParsing
 
 /// Helpers shared by the encoder tests.
 enum TestSupport {

@@ -1,5 +1,6 @@
 import Foundation
-import JSONStream
+import CopyEncoding
+import JSONParsing
 import Testing
 
 /// Runs `JSONValidator` over nst/JSONTestSuite's `test_parsing` files (MIT, see

@@ -1,4 +1,5 @@
-import JSONStream
+import CopyEncoding
+import JSONParsing
 import Testing
 
 /// How each kind of JSON value becomes a COPY text field.

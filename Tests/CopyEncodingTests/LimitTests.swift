@@ -1,4 +1,5 @@
-import JSONStream
+import CopyEncoding
+import JSONParsing
 import Testing
 
 /// Depth and value-size limits: clean failures, never crashes or unbounded growth.

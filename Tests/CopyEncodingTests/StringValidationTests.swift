@@ -1,4 +1,5 @@
-import JSONStream
+import CopyEncoding
+import JSONParsing
 import Testing
 
 /// UTF-8 well-formedness, surrogate escapes and NUL, in values, keys and the validator.

@@ -1,6 +1,6 @@
 /// A resumable, byte-driven scanner for one JSON value (RFC 8259), shared by
-/// ``CopyRowEncoder`` (for keys and values of rows) and ``JSONValidator`` (for whole
-/// documents).
+/// `CopyRowEncoder` in CopyEncoding (for keys and values of rows) and ``JSONValidator``
+/// (for whole documents).
 ///
 /// The scanner is fed bytes with ``scan(_:_:_:)``, which can stop at any byte (also inside
 /// a UTF-8 sequence or an escape) and resume with the next chunk. Nesting is tracked on an
@@ -15,9 +15,9 @@
 ///   COPY-escaped; numbers verbatim; `null` as `\N`; `true`/`false`; objects and arrays as
 ///   compact JSON (insignificant whitespace dropped, every token copied from the source,
 ///   backslashes doubled for COPY).
-struct JSONTokenizer: Sendable {
+package struct JSONTokenizer: Sendable {
     /// Where output goes.
-    enum Sink: UInt8, Sendable {
+    package enum Sink: UInt8, Sendable {
         case none, key, field
     }
 
@@ -88,16 +88,16 @@ struct JSONTokenizer: Sendable {
     // MARK: Output
 
     /// The field output (the encoder's row buffer). Values are appended to it.
-    var out = RowBuffer()
+    package var out = RowBuffer()
     /// The decoded key, when ``sink`` is `.key`.
-    var key: [UInt8] = []
+    package var key: [UInt8] = []
     /// Set when the decoded key was longer than `keyCapacity` (it then matches no column).
-    var keyOverflow = false
+    package var keyOverflow = false
 
     // MARK: State
 
     /// Stream offset of byte 0 of the chunk being scanned.
-    var base = 0
+    package var base = 0
     private(set) var state: State = .value
     private var stack: [UInt8] = []
     private var stringMode: StringMode = .discard
@@ -117,10 +117,10 @@ struct JSONTokenizer: Sendable {
     private var literalPosition = 0
     private var literalIsNull = false
     /// Stream offset where the current value (or key's opening quote) starts.
-    private(set) var valueOffset = 0
+    package private(set) var valueOffset = 0
     private var fieldLimit = Int.max
 
-    init(maxDepth: Int, maxValueBytes: Int, rejectNUL: Bool, keyCapacity: Int) {
+    package init(maxDepth: Int, maxValueBytes: Int, rejectNUL: Bool, keyCapacity: Int) {
         self.maxDepth = max(0, maxDepth)
         self.maxValueBytes = max(0, maxValueBytes)
         self.rejectNUL = rejectNUL
@@ -131,7 +131,7 @@ struct JSONTokenizer: Sendable {
 
     /// Prepares to scan one value whose first byte (or leading whitespace) is at stream
     /// offset `offset`. With sink `.field` the value is appended to ``out``.
-    mutating func beginValue(at offset: Int, sink: Sink) {
+    package mutating func beginValue(at offset: Int, sink: Sink) {
         self.sink = sink
         state = .value
         if !stack.isEmpty {
@@ -145,7 +145,7 @@ struct JSONTokenizer: Sendable {
 
     /// Prepares to scan a key string whose opening quote (already consumed) was at stream
     /// offset `offset`; its decoded bytes go to ``key``.
-    mutating func beginKey(at offset: Int) {
+    package mutating func beginKey(at offset: Int) {
         sink = .key
         if !stack.isEmpty {
             stack.removeAll(keepingCapacity: true)
@@ -180,7 +180,7 @@ struct JSONTokenizer: Sendable {
     /// Scans `p[i..<end]`, advancing `i`. Returns `true` when the value is complete; `i`
     /// then indexes the first byte after it (a byte that ends a number is not consumed).
     /// Returns `false` when all bytes were consumed and the value is not complete yet.
-    mutating func scan(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ end: Int) throws(JSONStreamError) -> Bool {
+    package mutating func scan(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ end: Int) throws(JSONStreamError) -> Bool {
         while i < end {
             switch state {
             case .string:

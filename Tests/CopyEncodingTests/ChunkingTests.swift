@@ -1,4 +1,4 @@
-import JSONStream
+import CopyEncoding
 import Testing
 
 /// The output (and any error) must not depend on where chunk boundaries fall.

@@ -1,4 +1,5 @@
-import JSONStream
+import CopyEncoding
+import JSONParsing
 import Testing
 
 /// Array and NDJSON forms, empty input, BOM, trailing data, non-object elements, truncation.

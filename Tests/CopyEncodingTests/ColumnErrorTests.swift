@@ -1,4 +1,5 @@
-import JSONStream
+import CopyEncoding
+import JSONParsing
 import Testing
 
 /// Keys against the expected columns: unknown, missing, duplicate; escaped and non-ASCII keys.

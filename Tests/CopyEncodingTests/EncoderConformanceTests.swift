@@ -1,5 +1,6 @@
 import Foundation
-import JSONStream
+import CopyEncoding
+import JSONParsing
 import Testing
 
 /// The encoder's value path is the validator's tokenizer: every JSONTestSuite document,
