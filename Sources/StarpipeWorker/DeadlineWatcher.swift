@@ -1,7 +1,6 @@
 import Foundation
 import Logging
 import StarpipePostgres
-import Synchronization
 
 /// Watches the stop deadline while a slot works on a job. Once it has passed, it cancels the
 /// slot's running statement (a long COPY, transform or promotion) so it rolls back and the job
@@ -9,45 +8,34 @@ import Synchronization
 /// server between two statements is dropped there, and a heartbeat blocked behind the job's row
 /// lock must not hold the cancel back. Runs on its own thread.
 final class DeadlineWatcher: @unchecked Sendable {
-    private let jobID: Int64
     private let stopSignal: StopSignal
     private let logger: Logger
     private let canceller: @Sendable () -> PostgresCanceller?
-    private let running = Mutex(true)
-    private let done = DispatchSemaphore(value: 0)
+    private let loop: LoopThread
     private static let cancelInterval = 0.5
 
     /// `canceller` gives what cancels the slot's running statement (on its current connection, which
     /// a retry may have replaced) once the stop deadline has passed.
     init(jobID: Int64, stop: StopSignal, logger: Logger, canceller: @escaping @Sendable () -> PostgresCanceller?) {
-        self.jobID = jobID
         self.stopSignal = stop
         self.logger = logger
         self.canceller = canceller
+        loop = LoopThread(name: "starpipe-deadline-\(jobID)")
     }
 
     func start() {
-        let thread = Thread { [self] in watch() }
-        thread.name = "starpipe-deadline-\(jobID)"
-        thread.start()
+        loop.start { [self] in watch() }
     }
 
     /// Stops watching and waits for the thread to end. Once it returns, no cancel request is sent
     /// any more. Calling it again does nothing.
     func stop() {
-        let wasRunning = running.withLock { running in
-            defer { running = false }
-            return running
-        }
-        if wasRunning { done.wait() }
+        loop.stop()
     }
 
-    private var isRunning: Bool { running.withLock { $0 } }
-
     private func watch() {
-        defer { done.signal() }
         var lastCancel: Date?
-        while isRunning {
+        while loop.isRunning {
             Thread.sleep(forTimeInterval: 0.05)
             guard stopSignal.mustAbort else { continue }
             if let lastCancel, Date().timeIntervalSince(lastCancel) < Self.cancelInterval { continue }

@@ -13,43 +13,35 @@ final class LeaseKeeper: @unchecked Sendable {
     private let options: WorkerOptions
     private let lock: RedisLock?
     private let logger: Logger
-    private let state = Mutex((running: true, fencedOut: false))
-    private let done = DispatchSemaphore(value: 0)
+    private let fencedOut = Mutex(false)
+    private let loop: LoopThread
 
     init(job: ClaimedJob, options: WorkerOptions, lock: RedisLock?, logger: Logger) {
         self.job = job
         self.options = options
         self.lock = lock
         self.logger = logger
+        loop = LoopThread(name: "starpipe-lease-\(job.id)")
     }
 
     /// True once a heartbeat was refused with a stale fencing token.
-    var isFencedOut: Bool { state.withLock { $0.fencedOut } }
+    var isFencedOut: Bool { fencedOut.withLock { $0 } }
 
     func start() {
-        let thread = Thread { [self] in keep() }
-        thread.name = "starpipe-lease-\(job.id)"
-        thread.start()
+        loop.start { [self] in keep() }
     }
 
     /// Stops renewing and waits for the thread to end. Calling it again does nothing.
     func stop() {
-        let wasRunning = state.withLock { state in
-            defer { state.running = false }
-            return state.running
-        }
-        if wasRunning { done.wait() }
+        loop.stop()
     }
 
-    private var running: Bool { state.withLock { $0.running } }
-
     private func keep() {
-        defer { done.signal() }
         let interval = max(0.2, Double(options.leaseSeconds) / 3)
         var database: PostgresConnection?
         var redis: RedisConnection?
         var next = Date().addingTimeInterval(interval)
-        while running {
+        while loop.isRunning {
             Thread.sleep(forTimeInterval: 0.05)
             guard Date() >= next else { continue }
             next = Date().addingTimeInterval(interval)
@@ -61,7 +53,7 @@ final class LeaseKeeper: @unchecked Sendable {
             } catch {
                 if ErrorDecision.outcome(for: .init(error), at: .heartbeat, attempt: .spent, shutdown: .running) == .fencedOut {
                     logger.warning("lease lost: another worker holds the job")
-                    state.withLock { $0.fencedOut = true }
+                    fencedOut.withLock { $0 = true }
                     return
                 }
                 database = nil

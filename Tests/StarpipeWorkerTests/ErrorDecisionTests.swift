@@ -17,39 +17,36 @@ struct ErrorDecisionTests {
         ErrorDecision.outcome(for: failure, at: site, attempt: attempt, shutdown: shutdown)
     }
 
-    @Test("a call under RetryPolicy retries transient failures while attempts are left, and gives up otherwise")
-    func call() {
+    /// Calls `body` with every failure, shutdown state and attempt.
+    static func forEachInput(_ body: (Failure, Shutdown, Attempt) -> Void) {
         for failure in Failure.allCases {
             for shutdown in Shutdown.allCases {
-                for attempt in Self.attempts {
-                    let expected: Outcome = failure == .transient && !attempt.isLast ? .retry : .giveUp
-                    #expect(Self.outcome(failure, .call, attempt, shutdown) == expected, "\(failure) \(attempt) \(shutdown)")
+                for attempt in attempts {
+                    body(failure, shutdown, attempt)
                 }
             }
+        }
+    }
+
+    @Test("a call under RetryPolicy retries transient failures while attempts are left, and gives up otherwise")
+    func call() {
+        Self.forEachInput { failure, shutdown, attempt in
+            let expected: Outcome = failure == .transient && !attempt.isLast ? .retry : .giveUp
+            #expect(Self.outcome(failure, .call, attempt, shutdown) == expected, "\(failure) \(attempt) \(shutdown)")
         }
     }
 
     @Test("the idle wait reconnects after a transient failure and gives up on anything else")
     func idle() {
-        for failure in Failure.allCases {
-            for shutdown in Shutdown.allCases {
-                for attempt in Self.attempts {
-                    let expected: Outcome = failure == .transient ? .retry : .giveUp
-                    #expect(Self.outcome(failure, .idle, attempt, shutdown) == expected, "\(failure)")
-                }
-            }
+        Self.forEachInput { failure, shutdown, attempt in
+            #expect(Self.outcome(failure, .idle, attempt, shutdown) == (failure == .transient ? .retry : .giveUp), "\(failure)")
         }
     }
 
     @Test("registration skips a manifest the database refuses and stops the scan when the database is gone")
     func registration() {
-        for failure in Failure.allCases {
-            for shutdown in Shutdown.allCases {
-                for attempt in Self.attempts {
-                    let expected: Outcome = failure == .transient ? .giveUp : .fail
-                    #expect(Self.outcome(failure, .registration, attempt, shutdown) == expected, "\(failure)")
-                }
-            }
+        Self.forEachInput { failure, shutdown, attempt in
+            #expect(Self.outcome(failure, .registration, attempt, shutdown) == (failure == .transient ? .giveUp : .fail), "\(failure)")
         }
     }
 
@@ -65,15 +62,12 @@ struct ErrorDecisionTests {
     ]
 
     @Test("a job's stage: fenced out, release at the deadline, nack when transient, fail otherwise", arguments: JobStage.allCases)
-    func stage(_ stage: JobStage) throws {
+    func stage(_ stage: JobStage) {
         #expect(Set(Self.stageRows.keys) == Set(Failure.allCases))
-        for failure in Failure.allCases {
-            for shutdown in Shutdown.allCases {
-                let expected = try #require(Self.stageRows[failure]?[shutdown])
-                for attempt in Self.attempts {
-                    #expect(Self.outcome(failure, .stage(stage), attempt, shutdown) == expected, "\(failure) \(shutdown)")
-                }
-            }
+        Self.forEachInput { failure, shutdown, attempt in
+            let expected = Self.stageRows[failure]?[shutdown]
+            #expect(expected != nil)
+            #expect(Self.outcome(failure, .stage(stage), attempt, shutdown) == expected, "\(failure) \(shutdown)")
         }
     }
 
@@ -107,16 +101,12 @@ struct ErrorDecisionTests {
     @Test("only calls, the idle wait, settling and heartbeats retry; only a job's stage nacks or releases")
     func outcomesBySite() {
         for site in ErrorDecision.Site.allCases {
-            for failure in Failure.allCases {
-                for shutdown in Shutdown.allCases {
-                    for attempt in Self.attempts {
-                        let outcome = Self.outcome(failure, site, attempt, shutdown)
-                        if case .stage = site {
-                            #expect(outcome != .retry && outcome != .giveUp)
-                        } else {
-                            #expect(outcome != .nack && outcome != .release)
-                        }
-                    }
+            Self.forEachInput { failure, shutdown, attempt in
+                let outcome = Self.outcome(failure, site, attempt, shutdown)
+                if case .stage = site {
+                    #expect(outcome != .retry && outcome != .giveUp)
+                } else {
+                    #expect(outcome != .nack && outcome != .release)
                 }
             }
         }
