@@ -16,13 +16,13 @@ mkdir -p "$OUT/corpus" "$OUT/modules"
 cp -n corpus/* "$OUT/corpus/"
 # (ld.gold warns about every ASan helper symbol; those lines are dropped, errors still fail the run.)
 quiet() { "$@" 2> >(grep -v "Cannot export local symbol" >&2); }
-# The two modules are built as in the package (package access needs the same -package-name), with
-# coverage and ASan instrumentation, as object files that the harness links.
+# The two modules are built as in the package, with coverage and ASan instrumentation, as object
+# files that the harness links.
 module() {
     local name=$1
     shift
     echo "==> compiling $name (swiftc -sanitize=fuzzer,address)"
-    quiet swiftc -O -parse-as-library -sanitize=fuzzer,address -package-name starpipe -module-name "$name" \
+    quiet swiftc -O -parse-as-library -sanitize=fuzzer,address -module-name "$name" \
         -I "$OUT/modules" -emit-module -emit-module-path "$OUT/modules/$name.swiftmodule" \
         -wmo -c "../Sources/$name"/*.swift -o "$OUT/$name.o" "$@"
 }

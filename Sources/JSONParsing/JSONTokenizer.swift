@@ -15,13 +15,14 @@
 ///   COPY-escaped; numbers verbatim; `null` as `\N`; `true`/`false`; objects and arrays as
 ///   compact JSON (insignificant whitespace dropped, every token copied from the source,
 ///   backslashes doubled for COPY).
-package struct JSONTokenizer: Sendable {
+public struct JSONTokenizer: Sendable {
     /// Where output goes.
-    package enum Sink: UInt8, Sendable {
+    public enum Sink: UInt8, Sendable {
         case none, key, field
     }
 
     /// The lexical state; the scanner resumes from it at the next byte.
+    @usableFromInline
     enum State: UInt8, Sendable {
         /// Expecting a value; whitespace is skipped.
         case value
@@ -52,6 +53,7 @@ package struct JSONTokenizer: Sendable {
     }
 
     /// How the current string's bytes are written.
+    @usableFromInline
     enum StringMode: UInt8, Sendable {
         /// Validate only.
         case discard
@@ -77,34 +79,34 @@ package struct JSONTokenizer: Sendable {
     /// Maximum nesting depth of objects/arrays in one value.
     let maxDepth: Int
     /// Maximum number of bytes written to ``out`` for one value.
-    let maxValueBytes: Int
+    @usableFromInline let maxValueBytes: Int
     /// Whether `\u0000` is an error (`nulCharacter`). PostgreSQL text cannot hold NUL.
     let rejectNUL: Bool
     /// How many decoded key bytes are kept in ``key`` before ``keyOverflow`` is set.
     let keyCapacity: Int
     /// Where output goes for the current value.
-    var sink: Sink = .none
+    @usableFromInline var sink: Sink = .none
 
     // MARK: Output
 
     /// The field output (the encoder's row buffer). Values are appended to it.
-    package var out = RowBuffer()
+    public var out = RowBuffer()
     /// The decoded key, when ``sink`` is `.key`.
-    package var key: [UInt8] = []
+    public var key: [UInt8] = []
     /// Set when the decoded key was longer than `keyCapacity` (it then matches no column).
-    package var keyOverflow = false
+    public var keyOverflow = false
 
     // MARK: State
 
     /// Stream offset of byte 0 of the chunk being scanned.
-    package var base = 0
-    private(set) var state: State = .value
-    private var stack: [UInt8] = []
-    private var stringMode: StringMode = .discard
-    private var stringIsKey = false
+    public var base = 0
+    @usableFromInline var state: State = .value
+    @usableFromInline var stack: [UInt8] = []
+    @usableFromInline var stringMode: StringMode = .discard
+    @usableFromInline var stringIsKey = false
     private var hex: UInt32 = 0
     private var hexCount = 0
-    private var pendingHigh: UInt32 = 0
+    @usableFromInline var pendingHigh: UInt32 = 0
     private var escapeOffset = 0
     private var highOffset = 0
     private var utf8Need = 0
@@ -117,10 +119,12 @@ package struct JSONTokenizer: Sendable {
     private var literalPosition = 0
     private var literalIsNull = false
     /// Stream offset where the current value (or key's opening quote) starts.
-    package private(set) var valueOffset = 0
-    private var fieldLimit = Int.max
+    @inlinable public var valueOffset: Int { startOffset }
+    @usableFromInline var startOffset = 0
+    @usableFromInline var fieldLimit = Int.max
 
-    package init(maxDepth: Int, maxValueBytes: Int, rejectNUL: Bool, keyCapacity: Int) {
+    /// A tokenizer with these limits; see the configuration properties for what each one means.
+    public init(maxDepth: Int, maxValueBytes: Int, rejectNUL: Bool, keyCapacity: Int) {
         self.maxDepth = max(0, maxDepth)
         self.maxValueBytes = max(0, maxValueBytes)
         self.rejectNUL = rejectNUL
@@ -131,26 +135,28 @@ package struct JSONTokenizer: Sendable {
 
     /// Prepares to scan one value whose first byte (or leading whitespace) is at stream
     /// offset `offset`. With sink `.field` the value is appended to ``out``.
-    package mutating func beginValue(at offset: Int, sink: Sink) {
+    @inlinable
+    public mutating func beginValue(at offset: Int, sink: Sink) {
         self.sink = sink
         state = .value
         if !stack.isEmpty {
             stack.removeAll(keepingCapacity: true)
         }
         pendingHigh = 0
-        valueOffset = offset
+        startOffset = offset
         let start = out.count
         fieldLimit = maxValueBytes > Int.max - start ? Int.max : start + maxValueBytes
     }
 
     /// Prepares to scan a key string whose opening quote (already consumed) was at stream
     /// offset `offset`; its decoded bytes go to ``key``.
-    package mutating func beginKey(at offset: Int) {
+    @inlinable
+    public mutating func beginKey(at offset: Int) {
         sink = .key
         if !stack.isEmpty {
             stack.removeAll(keepingCapacity: true)
         }
-        valueOffset = offset
+        startOffset = offset
         key.removeAll(keepingCapacity: true)
         keyOverflow = false
         stringIsKey = false
@@ -180,7 +186,7 @@ package struct JSONTokenizer: Sendable {
     /// Scans `p[i..<end]`, advancing `i`. Returns `true` when the value is complete; `i`
     /// then indexes the first byte after it (a byte that ends a number is not consumed).
     /// Returns `false` when all bytes were consumed and the value is not complete yet.
-    package mutating func scan(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ end: Int) throws(JSONStreamError) -> Bool {
+    public mutating func scan(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ end: Int) throws(JSONStreamError) -> Bool {
         while i < end {
             switch state {
             case .string:

@@ -6,8 +6,9 @@
 /// once at the start of every `feed`). Reads through ``base`` are valid until the next
 /// write.
 ///
-/// The appends are `@inlinable`: the COPY encoder, in another module, calls them for every field.
-package struct RowBuffer: @unchecked Sendable {
+/// Public, and its appends `@inlinable`, because the COPY encoder in another module writes every
+/// field through it (Swift 6.3 does not inline `package` functions across modules).
+public struct RowBuffer: @unchecked Sendable {
     /// Owns the allocation; frees it when the last copy of the buffer goes away.
     @usableFromInline
     final class Owner {
@@ -29,11 +30,12 @@ package struct RowBuffer: @unchecked Sendable {
     @usableFromInline var capacity: Int
 
     /// The first byte. Valid until the next write.
-    @inlinable package var base: UnsafeMutablePointer<UInt8> { storage }
+    @inlinable public var base: UnsafeMutablePointer<UInt8> { storage }
     /// The number of bytes written.
-    @inlinable package var count: Int { written }
+    @inlinable public var count: Int { written }
 
-    package init(capacity: Int = 256) {
+    /// An empty buffer with room for `capacity` bytes (at least 16). Defaults to 256.
+    public init(capacity: Int = 256) {
         let capacity = max(capacity, 16)
         owner = Owner(capacity: capacity)
         storage = owner.base
@@ -41,7 +43,7 @@ package struct RowBuffer: @unchecked Sendable {
     }
 
     /// Gives this copy its own allocation if another copy shares it.
-    package mutating func makeUnique() {
+    public mutating func makeUnique() {
         if !isKnownUniquelyReferenced(&owner) {
             let copy = Owner(capacity: capacity)
             copy.base.initialize(from: storage, count: written)
@@ -52,20 +54,21 @@ package struct RowBuffer: @unchecked Sendable {
 
     /// Forgets the contents, keeping the allocation.
     @inlinable @inline(__always)
-    package mutating func removeAll() {
+    public mutating func removeAll() {
         written = 0
     }
 
     /// Ensures room for `additional` more bytes without reallocating.
     @inlinable @inline(__always)
-    package mutating func reserve(_ additional: Int) {
+    public mutating func reserve(_ additional: Int) {
         if capacity &- written < additional {
             grow(to: written + additional)
         }
     }
 
+    /// Appends one byte.
     @inlinable @inline(__always)
-    package mutating func append(_ byte: UInt8) {
+    public mutating func append(_ byte: UInt8) {
         if written == capacity {
             grow(to: written + 1)
         }
@@ -73,8 +76,9 @@ package struct RowBuffer: @unchecked Sendable {
         written &+= 1
     }
 
+    /// Appends `n` bytes from `bytes`.
     @inlinable @inline(__always)
-    package mutating func append(_ bytes: UnsafePointer<UInt8>, count n: Int) {
+    public mutating func append(_ bytes: UnsafePointer<UInt8>, count n: Int) {
         if capacity &- written < n {
             grow(to: written + n)
         }
@@ -84,7 +88,7 @@ package struct RowBuffer: @unchecked Sendable {
 
     /// Appends `self[range]` (a range of already written bytes) at the end.
     @inlinable @inline(__always)
-    package mutating func appendCopy(from start: Int, to end: Int) {
+    public mutating func appendCopy(from start: Int, to end: Int) {
         reserve(end &- start)
         (storage + written).initialize(from: storage + start, count: end &- start)
         written &+= end &- start
