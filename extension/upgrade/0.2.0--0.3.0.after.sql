@@ -1,0 +1,1 @@
+-- Hand-written steps that run after the generated functions of 0.3.0: data migrations.

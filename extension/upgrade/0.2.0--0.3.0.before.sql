@@ -1,0 +1,2 @@
+-- Hand-written DDL that runs before the generated functions of 0.3.0: new tables and columns they use,
+-- and DROPs of functions whose signature or result type changed.
