@@ -8,6 +8,49 @@
 -- Hand-written DDL that runs before the generated functions of 0.3.0: new tables and columns they use,
 -- and DROPs of functions whose signature or result type changed.
 
+-- Word lists of the mapping, defined once (issue: apply_mapping, transform and validate each had their own).
+-- The words a mapping may use, each defined once: apply_mapping accepts these and no others, and transform,
+-- validate and promote read the same rows. Shipped with the extension (not dumped); readable by starpipe_admin.
+CREATE TABLE starpipe.cleaning_rule (
+    name        text PRIMARY KEY,
+    expression  text NOT NULL,
+    description text NOT NULL
+);
+COMMENT ON TABLE starpipe.cleaning_rule IS 'Cleaning rules of mapping columns ("clean"): a format() template applied to the text value (%s).';
+INSERT INTO starpipe.cleaning_rule (name, expression, description) VALUES
+    ('trim',            'pg_catalog.btrim(%s)', 'removes leading and trailing spaces'),
+    ('upper',           'pg_catalog.upper(%s)', 'upper case'),
+    ('lower',           'pg_catalog.lower(%s)', 'lower case'),
+    ('nullif_empty',    'NULLIF(%s, '''')', 'an empty string becomes NULL'),
+    ('strip_digits',    'pg_catalog.regexp_replace(%s, ''[0-9]+'', '''', ''g'')', 'removes every digit'),
+    ('digits_only',     'pg_catalog.regexp_replace(%s, ''[^0-9]+'', '''', ''g'')', 'keeps only digits'),
+    ('collapse_spaces', 'pg_catalog.regexp_replace(%s, ''[[:space:]]+'', '' '', ''g'')', 'every run of white space becomes one space');
+
+CREATE TABLE starpipe.check_rule (
+    name        text PRIMARY KEY,
+    argument    text NOT NULL CHECK (argument IN ('columns', 'column_values', 'count', 'column_fraction')),
+    description text NOT NULL
+);
+COMMENT ON TABLE starpipe.check_rule IS 'Validation gates of a mapping table ("checks"), with the shape of their argument.';
+INSERT INTO starpipe.check_rule (name, argument, description) VALUES
+    ('not_null',        'columns',         'no staged row has NULL in any of the columns'),
+    ('unique',          'columns',         'no two staged rows share the columns'' values'),
+    ('accepted_values', 'column_values',   'every non-NULL value of the column is one of the values'),
+    ('min_rows',        'count',           'the job stages at least this many rows'),
+    ('null_fraction',   'column_fraction', 'at most this fraction of the column''s staged values is NULL');
+
+CREATE TABLE starpipe.conflict_policy (
+    name        text PRIMARY KEY,
+    description text NOT NULL
+);
+COMMENT ON TABLE starpipe.conflict_policy IS 'How promotion resolves a staged row whose key production already has ("conflict_policy").';
+INSERT INTO starpipe.conflict_policy (name, description) VALUES
+    ('source_wins',    'the staged row replaces the production row'),
+    ('target_wins',    'the production row stays; the difference is audited'),
+    ('merge_non_null', 'staged values replace production values where they are not NULL'),
+    ('newer_wins',     'the staged row replaces the production row when its version_column is not older');
+
+
 -- Functions of 00_schema.sql ---------------------------------------------------------------------------------------
 
 -- Raises with a stable SQLSTATE in starpipe's own class "SP".
@@ -1082,6 +1125,21 @@ COMMENT ON FUNCTION starpipe.accept_schema(text, text, integer) IS
 
 -- Functions of 40_mapping.sql --------------------------------------------------------------------------------------
 
+-- One of a word list's names, for a hint: "a, b, c".
+CREATE OR REPLACE FUNCTION starpipe._known(p_list regclass)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_names text;
+BEGIN
+    -- Only the three word-list tables are ever passed; the name is a regclass, never spliced text.
+    EXECUTE pg_catalog.format('SELECT pg_catalog.string_agg(name, '', '' ORDER BY name) FROM %s', p_list) INTO v_names;
+    RETURN v_names;
+END;
+$$;
+
 -- Resolves a type name from a mapping through the catalog; raises SP006 when unknown.
 CREATE OR REPLACE FUNCTION starpipe._mapping_type(p_where text, p_type text)
 RETURNS text
@@ -1157,9 +1215,9 @@ BEGIN
             PERFORM starpipe._mapping_type(pg_catalog.format('%s.columns.%s', v_where, v_col), v_spec->>'type');
         END IF;
         FOR v_rule IN SELECT pg_catalog.jsonb_array_elements_text(coalesce(v_spec->'clean', '[]')) LOOP
-            IF v_rule NOT IN ('trim', 'upper', 'lower', 'nullif_empty', 'strip_digits', 'collapse_spaces', 'digits_only') THEN
+            IF NOT EXISTS (SELECT 1 FROM starpipe.cleaning_rule r WHERE r.name = v_rule) THEN
                 PERFORM starpipe._raise('SP006', pg_catalog.format('%s.columns.%s: unknown cleaning rule %L', v_where, v_col, v_rule),
-                    'Known rules: trim, upper, lower, nullif_empty, strip_digits, collapse_spaces, digits_only.');
+                    pg_catalog.format('Known rules: %s.', starpipe._known('starpipe.cleaning_rule')));
             END IF;
         END LOOP;
     END LOOP;
@@ -1184,8 +1242,8 @@ BEGIN
                  WHERE a.attrelid = v_target AND a.attnum = ANY (i.indkey)) = v_key) THEN
         PERFORM starpipe._raise('SP006', pg_catalog.format('%s.conflict_key: %s has no unique index on (%s)', v_where, v_target, pg_catalog.array_to_string(v_key, ', ')));
     END IF;
-    IF coalesce(p_map->>'conflict_policy', 'source_wins') NOT IN ('source_wins', 'target_wins', 'merge_non_null', 'newer_wins') THEN
-        PERFORM starpipe._raise('SP006', v_where || '.conflict_policy: one of source_wins, target_wins, merge_non_null, newer_wins');
+    IF NOT EXISTS (SELECT 1 FROM starpipe.conflict_policy c WHERE c.name = coalesce(p_map->>'conflict_policy', 'source_wins')) THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('%s.conflict_policy: one of %s', v_where, starpipe._known('starpipe.conflict_policy')));
     END IF;
     IF p_map->>'conflict_policy' = 'newer_wins' AND NOT (p_map->'columns' ? coalesce(p_map->>'version_column', '')) THEN
         PERFORM starpipe._raise('SP006', v_where || '.version_column: newer_wins needs a mapped version_column');
@@ -1200,9 +1258,9 @@ BEGIN
     END LOOP;
     FOR v_check IN SELECT pg_catalog.jsonb_array_elements(coalesce(p_map->'checks', '[]')) LOOP
         v_rule := (SELECT k FROM pg_catalog.jsonb_object_keys(v_check) k LIMIT 1);
-        IF v_rule NOT IN ('not_null', 'unique', 'accepted_values', 'min_rows', 'null_fraction') THEN
+        IF v_rule IS NULL OR NOT EXISTS (SELECT 1 FROM starpipe.check_rule c WHERE c.name = v_rule) THEN
             PERFORM starpipe._raise('SP006', pg_catalog.format('%s.checks: unknown check %L', v_where, v_rule),
-                'Known checks: not_null, unique, accepted_values, min_rows, null_fraction.');
+                pg_catalog.format('Known checks: %s.', starpipe._known('starpipe.check_rule')));
         END IF;
         FOR v_col IN
             SELECT c FROM pg_catalog.jsonb_array_elements_text(CASE WHEN v_rule IN ('not_null', 'unique') THEN v_check->v_rule ELSE '[]' END) c
@@ -1278,15 +1336,11 @@ BEGIN
         v_expr := pg_catalog.format('r.%I::text', p_spec->>'from');
     END IF;
     FOR v_rule IN SELECT pg_catalog.jsonb_array_elements_text(coalesce(p_spec->'clean', '[]')) LOOP
-        v_expr := CASE v_rule
-            WHEN 'trim' THEN pg_catalog.format('pg_catalog.btrim(%s)', v_expr)
-            WHEN 'upper' THEN pg_catalog.format('pg_catalog.upper(%s)', v_expr)
-            WHEN 'lower' THEN pg_catalog.format('pg_catalog.lower(%s)', v_expr)
-            WHEN 'nullif_empty' THEN pg_catalog.format('NULLIF(%s, %L)', v_expr, '')
-            WHEN 'strip_digits' THEN pg_catalog.format('pg_catalog.regexp_replace(%s, %L, %L, %L)', v_expr, '[0-9]+', '', 'g')
-            WHEN 'digits_only' THEN pg_catalog.format('pg_catalog.regexp_replace(%s, %L, %L, %L)', v_expr, '[^0-9]+', '', 'g')
-            WHEN 'collapse_spaces' THEN pg_catalog.format('pg_catalog.regexp_replace(%s, %L, %L, %L)', v_expr, '\s+', ' ', 'g')
-        END;
+        -- The rule's template comes from the one list apply_mapping checks against.
+        SELECT pg_catalog.format(r.expression, v_expr) INTO v_expr FROM starpipe.cleaning_rule r WHERE r.name = v_rule;
+        IF NOT FOUND THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('unknown cleaning rule %L', v_rule));
+        END IF;
     END LOOP;
     IF p_spec ? 'type' THEN
         v_expr := pg_catalog.format('(%s)::%s', v_expr, starpipe._mapping_type('type', p_spec->>'type'));
@@ -1601,6 +1655,9 @@ BEGIN
                 v_failure := pg_catalog.jsonb_build_object('rule', 'null_fraction', 'column', v_col,
                                                            'fraction', pg_catalog.round(v_frac, 4), 'max', v_check->'null_fraction'->'max');
             END IF;
+        ELSE
+            -- apply_mapping admits only starpipe.check_rule's names; a rule listed there but not run here is a bug.
+            PERFORM starpipe._raise('SP006', pg_catalog.format('check %L is not implemented by validate', v_rule));
         END IF;
         IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
     END LOOP;

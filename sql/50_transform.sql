@@ -17,15 +17,11 @@ BEGIN
         v_expr := pg_catalog.format('r.%I::text', p_spec->>'from');
     END IF;
     FOR v_rule IN SELECT pg_catalog.jsonb_array_elements_text(coalesce(p_spec->'clean', '[]')) LOOP
-        v_expr := CASE v_rule
-            WHEN 'trim' THEN pg_catalog.format('pg_catalog.btrim(%s)', v_expr)
-            WHEN 'upper' THEN pg_catalog.format('pg_catalog.upper(%s)', v_expr)
-            WHEN 'lower' THEN pg_catalog.format('pg_catalog.lower(%s)', v_expr)
-            WHEN 'nullif_empty' THEN pg_catalog.format('NULLIF(%s, %L)', v_expr, '')
-            WHEN 'strip_digits' THEN pg_catalog.format('pg_catalog.regexp_replace(%s, %L, %L, %L)', v_expr, '[0-9]+', '', 'g')
-            WHEN 'digits_only' THEN pg_catalog.format('pg_catalog.regexp_replace(%s, %L, %L, %L)', v_expr, '[^0-9]+', '', 'g')
-            WHEN 'collapse_spaces' THEN pg_catalog.format('pg_catalog.regexp_replace(%s, %L, %L, %L)', v_expr, '\s+', ' ', 'g')
-        END;
+        -- The rule's template comes from the one list apply_mapping checks against.
+        SELECT pg_catalog.format(r.expression, v_expr) INTO v_expr FROM starpipe.cleaning_rule r WHERE r.name = v_rule;
+        IF NOT FOUND THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('unknown cleaning rule %L', v_rule));
+        END IF;
     END LOOP;
     IF p_spec ? 'type' THEN
         v_expr := pg_catalog.format('(%s)::%s', v_expr, starpipe._mapping_type('type', p_spec->>'type'));

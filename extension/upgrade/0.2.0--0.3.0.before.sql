@@ -1,2 +1,45 @@
 -- Hand-written DDL that runs before the generated functions of 0.3.0: new tables and columns they use,
 -- and DROPs of functions whose signature or result type changed.
+
+-- Word lists of the mapping, defined once (issue: apply_mapping, transform and validate each had their own).
+-- The words a mapping may use, each defined once: apply_mapping accepts these and no others, and transform,
+-- validate and promote read the same rows. Shipped with the extension (not dumped); readable by starpipe_admin.
+CREATE TABLE starpipe.cleaning_rule (
+    name        text PRIMARY KEY,
+    expression  text NOT NULL,
+    description text NOT NULL
+);
+COMMENT ON TABLE starpipe.cleaning_rule IS 'Cleaning rules of mapping columns ("clean"): a format() template applied to the text value (%s).';
+INSERT INTO starpipe.cleaning_rule (name, expression, description) VALUES
+    ('trim',            'pg_catalog.btrim(%s)', 'removes leading and trailing spaces'),
+    ('upper',           'pg_catalog.upper(%s)', 'upper case'),
+    ('lower',           'pg_catalog.lower(%s)', 'lower case'),
+    ('nullif_empty',    'NULLIF(%s, '''')', 'an empty string becomes NULL'),
+    ('strip_digits',    'pg_catalog.regexp_replace(%s, ''[0-9]+'', '''', ''g'')', 'removes every digit'),
+    ('digits_only',     'pg_catalog.regexp_replace(%s, ''[^0-9]+'', '''', ''g'')', 'keeps only digits'),
+    ('collapse_spaces', 'pg_catalog.regexp_replace(%s, ''[[:space:]]+'', '' '', ''g'')', 'every run of white space becomes one space');
+
+CREATE TABLE starpipe.check_rule (
+    name        text PRIMARY KEY,
+    argument    text NOT NULL CHECK (argument IN ('columns', 'column_values', 'count', 'column_fraction')),
+    description text NOT NULL
+);
+COMMENT ON TABLE starpipe.check_rule IS 'Validation gates of a mapping table ("checks"), with the shape of their argument.';
+INSERT INTO starpipe.check_rule (name, argument, description) VALUES
+    ('not_null',        'columns',         'no staged row has NULL in any of the columns'),
+    ('unique',          'columns',         'no two staged rows share the columns'' values'),
+    ('accepted_values', 'column_values',   'every non-NULL value of the column is one of the values'),
+    ('min_rows',        'count',           'the job stages at least this many rows'),
+    ('null_fraction',   'column_fraction', 'at most this fraction of the column''s staged values is NULL');
+
+CREATE TABLE starpipe.conflict_policy (
+    name        text PRIMARY KEY,
+    description text NOT NULL
+);
+COMMENT ON TABLE starpipe.conflict_policy IS 'How promotion resolves a staged row whose key production already has ("conflict_policy").';
+INSERT INTO starpipe.conflict_policy (name, description) VALUES
+    ('source_wins',    'the staged row replaces the production row'),
+    ('target_wins',    'the production row stays; the difference is audited'),
+    ('merge_non_null', 'staged values replace production values where they are not NULL'),
+    ('newer_wins',     'the staged row replaces the production row when its version_column is not older');
+

@@ -69,6 +69,12 @@ CREATE FUNCTION pg_temp.catalog() RETURNS SETOF text LANGUAGE sql AS $$
     UNION ALL
     SELECT 'setting_default ' || d::text FROM starpipe.setting_default d
     UNION ALL
+    SELECT 'cleaning_rule ' || w::text FROM starpipe.cleaning_rule w
+    UNION ALL
+    SELECT 'check_rule ' || w::text FROM starpipe.check_rule w
+    UNION ALL
+    SELECT 'conflict_policy ' || w::text FROM starpipe.conflict_policy w
+    UNION ALL
     SELECT 'role ' || r.rolname || ' login ' || r.rolcanlogin FROM pg_roles r WHERE r.rolname IN ('starpipe_worker', 'starpipe_admin')
     UNION ALL
     SELECT 'extension ' || e.extversion || ' relocatable ' || e.extrelocatable || ' schema ' || e.extnamespace::regnamespace
