@@ -141,10 +141,21 @@ $$;
 COMMENT ON FUNCTION starpipe.prepare_raw(bigint, bigint) IS
     'Creates or extends the raw parent table of a job''s table; call it in its own transaction before begin_raw.';
 
+-- The raw column types the worker may load with binary COPY: it has a binary encoder for each (BinaryCopyType in
+-- Sources/), and a value it cannot put in canonical form sends the whole file through text COPY instead.
+CREATE FUNCTION starpipe._binary_copy_types()
+RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT '{text,"character varying",character,json,jsonb,boolean,smallint,integer,bigint,real,"double precision",numeric,date,"timestamp without time zone","timestamp with time zone",uuid}'::text[];
+$$;
+
 -- Starts a loading attempt: a table shaped like the raw parent, named by job and fencing token.
--- Returns the COPY statement the worker runs in the same transaction; finish_raw makes it the job's raw version.
-CREATE FUNCTION starpipe.begin_raw(p_job_id bigint, p_fence bigint)
-RETURNS text
+-- Returns what the worker's COPY needs, in the same transaction; finish_raw makes the table the job's raw version.
+CREATE FUNCTION starpipe.begin_raw(p_job_id bigint, p_fence bigint,
+                                   OUT load_table text, OUT columns text[], OUT types text[], OUT binary_copy boolean)
+RETURNS record
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -152,9 +163,6 @@ AS $$
 DECLARE
     v_job starpipe.job;
     v_schema text;
-    v_load text;
-    v_col jsonb;
-    v_copy_columns text := '';
 BEGIN
     -- Takes no lock on the job row and none on the parent beyond reading its shape.
     v_job := starpipe._held_job(p_job_id, p_fence);
@@ -164,25 +172,31 @@ BEGIN
     IF NOT starpipe._raw_parent_ready(v_job) THEN
         PERFORM starpipe._prepare_raw_parent(v_job);
     END IF;
-    FOR v_col IN SELECT c FROM pg_catalog.jsonb_array_elements(v_job.manifest->'columns') AS c LOOP
-        v_copy_columns := v_copy_columns || pg_catalog.format('%I, ', v_col->>'name');
-    END LOOP;
-    v_load := starpipe._load_table(v_job, p_fence);
-    EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %I.%I INCLUDING DEFAULTS)', v_load, v_schema, v_job.table_name);
+    load_table := starpipe._load_table(v_job, p_fence);
+    EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %I.%I INCLUDING DEFAULTS)', load_table, v_schema, v_job.table_name);
     -- Metadata comes from defaults, so COPY carries only the client's columns; the CHECK lets ATTACH skip its scan.
     EXECUTE pg_catalog.format(
         'ALTER TABLE %s ALTER COLUMN _ingestion_id SET DEFAULT %s, ALTER COLUMN _client_name SET DEFAULT %L, '
         'ALTER COLUMN _source_file SET DEFAULT %L, ALTER COLUMN _ingested_at SET DEFAULT pg_catalog.now(), '
         'ADD CONSTRAINT %I CHECK (_ingestion_id = %s)',
-        v_load, v_job.job_id, v_job.client, v_job.data_key, 'version_' || v_job.job_id, v_job.job_id);
+        load_table, v_job.job_id, v_job.client, v_job.data_key, 'version_' || v_job.job_id, v_job.job_id);
     -- The worker runs the COPY itself, so it may insert into this attempt until finish_raw.
-    PERFORM starpipe._lock_down('TABLE', v_load, 'SELECT', '{starpipe_admin}');
-    EXECUTE pg_catalog.format('GRANT INSERT ON %s TO starpipe_worker', v_load);
-    RETURN pg_catalog.format('COPY %s (%s_source_row) FROM STDIN', v_load, v_copy_columns);
+    PERFORM starpipe._lock_down('TABLE', load_table, 'SELECT', '{starpipe_admin}');
+    EXECUTE pg_catalog.format('GRANT INSERT ON %s TO starpipe_worker', load_table);
+    -- The COPY columns: the manifest's, in its order, then the row number the worker adds to each row.
+    SELECT pg_catalog.array_agg(c.name ORDER BY c.position),
+           pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY c.position)
+      INTO columns, types
+      FROM (SELECT m->>'name' AS name, o AS position
+              FROM pg_catalog.jsonb_array_elements(v_job.manifest->'columns') WITH ORDINALITY AS x(m, o)
+            UNION ALL SELECT '_source_row', 2147483647) c
+      JOIN pg_catalog.pg_attribute a
+        ON a.attrelid = load_table::regclass AND a.attname = c.name AND a.attnum > 0 AND NOT a.attisdropped;
+    binary_copy := types <@ (starpipe._binary_copy_types() || '{bigint}'::text[]);
 END;
 $$;
 COMMENT ON FUNCTION starpipe.begin_raw(bigint, bigint) IS
-    'Creates the loading table of a job attempt and returns the COPY statement that fills it; run both, and finish_raw, in one transaction.';
+    'Creates the loading table of a job attempt; returns it with its COPY columns (the row number last), their types, and whether binary COPY may be used. Run the COPY and finish_raw in the same transaction.';
 
 -- Ends a loading attempt: verifies checksum, size and row count against the manifest under the job's row
 -- lock, then attaches the attempt as the job's raw version and records the stage.

@@ -43,3 +43,6 @@ INSERT INTO starpipe.conflict_policy (name, description) VALUES
     ('merge_non_null', 'staged values replace production values where they are not NULL'),
     ('newer_wins',     'the staged row replaces the production row when its version_column is not older');
 
+
+-- begin_raw returns a record (load table, COPY columns, their types, binary eligibility) instead of COPY text.
+DROP FUNCTION starpipe.begin_raw(bigint, bigint);

@@ -28,7 +28,7 @@ BEGIN
         'sha256', v_sha, 'columns', '[{"name": "ID", "type": "text", "nullable": false}, {"name": "STATE", "type": "text", "nullable": true}]'::jsonb,
         'primary_key', '["ID"]'::jsonb, 'extracted_at', p_extracted), 'm/' || p_run, 'd/' || p_run);
     SELECT job_id, fence INTO v_job, v_fence FROM starpipe.claim('w');
-    v_target := pg_catalog.split_part(starpipe.begin_raw(v_job, v_fence), ' ', 2);
+    v_target := (starpipe.begin_raw(v_job, v_fence)).load_table;
     -- What the worker's COPY does.
     EXECUTE pg_catalog.format('INSERT INTO %s ("ID", "STATE", _source_row) SELECT r->>0, r->>1, n FROM pg_catalog.jsonb_array_elements(%L::jsonb) WITH ORDINALITY AS x(r, n)',
                               v_target, p_rows);

@@ -26,7 +26,7 @@ BEGIN
         'data_file', 'data.json', 'format', 'ndjson', 'row_count', pg_catalog.jsonb_array_length(p_rows), 'byte_count', 1,
         'sha256', v_sha, 'columns', p_columns, 'primary_key', '["ID"]'::jsonb), 'm/' || p_run, 'd/' || p_run);
     SELECT job_id, fence INTO v_job, v_fence FROM starpipe.claim('w');
-    v_target := pg_catalog.split_part(starpipe.begin_raw(v_job, v_fence), ' ', 2);
+    v_target := (starpipe.begin_raw(v_job, v_fence)).load_table;
     SELECT pg_catalog.string_agg(pg_catalog.format('%I', c->>'name'), ', ' ORDER BY n),
            pg_catalog.string_agg(pg_catalog.format('(r->>%s)::%s', n - 1, starpipe._raw_type(c->>'type')), ', ' ORDER BY n)
       INTO v_names, v_values
