@@ -54,6 +54,13 @@ INSERT INTO starpipe.conflict_policy (name, description) VALUES
 -- begin_raw returns a record (load table, COPY columns, their types, binary eligibility) instead of COPY text.
 DROP FUNCTION starpipe.begin_raw(bigint, bigint);
 
+-- DUPLICATE now means "equal to the table's newest snapshot", so the same content may be live more than once
+-- (A, B, then A again). The index stays for the lookups.
+DROP INDEX starpipe.job_live_content;
+CREATE INDEX job_content ON starpipe.job (client, table_name, sha256);
+-- _extracted_at moved to the queue's file and became a strict SQL function.
+DROP FUNCTION starpipe._extracted_at(starpipe.job);
+
 -- Functions of 00_schema.sql ---------------------------------------------------------------------------------------
 
 -- Raises with a stable SQLSTATE in starpipe's own class "SP".
@@ -86,10 +93,10 @@ BEGIN
             'Names must match ^[a-z_][a-z0-9_]*$ and be at most 48 bytes.');
     END IF;
     -- "<table>__<job id>" names raw versions and staging tables; a name of that shape could collide with one.
-    IF p_name ~ '__[0-9]+$' THEN
+    IF p_name ~ '__[0-9]+$' OR p_name ~ '^_load_[0-9]+_[0-9]+$' THEN
         PERFORM starpipe._raise('42602',
             pg_catalog.format('invalid %s name', p_kind),
-            'Names ending in "__" and digits are reserved for raw versions and staging tables.');
+            'Names ending in "__" and digits are reserved for raw versions and staging tables, and _load_<job>_<token> for loads.');
     END IF;
     RETURN p_name;
 END;
@@ -250,12 +257,16 @@ DECLARE
     v_legal boolean;
 BEGIN
     -- The only legal edges of the job state machine.
+    -- A DUPLICATE goes back to the queue when what it duplicated failed, or on a human's retry; a raw-only
+    -- SUCCESS (stage raw_loaded, no mapping then) is re-run on a human's retry, from its raw version.
     v_legal := CASE p_job.status
         WHEN 'PENDING'    THEN p_to IN ('PROCESSING', 'FAILED', 'DEAD')
         WHEN 'PROCESSING' THEN p_to IN ('PROCESSING', 'PENDING', 'SUCCESS', 'FAILED', 'BLOCKED', 'DEAD')
         WHEN 'BLOCKED'    THEN p_to IN ('PENDING', 'PROCESSING', 'SUCCESS', 'FAILED')
         WHEN 'FAILED'     THEN p_to IN ('PENDING')
         WHEN 'DEAD'       THEN p_to IN ('PENDING')
+        WHEN 'DUPLICATE'  THEN p_to IN ('PENDING')
+        WHEN 'SUCCESS'    THEN p_to = 'PENDING' AND p_job.stage = 'raw_loaded'
         ELSE false
     END;
     IF NOT v_legal THEN
@@ -280,6 +291,37 @@ BEGIN
     IF p_to = 'PENDING' OR (p_job.status = 'PROCESSING' AND p_to <> 'PROCESSING') THEN
         PERFORM pg_catalog.pg_notify('starpipe_job', p_job.client);
     END IF;
+    -- Content that was recorded as a duplicate of this job is no longer applied by it.
+    IF p_to IN ('FAILED', 'DEAD') THEN
+        PERFORM starpipe._revive_duplicates(p_job, p_to);
+    END IF;
+END;
+$$;
+
+-- When a job ends FAILED or DEAD, the oldest DUPLICATE of it goes back to the queue in its place (the others
+-- now duplicate that one): a damaged upload must not make the client's intact re-run of the same content vanish.
+CREATE OR REPLACE FUNCTION starpipe._revive_duplicates(p_job starpipe.job, p_status text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_revived starpipe.job;
+BEGIN
+    -- Oldest snapshot first, like the queue; the revived job starts from registration (it was never loaded).
+    SELECT * INTO v_revived FROM starpipe.job j
+     WHERE j.duplicate_of = p_job.job_id AND j.status = 'DUPLICATE'
+     ORDER BY j.snapshot_date, j.job_id LIMIT 1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    UPDATE starpipe.job SET duplicate_of = v_revived.job_id
+     WHERE duplicate_of = p_job.job_id AND status = 'DUPLICATE' AND job_id <> v_revived.job_id;
+    UPDATE starpipe.job SET duplicate_of = NULL, attempts = 0 WHERE job_id = v_revived.job_id;
+    PERFORM starpipe._transition(v_revived, 'PENDING', 'registered', 'revived',
+        pg_catalog.jsonb_build_object('reason', pg_catalog.format('job %s, which this job duplicated, ended %s', p_job.job_id, p_status),
+                                      'duplicate_of', p_job.job_id));
+    RETURN v_revived.job_id;
 END;
 $$;
 
@@ -312,25 +354,19 @@ RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_live bigint;
 BEGIN
-    -- FAILED and DEAD content is not "live", so the same file may have been registered again meanwhile.
-    SELECT j.job_id INTO v_live FROM starpipe.job j
-     WHERE j.client = p_job.client AND j.table_name = p_job.table_name AND j.sha256 = p_job.sha256
-       AND j.job_id <> p_job.job_id AND j.status IN ('PENDING', 'PROCESSING', 'SUCCESS', 'BLOCKED');
-    IF FOUND THEN
-        PERFORM starpipe._raise('SP001',
-            pg_catalog.format('job %s cannot be requeued: the same file is live as job %s', p_job.job_id, v_live));
-    END IF;
-    UPDATE starpipe.job SET attempts = 0 WHERE job_id = p_job.job_id;
+    -- Re-running content that is applied already is harmless (promotion leaves equal rows alone), so a human's
+    -- requeue is never refused for it. A DUPLICATE becomes a job of its own, loaded from registration.
+    UPDATE starpipe.job SET attempts = 0, duplicate_of = NULL WHERE job_id = p_job.job_id;
     PERFORM starpipe._transition(p_job, 'PENDING', p_job.stage, p_event,
-                                 pg_catalog.jsonb_build_object('previous_attempts', p_job.attempts));
+                                 pg_catalog.jsonb_build_object('previous_attempts', p_job.attempts, 'previous_status', p_job.status)
+                                 || CASE WHEN p_job.duplicate_of IS NULL THEN '{}'::jsonb
+                                         ELSE pg_catalog.jsonb_build_object('was_duplicate_of', p_job.duplicate_of) END);
     RETURN 'PENDING';
 END;
 $$;
 
--- Puts a FAILED, BLOCKED or DEAD job back in the queue, keeping its progress.
+-- Puts a FAILED, BLOCKED, DEAD or DUPLICATE job, or a raw-only SUCCESS, back in the queue, keeping its progress.
 CREATE OR REPLACE FUNCTION starpipe.retry(p_job_id bigint)
 RETURNS text
 LANGUAGE plpgsql
@@ -341,14 +377,18 @@ DECLARE
     v_job starpipe.job;
 BEGIN
     -- A human's decision: the next claim resumes from the recorded stage, with a fresh series of attempts.
+    -- A raw-only SUCCESS resumes at transform, with the mapping in force now (say, one added since).
     v_job := starpipe._lock_job(p_job_id);
-    IF v_job.status NOT IN ('FAILED', 'BLOCKED', 'DEAD') THEN
-        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s; only FAILED, BLOCKED or DEAD jobs can be retried', p_job_id, v_job.status));
+    IF NOT (v_job.status IN ('FAILED', 'BLOCKED', 'DEAD', 'DUPLICATE') OR (v_job.status = 'SUCCESS' AND v_job.stage = 'raw_loaded')) THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format(
+            'job %s is %s at stage %s; only FAILED, BLOCKED, DEAD or DUPLICATE jobs and raw-only SUCCESS jobs can be retried',
+            p_job_id, v_job.status, v_job.stage));
     END IF;
     RETURN starpipe._requeue(v_job, 'retry');
 END;
 $$;
-COMMENT ON FUNCTION starpipe.retry(bigint) IS 'Requeues a FAILED, BLOCKED or DEAD job with its attempts reset; it resumes from its recorded stage.';
+COMMENT ON FUNCTION starpipe.retry(bigint) IS
+    'Requeues a FAILED, BLOCKED, DEAD or DUPLICATE job, or a raw-only SUCCESS, with its attempts reset; it resumes from its recorded stage.';
 
 -- Functions of 20_queue.sql ----------------------------------------------------------------------------------------
 
@@ -410,6 +450,13 @@ BEGIN
             PERFORM starpipe._raise('SP005', pg_catalog.format('manifest column %I: "nullable" must be true or false', v_col->>'name'));
         END IF;
     END LOOP;
+    -- extracted_at orders two snapshots of one date, so it must be an instant: RFC 3339 with an explicit offset
+    -- (so no session time zone is involved), and never a special value such as 'now' or 'infinity'. Absent or
+    -- null: the snapshot sorts before every extracted one of its date.
+    IF pg_catalog.jsonb_typeof(p_manifest->'extracted_at') <> 'null' AND NOT starpipe._is_rfc3339(p_manifest->'extracted_at') THEN
+        PERFORM starpipe._raise('SP005', 'manifest "extracted_at" must be an RFC 3339 date-time with an offset',
+            'For example 2026-11-01T08:00:00.123456Z or 2026-11-01T09:00:00+01:00.');
+    END IF;
     -- The primary key feeds the schema registry; it must name manifest columns.
     IF p_manifest ? 'primary_key' AND (pg_catalog.jsonb_typeof(p_manifest->'primary_key') <> 'array' OR EXISTS (
            SELECT 1 FROM pg_catalog.jsonb_array_elements(p_manifest->'primary_key') k
@@ -418,6 +465,119 @@ BEGIN
         PERFORM starpipe._raise('SP005', 'manifest "primary_key" must be an array of the manifest''s column names');
     END IF;
     RETURN p_manifest;
+END;
+$$;
+
+-- Whether a JSON value is an RFC 3339 date-time with an explicit offset that Postgres can hold.
+CREATE OR REPLACE FUNCTION starpipe._is_rfc3339(p_value jsonb)
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_at timestamptz;
+BEGIN
+    -- The shape first, so only a real instant reaches the cast (which would also take 'now', epoch words, or no offset).
+    IF pg_catalog.jsonb_typeof(p_value) IS DISTINCT FROM 'string'
+       OR (p_value #>> '{}') !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$' THEN
+        RETURN false;
+    END IF;
+    v_at := (p_value #>> '{}')::timestamptz;
+    RETURN pg_catalog.isfinite(v_at);
+EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR invalid_time_zone_displacement_value THEN
+    RETURN false;
+END;
+$$;
+
+-- When a job's data was extracted (the manifest's extracted_at): it orders two snapshots of one date.
+CREATE OR REPLACE FUNCTION starpipe._extracted_at(p_job starpipe.job)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- register accepts only RFC 3339 instants with an offset, so the cast never depends on the session's zone;
+    -- a manifest without one (or registered before 0.3.0 with an unreadable one) sorts first: -infinity.
+    SELECT CASE WHEN starpipe._is_rfc3339(p_job.manifest->'extracted_at') THEN (p_job.manifest->>'extracted_at')::timestamptz
+                ELSE '-infinity'::timestamptz END;
+$$;
+
+-- Raises unless the transaction reads at READ COMMITTED: decisions taken under a lock must see what committed before it.
+CREATE OR REPLACE FUNCTION starpipe._require_read_committed(p_what text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Under REPEATABLE READ or SERIALIZABLE the snapshot predates the advisory lock, so a promotion or registration
+    -- that committed while this one waited would be invisible to it.
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+        PERFORM starpipe._raise('25001', pg_catalog.format('%s needs a READ COMMITTED transaction, not %s',
+                                                           p_what, pg_catalog.current_setting('transaction_isolation')),
+            NULL, 'Set default_transaction_isolation to ''read committed'' for the pipeline''s roles or sessions.');
+    END IF;
+END;
+$$;
+
+-- The newest snapshot of a client table with content: in flight (PENDING, PROCESSING, BLOCKED), applied (SUCCESS),
+-- or a DUPLICATE of one of those; snapshots order by date, then extraction time, then registration.
+CREATE OR REPLACE FUNCTION starpipe._newest_snapshot(p_client text, p_table text)
+RETURNS starpipe.job
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT j.* FROM starpipe.job j
+     WHERE j.client = p_client AND j.table_name = p_table
+       AND j.status IN ('PENDING', 'PROCESSING', 'BLOCKED', 'SUCCESS', 'DUPLICATE')
+     ORDER BY j.snapshot_date DESC, starpipe._extracted_at(j) DESC, j.job_id DESC
+     LIMIT 1;
+$$;
+
+-- The part of a client's mapping version that decides what a table's rows become: its target schema and its
+-- table entry, or NULL when the table is not mapped (raw only).
+CREATE OR REPLACE FUNCTION starpipe._table_mapping(p_client text, p_version integer, p_table text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN m.config->'tables' ? p_table
+                THEN pg_catalog.jsonb_build_object('target_schema', m.config->'target_schema', 'table', m.config->'tables'->p_table) END
+      FROM starpipe.mapping m
+     WHERE m.client = p_client
+       AND m.version = coalesce(p_version, (SELECT pg_catalog.max(l.version) FROM starpipe.mapping l WHERE l.client = p_client));
+$$;
+
+-- The job whose content a new snapshot (sha256) would only repeat, or NULL: the table's newest snapshot, when it has
+-- the same content and is still in flight, or was applied under the mapping the new one would get now.
+CREATE OR REPLACE FUNCTION starpipe._duplicate_of(p_client text, p_table text, p_sha256 text)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_newest starpipe.job;
+    v_root starpipe.job;
+BEGIN
+    -- Equal to an older snapshot is not a duplicate (A, B, then A again must apply A), and a table whose mapping
+    -- changed since its content was applied (a mapping added to a raw-only table, say) must be applied again.
+    v_newest := starpipe._newest_snapshot(p_client, p_table);
+    IF v_newest.job_id IS NULL OR v_newest.sha256 <> p_sha256 THEN
+        RETURN NULL;
+    END IF;
+    IF v_newest.status = 'DUPLICATE' THEN
+        SELECT * INTO v_root FROM starpipe.job WHERE job_id = v_newest.duplicate_of;
+    ELSE
+        v_root := v_newest;
+    END IF;
+    IF v_root.status IN ('PENDING', 'PROCESSING', 'BLOCKED') THEN
+        RETURN v_root.job_id;
+    END IF;
+    IF v_root.status = 'SUCCESS'
+       AND starpipe._table_mapping(p_client, v_root.mapping_version, p_table) IS NOT DISTINCT FROM
+           starpipe._table_mapping(p_client, NULL, p_table)
+       AND (v_root.mapping_version IS NOT NULL OR starpipe._table_mapping(p_client, NULL, p_table) IS NULL) THEN
+        RETURN v_root.job_id;
+    END IF;
+    RETURN NULL;
 END;
 $$;
 
@@ -435,6 +595,7 @@ DECLARE
 BEGIN
     -- Same key again: a no-op that returns the existing job.
     PERFORM starpipe._check_manifest(p_manifest);
+    PERFORM starpipe._require_read_committed('register');
     -- Registrations of one client table take turns, so two workers finding the same manifest (or the same
     -- content under two keys) at once see each other's row instead of colliding on a unique index.
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('starpipe.register:' || (p_manifest->>'client') || '.' || (p_manifest->>'table')));
@@ -442,14 +603,22 @@ BEGIN
      WHERE j.client = p_manifest->>'client' AND j.table_name = p_manifest->>'table'
        AND j.snapshot_date = (p_manifest->>'snapshot_date')::date AND j.run_id = p_manifest->>'run_id';
     IF FOUND THEN
+        -- The same snapshot again (another prefix, a re-sent event) is the same job; different content under the
+        -- same client, table, date and run id is refused, never silently dropped: a correction needs a new run id.
+        IF v_job.sha256 <> p_manifest->>'sha256' THEN
+            PERFORM starpipe._raise('SP005', pg_catalog.format(
+                'a different data file is already registered for %s.%s, snapshot %s, run %s (job %s)',
+                v_job.client, v_job.table_name, v_job.snapshot_date, v_job.run_id, v_job.job_id),
+                pg_catalog.format('registered from %s with sha256 %s; this manifest (%s) has sha256 %s',
+                                  v_job.manifest_key, v_job.sha256, p_manifest_key, p_manifest->>'sha256'),
+                'Re-extract with a new run id to replace a snapshot.');
+        END IF;
         RETURN QUERY SELECT v_job.job_id, v_job.status, false;
         RETURN;
     END IF;
-    -- Content already live for this client and table: record a DUPLICATE, apply nothing.
-    SELECT j.job_id INTO v_dup FROM starpipe.job j
-     WHERE j.client = p_manifest->>'client' AND j.table_name = p_manifest->>'table'
-       AND j.sha256 = p_manifest->>'sha256' AND j.status IN ('PENDING', 'PROCESSING', 'SUCCESS', 'BLOCKED');
-    IF FOUND THEN
+    -- Content equal to the table's newest snapshot (applied, or still in flight): record a DUPLICATE, apply nothing.
+    v_dup := starpipe._duplicate_of(p_manifest->>'client', p_manifest->>'table', p_manifest->>'sha256');
+    IF v_dup IS NOT NULL THEN
         v_status := 'DUPLICATE';
     END IF;
     INSERT INTO starpipe.job (client, table_name, snapshot_date, run_id, manifest_key, data_key, manifest,
@@ -476,7 +645,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION starpipe.register(jsonb, text, text) IS
-    'Registers a manifest as a job (idempotent on client/table/snapshot date/run id); content already live is recorded as DUPLICATE.';
+    'Registers a manifest as a job (idempotent on client/table/snapshot date/run id); content equal to the table''s newest snapshot is recorded as DUPLICATE.';
 
 -- Claims the next job: oldest snapshot first, one client at a time, skipping rows and clients others hold.
 CREATE OR REPLACE FUNCTION starpipe.claim(p_worker text, p_lease interval DEFAULT '5 minutes')
@@ -606,20 +775,32 @@ $$;
 COMMENT ON FUNCTION starpipe.release(bigint, bigint) IS
     'Gives a held job back without trying it (shutdown, lock contention): PENDING and claimable at once, the claim not counted as an attempt.';
 
--- When a claim may next succeed: the earliest backoff or lease expiry, now if something waits already, NULL if the queue is empty.
+-- When a claim may next succeed, judged by claim's own rules: the earliest backoff end, lease expiry (a takeover),
+-- or end of the lease that keeps a client busy, among jobs no older unfinished snapshot holds back; now when one is
+-- claimable already; NULL when nothing can become claimable without an event (a NOTIFY: registration, a job
+-- finishing or released, a retry).
 CREATE OR REPLACE FUNCTION starpipe.next_claimable_at()
 RETURNS timestamptz
 LANGUAGE sql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.min(CASE WHEN j.status = 'PENDING' THEN GREATEST(coalesce(j.visible_at, pg_catalog.now()), pg_catalog.now())
-                               ELSE j.lease_until END)
+    -- A job behind an older snapshot of its table waits for that one (which is itself a candidate here, or BLOCKED
+    -- until a human acts); a job of a busy client waits at least until the busy job's lease runs out.
+    SELECT pg_catalog.min(GREATEST(
+               CASE WHEN j.status = 'PENDING' THEN coalesce(j.visible_at, pg_catalog.now()) ELSE j.lease_until END,
+               (SELECT pg_catalog.max(p.lease_until) FROM starpipe.job p
+                 WHERE p.client = j.client AND p.status = 'PROCESSING' AND p.job_id <> j.job_id),
+               pg_catalog.now()))
       FROM starpipe.job j
-     WHERE j.status IN ('PENDING', 'PROCESSING');
+     WHERE j.status IN ('PENDING', 'PROCESSING')
+       AND NOT EXISTS (SELECT 1 FROM starpipe.job e
+                        WHERE e.client = j.client AND e.table_name = j.table_name
+                          AND e.status IN ('PENDING', 'PROCESSING', 'BLOCKED')
+                          AND (e.snapshot_date, e.job_id) < (j.snapshot_date, j.job_id));
 $$;
 COMMENT ON FUNCTION starpipe.next_claimable_at() IS
-    'The earliest time a claim may succeed (a backoff or a lease running out), for a worker to sleep until; NULL when no job is pending or processing.';
+    'The earliest time a claim may succeed, by claim''s own rules (backoff, lease expiry, busy client, older snapshot first), for a worker to sleep until; NULL when nothing can become claimable without a NOTIFY.';
 
 -- Functions of 25_dlq.sql ------------------------------------------------------------------------------------------
 
@@ -702,6 +883,13 @@ BEGIN
            AND t.typname NOT IN ('unknown', 'void')) THEN
         RETURN 'text';
     END IF;
+    -- A type whose length lives in its modifier would lose it here (character means character(1), bit means bit(1)):
+    -- those land as text and bit varying, which hold every value of any length, so the raw parent's shape converges.
+    IF v_type = 'pg_catalog.bpchar'::regtype THEN
+        RETURN 'text';
+    ELSIF v_type = 'pg_catalog.bit'::regtype THEN
+        RETURN 'bit varying';
+    END IF;
     RETURN pg_catalog.format_type(v_type, NULL);
 END;
 $$;
@@ -722,6 +910,16 @@ BEGIN
     -- Raw tables mirror the client's columns as sent, typed from the manifest, plus metadata.
     IF pg_catalog.to_regnamespace(pg_catalog.quote_ident(v_schema)) IS NULL THEN
         EXECUTE pg_catalog.format('CREATE SCHEMA %I', v_schema);
+    END IF;
+    -- A schema or table someone else made under starpipe's name is never adopted: its owner's defaults would run
+    -- in the worker's COPY, and its owner could read every version.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname = v_schema AND n.nspowner <> CURRENT_USER::regrole)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                   WHERE c.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', v_schema, p_job.table_name))
+                     AND c.relowner <> CURRENT_USER::regrole) THEN
+        PERFORM starpipe._raise('42501', pg_catalog.format('%I or %I.%I exists but is not owned by starpipe''s owner; it is not adopted',
+                                                           v_schema, v_schema, p_job.table_name),
+            NULL, 'Drop or rename it, or change its owner to the role that installed starpipe.');
     END IF;
     -- Privileges are (re)asserted on every load, so a schema or table made earlier (or by hand) is locked down too.
     PERFORM starpipe._lock_down('SCHEMA', pg_catalog.format('%I', v_schema), 'USAGE', '{starpipe_admin,starpipe_worker}');
@@ -896,6 +1094,12 @@ BEGIN
     -- Any mismatch raises SP003 (a lost lease SP002), which rolls back the COPY of this transaction.
     v_job := starpipe._lock_job(p_job_id);
     PERFORM starpipe._check_fence(v_job, p_fence);
+    -- A retry after a lost COMMIT reply: this holder's load landed, so report it instead of refusing.
+    IF v_job.stage <> 'registered' AND EXISTS (
+           SELECT 1 FROM starpipe.job_event e
+            WHERE e.job_id = p_job_id AND e.fence = p_fence AND e.event = 'raw_loaded') THEN
+        RETURN v_job.rows_raw;
+    END IF;
     v_load := pg_catalog.to_regclass(starpipe._load_table(v_job, p_fence));
     IF v_load IS NULL OR v_job.stage <> 'registered' THEN
         PERFORM starpipe._raise('SP001', pg_catalog.format('job %s has no load in progress for this token; call begin_raw first', p_job_id));
@@ -908,15 +1112,9 @@ BEGIN
         PERFORM starpipe._raise('SP003', 'byte count mismatch: the data file does not match its manifest',
             pg_catalog.format('manifest byte_count %s, data file %s bytes', v_job.byte_count, p_bytes));
     END IF;
-    -- When the load table was made in this transaction (the worker's way), what this transaction inserted
-    -- is all it holds, and the statistics counter says so without scanning the rows again. Otherwise count.
-    IF pg_catalog.pg_stat_get_xact_tuples_deleted(v_load) = 0
-       AND (SELECT c.xmin::text FROM pg_catalog.pg_class c WHERE c.oid = v_load)
-           = (pg_catalog.txid_current() % 4294967296)::text THEN
-        v_count := pg_catalog.pg_stat_get_xact_tuples_inserted(v_load);
-    ELSE
-        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_load) INTO v_count;
-    END IF;
+    -- Counted, not taken from the statistics counters: those count rows of rolled-back subtransactions too, and
+    -- read 0 with track_counts off. The new table was just written, so its pages are still in memory.
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_load) INTO v_count;
     IF v_count <> v_job.row_count OR p_rows IS DISTINCT FROM v_job.row_count THEN
         PERFORM starpipe._raise('SP003', 'row count mismatch: the data file does not match its manifest',
             pg_catalog.format('manifest row_count %s, parsed %s rows, raw version holds %s rows', v_job.row_count, p_rows, v_count));
@@ -1628,6 +1826,11 @@ BEGIN
     -- Gates that fail block the job before production is touched; the staging rows stay for review.
     v_job := starpipe._lock_job(p_job_id);
     PERFORM starpipe._check_fence(v_job, p_fence);
+    -- A retry after a lost COMMIT reply: this holder validated the job already (a block it set would have ended
+    -- its hold, so the fence check above reports that one as SP002).
+    IF v_job.stage = 'validated' THEN
+        RETURN v_job.status;
+    END IF;
     IF v_job.status <> 'PROCESSING' OR v_job.stage <> 'transformed' THEN
         PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s at stage %s; validate needs stage transformed',
                                                            p_job_id, v_job.status, v_job.stage));
@@ -1703,20 +1906,6 @@ COMMENT ON FUNCTION starpipe.validate(bigint, bigint) IS
 
 -- Functions of 70_promote.sql --------------------------------------------------------------------------------------
 
--- When a job's data was extracted (the manifest's extracted_at), or -infinity when absent or unreadable.
-CREATE OR REPLACE FUNCTION starpipe._extracted_at(p_job starpipe.job)
-RETURNS timestamptz
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    -- Breaks ties between snapshots of one date: of two runs on the same day, the later extraction is newer.
-    RETURN coalesce((p_job.manifest->>'extracted_at')::timestamptz, '-infinity'::timestamptz);
-EXCEPTION WHEN OTHERS THEN
-    RETURN '-infinity'::timestamptz;
-END;
-$$;
-
 -- Promotes a validated job into production in one transaction; returns the job's status after.
 -- A second call on a promoted job is a no-op. p_manual: a human promotes a job awaiting manual promotion (no fence).
 CREATE OR REPLACE FUNCTION starpipe._promote(p_job_id bigint, p_fence bigint, p_manual boolean)
@@ -1759,13 +1948,17 @@ BEGIN
                                                            CASE WHEN p_manual THEN ' by hand once it awaits manual promotion' ELSE '' END));
     END IF;
     -- One promotion per client table at a time, so the newest-snapshot check below cannot race another promotion.
+    PERFORM starpipe._require_read_committed('promote');
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('starpipe.promote'),
                                              pg_catalog.hashtext(v_job.client || '.' || v_job.table_name));
     -- An older snapshot arriving late is applied, but never overwrites rows a newer promoted snapshot wrote.
-    -- Snapshots order by date, then by extraction time (two runs on one date: the later one is newer).
+    -- Snapshots order by date, then by extraction time (two runs on one date: the later one is newer). A DUPLICATE
+    -- of promoted content is a snapshot of that content too: a late snapshot older than it must not overwrite it.
     SELECT * INTO v_newest FROM starpipe.job j
-     WHERE j.client = v_job.client AND j.table_name = v_job.table_name AND j.status = 'SUCCESS' AND j.stage = 'promoted'
-       AND j.job_id <> p_job_id
+     WHERE j.client = v_job.client AND j.table_name = v_job.table_name AND j.job_id <> p_job_id
+       AND (j.status = 'SUCCESS' AND j.stage = 'promoted'
+            OR j.status = 'DUPLICATE' AND EXISTS (SELECT 1 FROM starpipe.job d WHERE d.job_id = j.duplicate_of
+                                                     AND d.status = 'SUCCESS' AND d.stage = 'promoted'))
      ORDER BY j.snapshot_date DESC, starpipe._extracted_at(j) DESC, j.job_id DESC LIMIT 1;
     v_older := FOUND AND (v_newest.snapshot_date, starpipe._extracted_at(v_newest))
                          > (v_job.snapshot_date, starpipe._extracted_at(v_job));

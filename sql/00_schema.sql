@@ -41,10 +41,10 @@ BEGIN
             'Names must match ^[a-z_][a-z0-9_]*$ and be at most 48 bytes.');
     END IF;
     -- "<table>__<job id>" names raw versions and staging tables; a name of that shape could collide with one.
-    IF p_name ~ '__[0-9]+$' THEN
+    IF p_name ~ '__[0-9]+$' OR p_name ~ '^_load_[0-9]+_[0-9]+$' THEN
         PERFORM starpipe._raise('42602',
             pg_catalog.format('invalid %s name', p_kind),
-            'Names ending in "__" and digits are reserved for raw versions and staging tables.');
+            'Names ending in "__" and digits are reserved for raw versions and staging tables, and _load_<job>_<token> for loads.');
     END IF;
     RETURN p_name;
 END;

@@ -22,6 +22,13 @@ BEGIN
            AND t.typname NOT IN ('unknown', 'void')) THEN
         RETURN 'text';
     END IF;
+    -- A type whose length lives in its modifier would lose it here (character means character(1), bit means bit(1)):
+    -- those land as text and bit varying, which hold every value of any length, so the raw parent's shape converges.
+    IF v_type = 'pg_catalog.bpchar'::regtype THEN
+        RETURN 'text';
+    ELSIF v_type = 'pg_catalog.bit'::regtype THEN
+        RETURN 'bit varying';
+    END IF;
     RETURN pg_catalog.format_type(v_type, NULL);
 END;
 $$;
@@ -42,6 +49,16 @@ BEGIN
     -- Raw tables mirror the client's columns as sent, typed from the manifest, plus metadata.
     IF pg_catalog.to_regnamespace(pg_catalog.quote_ident(v_schema)) IS NULL THEN
         EXECUTE pg_catalog.format('CREATE SCHEMA %I', v_schema);
+    END IF;
+    -- A schema or table someone else made under starpipe's name is never adopted: its owner's defaults would run
+    -- in the worker's COPY, and its owner could read every version.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname = v_schema AND n.nspowner <> CURRENT_USER::regrole)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                   WHERE c.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', v_schema, p_job.table_name))
+                     AND c.relowner <> CURRENT_USER::regrole) THEN
+        PERFORM starpipe._raise('42501', pg_catalog.format('%I or %I.%I exists but is not owned by starpipe''s owner; it is not adopted',
+                                                           v_schema, v_schema, p_job.table_name),
+            NULL, 'Drop or rename it, or change its owner to the role that installed starpipe.');
     END IF;
     -- Privileges are (re)asserted on every load, so a schema or table made earlier (or by hand) is locked down too.
     PERFORM starpipe._lock_down('SCHEMA', pg_catalog.format('%I', v_schema), 'USAGE', '{starpipe_admin,starpipe_worker}');
@@ -216,6 +233,12 @@ BEGIN
     -- Any mismatch raises SP003 (a lost lease SP002), which rolls back the COPY of this transaction.
     v_job := starpipe._lock_job(p_job_id);
     PERFORM starpipe._check_fence(v_job, p_fence);
+    -- A retry after a lost COMMIT reply: this holder's load landed, so report it instead of refusing.
+    IF v_job.stage <> 'registered' AND EXISTS (
+           SELECT 1 FROM starpipe.job_event e
+            WHERE e.job_id = p_job_id AND e.fence = p_fence AND e.event = 'raw_loaded') THEN
+        RETURN v_job.rows_raw;
+    END IF;
     v_load := pg_catalog.to_regclass(starpipe._load_table(v_job, p_fence));
     IF v_load IS NULL OR v_job.stage <> 'registered' THEN
         PERFORM starpipe._raise('SP001', pg_catalog.format('job %s has no load in progress for this token; call begin_raw first', p_job_id));
@@ -228,15 +251,9 @@ BEGIN
         PERFORM starpipe._raise('SP003', 'byte count mismatch: the data file does not match its manifest',
             pg_catalog.format('manifest byte_count %s, data file %s bytes', v_job.byte_count, p_bytes));
     END IF;
-    -- When the load table was made in this transaction (the worker's way), what this transaction inserted
-    -- is all it holds, and the statistics counter says so without scanning the rows again. Otherwise count.
-    IF pg_catalog.pg_stat_get_xact_tuples_deleted(v_load) = 0
-       AND (SELECT c.xmin::text FROM pg_catalog.pg_class c WHERE c.oid = v_load)
-           = (pg_catalog.txid_current() % 4294967296)::text THEN
-        v_count := pg_catalog.pg_stat_get_xact_tuples_inserted(v_load);
-    ELSE
-        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_load) INTO v_count;
-    END IF;
+    -- Counted, not taken from the statistics counters: those count rows of rolled-back subtransactions too, and
+    -- read 0 with track_counts off. The new table was just written, so its pages are still in memory.
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_load) INTO v_count;
     IF v_count <> v_job.row_count OR p_rows IS DISTINCT FROM v_job.row_count THEN
         PERFORM starpipe._raise('SP003', 'row count mismatch: the data file does not match its manifest',
             pg_catalog.format('manifest row_count %s, parsed %s rows, raw version holds %s rows', v_job.row_count, p_rows, v_count));

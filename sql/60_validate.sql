@@ -44,6 +44,11 @@ BEGIN
     -- Gates that fail block the job before production is touched; the staging rows stay for review.
     v_job := starpipe._lock_job(p_job_id);
     PERFORM starpipe._check_fence(v_job, p_fence);
+    -- A retry after a lost COMMIT reply: this holder validated the job already (a block it set would have ended
+    -- its hold, so the fence check above reports that one as SP002).
+    IF v_job.stage = 'validated' THEN
+        RETURN v_job.status;
+    END IF;
     IF v_job.status <> 'PROCESSING' OR v_job.stage <> 'transformed' THEN
         PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s at stage %s; validate needs stage transformed',
                                                            p_job_id, v_job.status, v_job.stage));

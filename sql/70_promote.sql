@@ -16,20 +16,6 @@ COMMENT ON TABLE starpipe.conflict IS 'Conflict audit trail: each promoted row t
 SELECT pg_catalog.pg_extension_config_dump('starpipe.conflict', '');
 SELECT pg_catalog.pg_extension_config_dump('starpipe.conflict_conflict_id_seq', '');
 
--- When a job's data was extracted (the manifest's extracted_at), or -infinity when absent or unreadable.
-CREATE FUNCTION starpipe._extracted_at(p_job starpipe.job)
-RETURNS timestamptz
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    -- Breaks ties between snapshots of one date: of two runs on the same day, the later extraction is newer.
-    RETURN coalesce((p_job.manifest->>'extracted_at')::timestamptz, '-infinity'::timestamptz);
-EXCEPTION WHEN OTHERS THEN
-    RETURN '-infinity'::timestamptz;
-END;
-$$;
-
 -- Promotes a validated job into production in one transaction; returns the job's status after.
 -- A second call on a promoted job is a no-op. p_manual: a human promotes a job awaiting manual promotion (no fence).
 CREATE FUNCTION starpipe._promote(p_job_id bigint, p_fence bigint, p_manual boolean)
@@ -72,13 +58,17 @@ BEGIN
                                                            CASE WHEN p_manual THEN ' by hand once it awaits manual promotion' ELSE '' END));
     END IF;
     -- One promotion per client table at a time, so the newest-snapshot check below cannot race another promotion.
+    PERFORM starpipe._require_read_committed('promote');
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('starpipe.promote'),
                                              pg_catalog.hashtext(v_job.client || '.' || v_job.table_name));
     -- An older snapshot arriving late is applied, but never overwrites rows a newer promoted snapshot wrote.
-    -- Snapshots order by date, then by extraction time (two runs on one date: the later one is newer).
+    -- Snapshots order by date, then by extraction time (two runs on one date: the later one is newer). A DUPLICATE
+    -- of promoted content is a snapshot of that content too: a late snapshot older than it must not overwrite it.
     SELECT * INTO v_newest FROM starpipe.job j
-     WHERE j.client = v_job.client AND j.table_name = v_job.table_name AND j.status = 'SUCCESS' AND j.stage = 'promoted'
-       AND j.job_id <> p_job_id
+     WHERE j.client = v_job.client AND j.table_name = v_job.table_name AND j.job_id <> p_job_id
+       AND (j.status = 'SUCCESS' AND j.stage = 'promoted'
+            OR j.status = 'DUPLICATE' AND EXISTS (SELECT 1 FROM starpipe.job d WHERE d.job_id = j.duplicate_of
+                                                     AND d.status = 'SUCCESS' AND d.stage = 'promoted'))
      ORDER BY j.snapshot_date DESC, starpipe._extracted_at(j) DESC, j.job_id DESC LIMIT 1;
     v_older := FOUND AND (v_newest.snapshot_date, starpipe._extracted_at(v_newest))
                          > (v_job.snapshot_date, starpipe._extracted_at(v_job));

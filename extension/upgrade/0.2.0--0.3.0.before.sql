@@ -46,3 +46,10 @@ INSERT INTO starpipe.conflict_policy (name, description) VALUES
 
 -- begin_raw returns a record (load table, COPY columns, their types, binary eligibility) instead of COPY text.
 DROP FUNCTION starpipe.begin_raw(bigint, bigint);
+
+-- DUPLICATE now means "equal to the table's newest snapshot", so the same content may be live more than once
+-- (A, B, then A again). The index stays for the lookups.
+DROP INDEX starpipe.job_live_content;
+CREATE INDEX job_content ON starpipe.job (client, table_name, sha256);
+-- _extracted_at moved to the queue's file and became a strict SQL function.
+DROP FUNCTION starpipe._extracted_at(starpipe.job);

@@ -90,11 +90,14 @@ SELECT starpipe.retry(1);
 SELECT status, attempts FROM starpipe.job WHERE job_id = 1;
 SELECT event, detail->>'previous_attempts' AS previous_attempts FROM starpipe.job_event WHERE job_id = 1 AND event IN ('retry', 'replay') ORDER BY event_id;
 
--- 8. A failed job whose file was registered again meanwhile cannot be retried (the content is live elsewhere).
+-- 8. The same content registered again while the first copy is in flight is a DUPLICATE of it; when the first
+--    copy fails (a damaged upload, say), the duplicate is revived in its place and loads.
 SELECT job_id, attempts, fence FROM starpipe.claim('w1');
-SELECT starpipe.fail(1, 9, 'bad file');
 SELECT job_id, status, created FROM starpipe.register((SELECT manifest || '{"run_id": "r1-again"}' FROM starpipe.job WHERE job_id = 1), 'm/again', 'd/again');
-SELECT starpipe.retry(1);
+SELECT job_id, status, duplicate_of FROM starpipe.job WHERE job_id = 2;
+SELECT starpipe.fail(1, 9, 'bad file');
+SELECT job_id, status, stage, duplicate_of, attempts FROM starpipe.job ORDER BY job_id;
+SELECT event, from_status, to_status, detail->>'reason' AS reason FROM starpipe.job_event WHERE job_id = 2 ORDER BY event_id;
 
 -- 9. One PROCESSING job per client: a second claim skips the client's other tables and takes another client.
 SELECT pg_temp.job('acme', 'notes', 'n1', '2026-11-01') AS job, pg_temp.job('beta', 'visits', 'b1', '2026-11-02') AS job;
