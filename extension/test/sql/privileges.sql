@@ -24,7 +24,8 @@ SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolinherit FR
 -- Every function pins its search_path; exactly the public API runs as the extension's owner (SECURITY DEFINER).
 SELECT p.oid::regprocedure AS function_without_pinned_search_path FROM pg_proc p
  WHERE p.pronamespace = 'starpipe'::regnamespace
-   AND p.proconfig IS DISTINCT FROM '{"search_path=pg_catalog, pg_temp"}';
+   AND (p.proconfig[1] IS DISTINCT FROM 'search_path=pg_catalog, pg_temp'
+        OR EXISTS (SELECT 1 FROM unnest(p.proconfig[2:]) c WHERE c LIKE 'search_path=%'));
 SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer FROM pg_proc p
  WHERE p.pronamespace = 'starpipe'::regnamespace AND (p.prosecdef <> (p.proname !~ '^_'))
  ORDER BY 1::text;
