@@ -4,6 +4,7 @@ SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS raw_acme, raw_beta CASCADE;
 RESET client_min_messages;
 \ir test/fresh_extension.psql
+\ir test/helpers.psql
 \set VERBOSITY terse
 
 -- Settings: documented defaults, typed overrides, NULL restores the default.
@@ -20,11 +21,10 @@ SELECT key, value, default_value FROM starpipe.settings WHERE NOT is_default ORD
 
 -- Registers an empty file of one column for a client table; returns the job id.
 CREATE FUNCTION pg_temp.job(p_client text, p_table text, p_run text, p_date text) RETURNS bigint LANGUAGE sql AS $$
-    SELECT job_id FROM starpipe.register(pg_catalog.jsonb_build_object(
-        'format_version', 1, 'client', p_client, 'table', p_table, 'snapshot_date', p_date, 'run_id', p_run,
-        'data_file', 'data.json', 'format', 'ndjson', 'row_count', 0, 'byte_count', 0,
-        'sha256', pg_catalog.encode(pg_catalog.sha256((p_client || p_table || p_run)::bytea), 'hex'),
-        'columns', '[{"name": "id", "type": "integer", "nullable": false}]'::jsonb), 'm/' || p_run, 'd/' || p_run);
+    SELECT job_id FROM starpipe.register(pg_temp.manifest(p_client, p_table, p_date, p_run,
+        '[{"name": "id", "type": "integer", "nullable": false}]', '[]',
+        pg_catalog.jsonb_build_object('byte_count', 0, 'sha256', pg_catalog.encode(pg_catalog.sha256((p_client || p_table || p_run)::bytea), 'hex'))),
+      'm/' || p_run, 'd/' || p_run);
 $$;
 SELECT pg_temp.job('acme', 'visits', 'r1', '2026-11-01') AS job;
 
