@@ -29,15 +29,18 @@ INSERT INTO starpipe.cleaning_rule (name, expression, description) VALUES
 CREATE TABLE starpipe.check_rule (
     name        text PRIMARY KEY,
     argument    text NOT NULL CHECK (argument IN ('columns', 'column_values', 'count', 'column_fraction')),
+    parameters  text[] CHECK ((argument IN ('column_values', 'column_fraction')) = (parameters IS NOT NULL)),
     description text NOT NULL
 );
 COMMENT ON TABLE starpipe.check_rule IS 'Validation gates of a mapping table ("checks"), with the shape of their argument.';
-INSERT INTO starpipe.check_rule (name, argument, description) VALUES
-    ('not_null',        'columns',         'no staged row has NULL in any of the columns'),
-    ('unique',          'columns',         'no two staged rows share the columns'' values'),
-    ('accepted_values', 'column_values',   'every non-NULL value of the column is one of the values'),
-    ('min_rows',        'count',           'the job stages at least this many rows'),
-    ('null_fraction',   'column_fraction', 'at most this fraction of the column''s staged values is NULL');
+COMMENT ON COLUMN starpipe.check_rule.argument IS 'columns: a non-empty array of mapped columns; count: a non-negative integer; column_values: {column, values: non-empty array of non-null scalars}; column_fraction: {column, max: a number in [0, 1]}.';
+COMMENT ON COLUMN starpipe.check_rule.parameters IS 'The keys of an object argument, every one required and no other allowed; NULL for an array or number argument.';
+INSERT INTO starpipe.check_rule (name, argument, parameters, description) VALUES
+    ('not_null',        'columns',         NULL,              'no staged row has NULL in any of the columns'),
+    ('unique',          'columns',         NULL,              'no two staged rows share the columns'' values'),
+    ('accepted_values', 'column_values',   '{column,values}', 'every non-NULL value of the column is one of the values'),
+    ('min_rows',        'count',           NULL,              'the job stages at least this many rows'),
+    ('null_fraction',   'column_fraction', '{column,max}',    'at most this fraction of the column''s staged values is NULL');
 
 CREATE TABLE starpipe.conflict_policy (
     name        text PRIMARY KEY,
@@ -48,7 +51,7 @@ INSERT INTO starpipe.conflict_policy (name, description) VALUES
     ('source_wins',    'the staged row replaces the production row'),
     ('target_wins',    'the production row stays; the difference is audited'),
     ('merge_non_null', 'staged values replace production values where they are not NULL'),
-    ('newer_wins',     'the staged row replaces the production row when its version_column is not older');
+    ('newer_wins',     'the staged row replaces the production row when its version_column is not older: a non-NULL staged version beats a NULL production version, a NULL staged version never replaces');
 
 
 -- begin_raw returns a record (load table, COPY columns, their types, binary eligibility) instead of COPY text.
@@ -60,6 +63,24 @@ DROP INDEX starpipe.job_live_content;
 CREATE INDEX job_content ON starpipe.job (client, table_name, sha256);
 -- _extracted_at moved to the queue's file and became a strict SQL function.
 DROP FUNCTION starpipe._extracted_at(starpipe.job);
+
+-- Review 0.2.0 §3: the allowlist of schemas mappings may write into (maintained by the extension owner).
+CREATE TABLE starpipe.target_schema (
+    schema_name text PRIMARY KEY,
+    allowed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    allowed_by  text NOT NULL DEFAULT SESSION_USER
+);
+COMMENT ON TABLE starpipe.target_schema IS 'Allowlist of production schemas a mapping''s target_schema may name (maintained by the extension owner).';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.target_schema', '');
+
+-- Review 0.2.0 §6: conflict audit rows say whether the policy applied the staged row or kept production.
+ALTER TABLE starpipe.conflict ADD COLUMN applied boolean;
+COMMENT ON COLUMN starpipe.conflict.applied IS 'true: the policy wrote the staged values; false: it kept the production row (target_wins, older_snapshot, an older or NULL version under newer_wins); NULL: audited before 0.3.0 under newer_wins.';
+
+-- Review 0.2.0 §7: a schema version remembers the table's column specs in force when it was first seen.
+ALTER TABLE starpipe.schema_version ADD COLUMN mapping_columns jsonb;
+COMMENT ON COLUMN starpipe.schema_version.mapping_version IS 'The client''s mapping version when this schema was first seen.';
+COMMENT ON COLUMN starpipe.schema_version.mapping_columns IS 'The table''s mapped column specs when this schema was first seen (NULL: no mapping); a retyped column is covered once the specs mapped from it differ.';
 
 -- Functions of 00_schema.sql ---------------------------------------------------------------------------------------
 
@@ -929,7 +950,7 @@ BEGIN
             NULL, 'Drop or rename it, or change its owner to the role that installed starpipe.');
     END IF;
     -- Privileges are (re)asserted on every load, so a schema or table made earlier (or by hand) is locked down too.
-    PERFORM starpipe._lock_down('SCHEMA', pg_catalog.format('%I', v_schema), 'USAGE', '{starpipe_admin,starpipe_worker}');
+    PERFORM starpipe._lock_down('SCHEMA', pg_catalog.format('%I', v_schema), 'USAGE', '{starpipe_admin,starpipe_worker,starpipe_writer}');
     IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', v_schema, p_job.table_name)) IS NULL THEN
         FOR v_col IN SELECT c FROM pg_catalog.jsonb_array_elements(p_job.manifest->'columns') AS c LOOP
             v_columns := v_columns || pg_catalog.format('%I %s, ', v_col->>'name', starpipe._raw_type(v_col->>'type'));
@@ -1338,9 +1359,13 @@ BEGIN
                   || starpipe._schema_diff(v_prev.columns, v_prev.primary_key, v_columns, v_key);
     END IF;
     v_version := coalesce(v_prev.version, 0) + 1;
-    INSERT INTO starpipe.schema_version (client, table_name, version, columns, primary_key, fingerprint, first_job, diff, mapping_version)
-    VALUES (p_job.client, p_job.table_name, v_version, v_columns, v_key, v_fingerprint, p_job.job_id, v_diff,
-            (SELECT pg_catalog.max(m.version) FROM starpipe.mapping m WHERE m.client = p_job.client));
+    INSERT INTO starpipe.schema_version (client, table_name, version, columns, primary_key, fingerprint, first_job, diff,
+                                         mapping_version, mapping_columns)
+    SELECT p_job.client, p_job.table_name, v_version, v_columns, v_key, v_fingerprint, p_job.job_id, v_diff,
+           m.version, m.config->'tables'->p_job.table_name->'columns'
+      FROM (SELECT NULL) AS one
+      LEFT JOIN LATERAL (SELECT l.version, l.config FROM starpipe.mapping l WHERE l.client = p_job.client
+                          ORDER BY l.version DESC LIMIT 1) m ON true;
     RETURN pg_catalog.jsonb_build_object('schema_version', v_version, 'schema_new', true)
            || CASE WHEN v_diff IS NULL THEN '{}'::jsonb ELSE pg_catalog.jsonb_build_object('schema_diff', v_diff) END;
 END;
@@ -1416,10 +1441,139 @@ AS $$
      WHERE a.attrelid = p_table AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped;
 $$;
 
+-- Refuses a mapping's target schema unless it exists, a DBA allowed it and it is not one starpipe or the system owns.
+CREATE OR REPLACE FUNCTION starpipe._check_target_schema(p_schema text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Promotion writes wherever the mapping says, so the mapping's author (starpipe_admin) must not choose freely.
+    IF p_schema IS NULL OR pg_catalog.to_regnamespace(pg_catalog.quote_ident(p_schema)) IS NULL THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('target_schema %L does not exist', p_schema));
+    END IF;
+    IF p_schema IN ('starpipe', 'starpipe_staging', 'information_schema') OR p_schema ~ '^(pg_|raw_)' THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('target_schema %I is reserved for starpipe or the system', p_schema),
+            NULL, 'Map into an application schema.');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM starpipe.target_schema t WHERE t.schema_name = p_schema) THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('target_schema %I is not allowed', p_schema), NULL,
+            pg_catalog.format('The extension owner allows it: INSERT INTO starpipe.target_schema (schema_name) VALUES (%L);', p_schema));
+    END IF;
+END;
+$$;
+
+-- Refuses a target table promotion cannot write as starpipe_writer: not a table, or without the DBA's grants.
+CREATE OR REPLACE FUNCTION starpipe._check_writer_rights(p_where text, p_target regclass)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_missing text;
+BEGIN
+    -- The writer's rights are the whole of what production-side code can do, so they are exactly the DBA's grants.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = 'starpipe_writer' AND (r.rolsuper OR r.rolbypassrls)) THEN
+        PERFORM starpipe._raise('SP006', 'role starpipe_writer must be neither superuser nor BYPASSRLS');
+    END IF;
+    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = p_target) NOT IN ('r', 'p') THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('%s: target %s is not a table', p_where, p_target));
+    END IF;
+    SELECT pg_catalog.string_agg(p, ', ' ORDER BY o) INTO v_missing
+      FROM pg_catalog.unnest(ARRAY['SELECT', 'INSERT', 'UPDATE']) WITH ORDINALITY AS x(p, o)
+     WHERE NOT pg_catalog.has_table_privilege('starpipe_writer', p_target, p);
+    IF NOT pg_catalog.has_schema_privilege('starpipe_writer',
+                                           (SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = p_target), 'USAGE') THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('%s: starpipe_writer has no USAGE on the schema of %s', p_where, p_target), NULL,
+            pg_catalog.format('A DBA grants it: GRANT USAGE ON SCHEMA %I TO starpipe_writer; GRANT SELECT, INSERT, UPDATE ON %s TO starpipe_writer;',
+                              (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                                WHERE c.oid = p_target), p_target));
+    END IF;
+    IF v_missing IS NOT NULL THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('%s: starpipe_writer lacks %s on %s', p_where, v_missing, p_target), NULL,
+            pg_catalog.format('A DBA grants it: GRANT SELECT, INSERT, UPDATE ON %s TO starpipe_writer;', p_target));
+    END IF;
+END;
+$$;
+
+-- Refuses a malformed check object of a mapping table: one rule key, its argument of the rule's shape, mapped columns.
+CREATE OR REPLACE FUNCTION starpipe._check_gate(p_where text, p_map jsonb, p_check jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rule starpipe.check_rule;
+    v_name text;
+    v_arg jsonb;
+    v_col text;
+BEGIN
+    -- A gate that cannot run as written must fail here, never pass every row at validate.
+    IF (CASE WHEN pg_catalog.jsonb_typeof(p_check) = 'object'
+             THEN (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(p_check)) <> 1 ELSE true END) THEN
+        PERFORM starpipe._raise('SP006', p_where || ': each check is an object with exactly one rule',
+            pg_catalog.format('Known checks: %s.', starpipe._known('starpipe.check_rule')));
+    END IF;
+    SELECT k INTO v_name FROM pg_catalog.jsonb_object_keys(p_check) k;
+    SELECT * INTO v_rule FROM starpipe.check_rule c WHERE c.name = v_name;
+    IF NOT FOUND THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('%s: unknown check %L', p_where, v_name),
+            pg_catalog.format('Known checks: %s.', starpipe._known('starpipe.check_rule')));
+    END IF;
+    p_where := p_where || '.' || v_name;
+    v_arg := p_check->v_name;
+    IF v_rule.parameters IS NOT NULL THEN
+        IF (CASE WHEN pg_catalog.jsonb_typeof(v_arg) = 'object'
+                 THEN (SELECT pg_catalog.array_agg(k ORDER BY k) FROM pg_catalog.jsonb_object_keys(v_arg) k)
+                      IS DISTINCT FROM (SELECT pg_catalog.array_agg(p ORDER BY p) FROM pg_catalog.unnest(v_rule.parameters) p)
+                 ELSE true END) THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s: needs exactly the keys %s', p_where,
+                                                               pg_catalog.array_to_string(v_rule.parameters, ', ')));
+        END IF;
+    END IF;
+    IF v_rule.argument = 'columns' THEN
+        IF (CASE WHEN pg_catalog.jsonb_typeof(v_arg) = 'array'
+                 THEN pg_catalog.jsonb_array_length(v_arg) = 0
+                      OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(v_arg) e WHERE pg_catalog.jsonb_typeof(e) <> 'string')
+                 ELSE true END) THEN
+            PERFORM starpipe._raise('SP006', p_where || ': needs a non-empty array of mapped columns');
+        END IF;
+    ELSIF v_rule.argument = 'count' THEN
+        IF (CASE WHEN pg_catalog.jsonb_typeof(v_arg) = 'number'
+                 THEN v_arg::text::numeric < 0 OR v_arg::text::numeric <> pg_catalog.trunc(v_arg::text::numeric)
+                      OR v_arg::text::numeric > 9223372036854775807
+                 ELSE true END) THEN
+            PERFORM starpipe._raise('SP006', p_where || ': needs a non-negative integer');
+        END IF;
+    ELSIF v_rule.argument = 'column_values' THEN
+        IF (CASE WHEN pg_catalog.jsonb_typeof(v_arg->'values') = 'array'
+                 THEN pg_catalog.jsonb_array_length(v_arg->'values') = 0
+                      OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(v_arg->'values') e
+                                  WHERE pg_catalog.jsonb_typeof(e) NOT IN ('string', 'number', 'boolean'))
+                 ELSE true END) THEN
+            PERFORM starpipe._raise('SP006', p_where || '.values: needs a non-empty array of non-null scalars');
+        END IF;
+    ELSIF v_rule.argument = 'column_fraction' THEN
+        IF (CASE WHEN pg_catalog.jsonb_typeof(v_arg->'max') = 'number' THEN (v_arg->>'max')::numeric NOT BETWEEN 0 AND 1 ELSE true END) THEN
+            PERFORM starpipe._raise('SP006', p_where || '.max: needs a number from 0 to 1');
+        END IF;
+    END IF;
+    FOR v_col IN
+        SELECT c FROM pg_catalog.jsonb_array_elements_text(CASE WHEN v_rule.argument = 'columns' THEN v_arg ELSE '[]' END) c
+        UNION ALL
+        SELECT v_arg->>'column' WHERE v_rule.argument IN ('column_values', 'column_fraction')
+    LOOP
+        IF v_col IS NULL OR NOT (p_map->'columns' ? v_col) THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s: %L is not a mapped column', p_where, v_col));
+        END IF;
+    END LOOP;
+END;
+$$;
+
 -- Checks one table entry of a mapping config against the production catalog.
 CREATE OR REPLACE FUNCTION starpipe._check_table_mapping(p_schema text, p_source text, p_map jsonb)
 RETURNS void
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1441,6 +1595,7 @@ BEGIN
     IF v_target IS NULL THEN
         PERFORM starpipe._raise('SP006', pg_catalog.format('%s: target table %I.%I does not exist', v_where, p_schema, p_map->>'target'));
     END IF;
+    PERFORM starpipe._check_writer_rights(v_where, v_target);
     IF pg_catalog.jsonb_typeof(p_map->'columns') <> 'object' OR p_map->'columns' = '{}'::jsonb THEN
         PERFORM starpipe._raise('SP006', v_where || '.columns: must map at least one column');
     END IF;
@@ -1476,15 +1631,29 @@ BEGIN
     IF v_key IS NULL OR EXISTS (SELECT 1 FROM pg_catalog.unnest(v_key) k WHERE NOT (p_map->'columns' ? k)) THEN
         PERFORM starpipe._raise('SP006', v_where || '.conflict_key: must list mapped columns');
     END IF;
-    -- ON CONFLICT needs a unique index on exactly the conflict key.
+    -- ON CONFLICT needs a unique index on exactly the conflict key: its key columns (not INCLUDE ones), checked
+    -- immediately (not deferrable), valid and ready, without predicate or expressions.
     IF NOT EXISTS (
         SELECT 1 FROM pg_catalog.pg_index i
-         WHERE i.indrelid = v_target AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+         WHERE i.indrelid = v_target AND i.indisunique AND i.indimmediate AND i.indisvalid AND i.indisready
+           AND i.indpred IS NULL AND i.indexprs IS NULL
            AND (SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attname)
-                  FROM pg_catalog.pg_attribute a
-                 WHERE a.attrelid = v_target AND a.attnum = ANY (i.indkey)) = v_key) THEN
-        PERFORM starpipe._raise('SP006', pg_catalog.format('%s.conflict_key: %s has no unique index on (%s)', v_where, v_target, pg_catalog.array_to_string(v_key, ', ')));
+                  FROM pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+                  JOIN pg_catalog.pg_attribute a ON a.attrelid = v_target AND a.attnum = k.attnum
+                 WHERE k.n <= i.indnkeyatts) = v_key) THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('%s.conflict_key: %s has no unique index ON CONFLICT can use on (%s)', v_where, v_target, pg_catalog.array_to_string(v_key, ', ')),
+            NULL, 'It needs a valid, non-deferrable unique index or constraint on exactly these columns, without INCLUDE columns, predicate or expressions.');
     END IF;
+    -- Promotion compares production with staged values; a type without equality (json, xml, point) would fail every promotion.
+    FOR v_col IN SELECT k FROM pg_catalog.jsonb_object_keys(p_map->'columns') k ORDER BY k LOOP
+        BEGIN
+            PERFORM starpipe._as_writer_execute(pg_catalog.format('SELECT 1 FROM %s t WHERE t.%I IS DISTINCT FROM t.%I LIMIT 0', v_target, v_col, v_col));
+        EXCEPTION WHEN undefined_function THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.columns.%s: promotion cannot compare %s.%I (type %s has no equality operator)',
+                                                               v_where, v_col, v_target, v_col, starpipe._column_type(v_target, v_col)),
+                NULL, 'Use a comparable type such as jsonb or text for the production column.');
+        END;
+    END LOOP;
     IF NOT EXISTS (SELECT 1 FROM starpipe.conflict_policy c WHERE c.name = coalesce(p_map->>'conflict_policy', 'source_wins')) THEN
         PERFORM starpipe._raise('SP006', pg_catalog.format('%s.conflict_policy: one of %s', v_where, starpipe._known('starpipe.conflict_policy')));
     END IF;
@@ -1494,26 +1663,29 @@ BEGIN
     IF coalesce(p_map->>'promotion', 'auto') NOT IN ('auto', 'manual') THEN
         PERFORM starpipe._raise('SP006', v_where || '.promotion: auto or manual');
     END IF;
+    -- dedup: {order_by: [{column: <mapped column>, desc: <boolean>?}, ...]}, nothing else.
+    IF p_map ? 'dedup' AND (CASE WHEN pg_catalog.jsonb_typeof(p_map->'dedup') = 'object'
+                                 THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(p_map->'dedup') k WHERE k <> 'order_by')
+                                      OR pg_catalog.jsonb_typeof(coalesce(p_map->'dedup'->'order_by', '[]')) <> 'array'
+                                 ELSE true END) THEN
+        PERFORM starpipe._raise('SP006', v_where || '.dedup: must be {"order_by": [{"column": ..., "desc": true|false}, ...]}');
+    END IF;
     FOR v_spec IN SELECT pg_catalog.jsonb_array_elements(coalesce(p_map->'dedup'->'order_by', '[]')) LOOP
-        IF NOT (p_map->'columns' ? (v_spec->>'column')) THEN
+        IF (CASE WHEN pg_catalog.jsonb_typeof(v_spec) = 'object'
+                 THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(v_spec) k WHERE k NOT IN ('column', 'desc'))
+                      OR pg_catalog.jsonb_typeof(coalesce(v_spec->'desc', 'false')) <> 'boolean'
+                 ELSE true END) THEN
+            PERFORM starpipe._raise('SP006', v_where || '.dedup.order_by: each entry is an object {"column": <mapped column>, "desc": true|false}');
+        END IF;
+        IF pg_catalog.jsonb_typeof(v_spec->'column') IS DISTINCT FROM 'string' OR NOT (p_map->'columns' ? (v_spec->>'column')) THEN
             PERFORM starpipe._raise('SP006', pg_catalog.format('%s.dedup.order_by: %L is not a mapped column', v_where, v_spec->>'column'));
         END IF;
     END LOOP;
+    IF pg_catalog.jsonb_typeof(coalesce(p_map->'checks', '[]')) <> 'array' THEN
+        PERFORM starpipe._raise('SP006', v_where || '.checks: must be an array of check objects');
+    END IF;
     FOR v_check IN SELECT pg_catalog.jsonb_array_elements(coalesce(p_map->'checks', '[]')) LOOP
-        v_rule := (SELECT k FROM pg_catalog.jsonb_object_keys(v_check) k LIMIT 1);
-        IF v_rule IS NULL OR NOT EXISTS (SELECT 1 FROM starpipe.check_rule c WHERE c.name = v_rule) THEN
-            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.checks: unknown check %L', v_where, v_rule),
-                pg_catalog.format('Known checks: %s.', starpipe._known('starpipe.check_rule')));
-        END IF;
-        FOR v_col IN
-            SELECT c FROM pg_catalog.jsonb_array_elements_text(CASE WHEN v_rule IN ('not_null', 'unique') THEN v_check->v_rule ELSE '[]' END) c
-            UNION ALL
-            SELECT v_check->v_rule->>'column' WHERE v_rule IN ('accepted_values', 'null_fraction')
-        LOOP
-            IF NOT (p_map->'columns' ? v_col) THEN
-                PERFORM starpipe._raise('SP006', pg_catalog.format('%s.checks.%s: %L is not a mapped column', v_where, v_rule, v_col));
-            END IF;
-        END LOOP;
+        PERFORM starpipe._check_gate(v_where || '.checks', p_map, v_check);
     END LOOP;
 END;
 $$;
@@ -1538,9 +1710,7 @@ BEGIN
     END IF;
     v_client := starpipe._check_name('client', p_config->>'client');
     v_schema := p_config->>'target_schema';
-    IF v_schema IS NULL OR pg_catalog.to_regnamespace(pg_catalog.quote_ident(v_schema)) IS NULL THEN
-        PERFORM starpipe._raise('SP006', pg_catalog.format('target_schema %L does not exist', v_schema));
-    END IF;
+    PERFORM starpipe._check_target_schema(v_schema);
     IF pg_catalog.jsonb_typeof(p_config->'tables') <> 'object' THEN
         PERFORM starpipe._raise('SP006', 'mapping config needs a "tables" object');
     END IF;
@@ -1603,17 +1773,17 @@ DECLARE
     v_spec jsonb;
     v_row bigint;
 BEGIN
-    -- Slow path, run only after a bulk conversion failed: probe column by column, then row by row.
+    -- Slow path, run only after a bulk conversion failed: probe column by column, then row by row. The casts into
+    -- production types run as starpipe_writer (domain checks and type input functions are production-side code).
     FOR v_col, v_spec IN SELECT key, value FROM pg_catalog.jsonb_each(p_columns) ORDER BY key LOOP
         BEGIN
-            EXECUTE pg_catalog.format('SELECT pg_catalog.count(%s) FROM %s r',
-                                      starpipe._column_expr(v_spec, starpipe._column_type(p_target, v_col)), p_raw);
+            PERFORM starpipe._as_writer_execute(pg_catalog.format('SELECT pg_catalog.count(%s) FROM %s r',
+                                                starpipe._column_expr(v_spec, starpipe._column_type(p_target, v_col)), p_raw));
         EXCEPTION WHEN OTHERS THEN
             FOR v_row IN EXECUTE pg_catalog.format('SELECT _source_row FROM %s ORDER BY _source_row', p_raw) LOOP
                 BEGIN
-                    EXECUTE pg_catalog.format('SELECT %s FROM %s r WHERE r._source_row = $1',
-                                              starpipe._column_expr(v_spec, starpipe._column_type(p_target, v_col)), p_raw)
-                      USING v_row;
+                    PERFORM starpipe._as_writer_execute(pg_catalog.format('SELECT %s FROM %s r WHERE r._source_row = %s',
+                                                        starpipe._column_expr(v_spec, starpipe._column_type(p_target, v_col)), p_raw, v_row));
                 EXCEPTION WHEN OTHERS THEN
                     RETURN pg_catalog.jsonb_build_object('column', v_col, 'from', v_spec->>'from', 'source_row', v_row,
                                                          'sqlstate', SQLSTATE, 'type', starpipe._column_type(p_target, v_col));
@@ -1657,24 +1827,28 @@ DECLARE
     v_sv starpipe.schema_version;
     v_missing text[];
     v_retyped text[];
-    v_covered boolean;
     v_new text[];
     v_renames text;
 BEGIN
     -- A mapped source column that is gone (renamed or dropped) always blocks: it must never become NULLs.
-    -- A mapped column whose type changed blocks until its schema version is accepted or a newer mapping covers it.
+    -- A mapped column whose type changed blocks until its schema version is accepted, or until the specs of the
+    -- target columns mapped from it differ from those in force when the schema was first seen (a change made for
+    -- it). A schema first seen while the table had no mapping is covered by acceptance only.
     SELECT * INTO v_sv FROM starpipe.schema_version s
      WHERE s.client = p_job.client AND s.table_name = p_job.table_name AND s.version = p_job.schema_version;
     v_missing := starpipe._missing_source_columns(p_job, p_map);
     SELECT pg_catalog.array_agg(DISTINCT r->>'name' ORDER BY r->>'name') INTO v_retyped
       FROM pg_catalog.jsonb_array_elements(coalesce(v_sv.diff->'retyped', '[]')) r
-     WHERE EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(p_map->'columns') m WHERE m.value->>'from' = r->>'name');
-    v_covered := v_sv.accepted_at IS NOT NULL OR p_mapping_version > coalesce(v_sv.mapping_version, 0);
-    IF v_missing IS NULL AND (v_retyped IS NULL OR v_covered) THEN
+     WHERE EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(p_map->'columns') m WHERE m.value->>'from' = r->>'name')
+       AND v_sv.accepted_at IS NULL
+       AND (v_sv.mapping_columns IS NULL
+            OR (SELECT pg_catalog.jsonb_object_agg(m.key, m.value) FROM pg_catalog.jsonb_each(v_sv.mapping_columns) m
+                 WHERE m.value->>'from' = r->>'name')
+               IS NOT DISTINCT FROM
+               (SELECT pg_catalog.jsonb_object_agg(m.key, m.value) FROM pg_catalog.jsonb_each(p_map->'columns') m
+                 WHERE m.value->>'from' = r->>'name'));
+    IF v_missing IS NULL AND v_retyped IS NULL THEN
         RETURN NULL;
-    END IF;
-    IF v_covered THEN
-        v_retyped := NULL;
     END IF;
     SELECT pg_catalog.array_agg(a ORDER BY o) INTO v_new
       FROM pg_catalog.jsonb_array_elements_text(coalesce(v_sv.diff->'added', '[]')) WITH ORDINALITY AS x(a, o);
@@ -1689,7 +1863,7 @@ BEGIN
             CASE WHEN v_new IS NOT NULL THEN pg_catalog.format('new columns: %s', pg_catalog.array_to_string(v_new, ', ')) END,
             CASE WHEN v_renames IS NOT NULL THEN pg_catalog.format('rename candidates: %s', v_renames) END,
             CASE WHEN v_missing IS NOT NULL THEN 'map the new names and retry'
-                 ELSE pg_catalog.format('accept with starpipe.accept_schema(%L, %L, %s) or apply a mapping that covers it, then retry',
+                 ELSE pg_catalog.format('accept with starpipe.accept_schema(%L, %L, %s) or change the mapping of the retyped column(s), then retry',
                                         p_job.client, p_job.table_name, v_sv.version) END),
         'detail', pg_catalog.jsonb_build_object(
             'missing_columns', pg_catalog.to_jsonb(coalesce(v_missing, '{}')),
@@ -1760,7 +1934,10 @@ BEGIN
               WHERE s.client = v_job.client AND s.table_name = v_job.table_name AND s.version = v_job.schema_version));
     END IF;
 
+    -- The allowlist and the writer's grants may have changed since the mapping was applied.
+    PERFORM starpipe._check_target_schema(v_mapping.config->>'target_schema');
     v_target := pg_catalog.format('%I.%I', v_mapping.config->>'target_schema', v_map->>'target')::regclass;
+    PERFORM starpipe._check_writer_rights(pg_catalog.format('tables.%s', v_job.table_name), v_target);
     v_raw := starpipe.raw_version(p_job_id);
     v_staging := starpipe._staging_table(v_job, v_map);
     FOR v_col, v_spec IN SELECT key, value FROM pg_catalog.jsonb_each(v_map->'columns') ORDER BY key LOOP
@@ -1776,28 +1953,34 @@ BEGIN
     SELECT pg_catalog.string_agg(pg_catalog.format('%I', k), ', ' ORDER BY k) INTO v_key
       FROM pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') k;
 
+    -- The casts into production types (domain checks, type input functions) run as starpipe_writer, which may read
+    -- this raw version and fill this staging table for as long as this transaction needs it, and no longer.
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_raw);
     BEGIN
         IF pg_catalog.to_regclass(v_staging) IS NOT NULL THEN
             EXECUTE pg_catalog.format('DROP TABLE %s', v_staging);
         END IF;
         EXECUTE pg_catalog.format('CREATE TABLE %s (%s_ingestion_id bigint NOT NULL, _source_row bigint NOT NULL)', v_staging, v_defs);
         PERFORM starpipe._lock_down('TABLE', v_staging, 'SELECT', '{starpipe_admin}');
+        EXECUTE pg_catalog.format('GRANT INSERT ON %s TO starpipe_writer', v_staging);
         -- Dedup on the conflict key; by default the row that came last in the file wins.
-        EXECUTE pg_catalog.format(
+        v_rows := starpipe._as_writer_execute(pg_catalog.format(
             'INSERT INTO %s (%s_ingestion_id, _source_row) '
             'SELECT DISTINCT ON (%s) %s_ingestion_id, _source_row FROM ('
             '  SELECT %sr._ingestion_id, r._source_row FROM %s r) s '
             'ORDER BY %s, %s_source_row DESC',
-            v_staging, v_names, v_key, v_names, v_exprs, v_raw, v_key, v_order);
-        GET DIAGNOSTICS v_rows = ROW_COUNT;
+            v_staging, v_names, v_key, v_names, v_exprs, v_raw, v_key, v_order));
+        EXECUTE pg_catalog.format('REVOKE INSERT ON %s FROM starpipe_writer', v_staging);
     EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
         v_bad := starpipe._find_bad_value(v_raw, v_target, v_map->'columns');
+        EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_raw);
         PERFORM starpipe._transition(v_job, 'FAILED', v_job.stage, 'transform_failed', v_bad,
             CASE WHEN v_bad IS NULL THEN pg_catalog.format('transform failed (SQLSTATE %s)', SQLSTATE)
                  ELSE pg_catalog.format('transform failed: source row %s, column %s (from %s): value is not a valid %s (SQLSTATE %s)',
                                         v_bad->>'source_row', v_bad->>'column', v_bad->>'from', v_bad->>'type', v_bad->>'sqlstate') END);
         RETURN 'FAILED';
     END;
+    EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_raw);
     UPDATE starpipe.job SET rows_staged = v_rows WHERE job_id = p_job_id;
     PERFORM starpipe._transition(v_job, 'PROCESSING', 'transformed', 'transformed',
         pg_catalog.jsonb_build_object('staging', v_staging, 'rows', v_rows, 'deduplicated', v_job.rows_raw - v_rows,
@@ -1820,10 +2003,13 @@ DECLARE
     v_count bigint;
     v_sample bigint[];
 BEGIN
-    -- Reports source row numbers, never values.
-    EXECUTE pg_catalog.format(
-        'SELECT pg_catalog.count(*), (pg_catalog.array_agg(_source_row ORDER BY _source_row))[1:5] FROM %s s WHERE %s',
-        p_staging, p_where) INTO v_count, v_sample;
+    -- Reports source row numbers, never values. The predicate compares production types, so it runs as starpipe_writer.
+    SELECT (r->>'count')::bigint, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(r->'sample')::bigint)
+      INTO v_count, v_sample
+      FROM starpipe._as_writer_query(pg_catalog.format(
+        'SELECT pg_catalog.jsonb_build_object(''count'', pg_catalog.count(*), '
+        '''sample'', coalesce((pg_catalog.array_agg(_source_row ORDER BY _source_row))[1:5], ''{}'')) FROM %s s WHERE %s',
+        p_staging, p_where)) r;
     IF v_count = 0 THEN
         RETURN NULL;
     END IF;
@@ -1867,6 +2053,8 @@ BEGIN
      WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
     v_staging := starpipe._staging_table(v_job, v_map);
     EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_staging) INTO v_rows;
+    -- The gates run as starpipe_writer, which reads this staging table only while they run.
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
 
     -- The conflict key is always a gate: promotion cannot place a row without it.
     FOR v_col IN SELECT pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') LOOP
@@ -1874,6 +2062,11 @@ BEGIN
         IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
     END LOOP;
     FOR v_check IN SELECT pg_catalog.jsonb_array_elements(coalesce(v_map->'checks', '[]')) LOOP
+        -- apply_mapping admits one rule per check; a stored config from before that rule is refused, not half run.
+        IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(v_check)) <> 1 THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('tables.%s.checks: each check is an object with exactly one rule', v_job.table_name),
+                                    NULL, 'Apply the mapping again; apply_mapping now validates every check.');
+        END IF;
         v_rule := (SELECT k FROM pg_catalog.jsonb_object_keys(v_check) k LIMIT 1);
         v_failure := NULL;
         IF v_rule = 'not_null' THEN
@@ -1890,7 +2083,7 @@ BEGIN
         ELSIF v_rule = 'accepted_values' THEN
             v_col := v_check->'accepted_values'->>'column';
             v_failure := starpipe._gate('accepted_values', v_col, v_staging, pg_catalog.format(
-                's.%I IS NOT NULL AND NOT (s.%I::text = ANY (%L::text[]))', v_col, v_col,
+                's.%I IS NOT NULL AND NOT coalesce(s.%I::text = ANY (%L::text[]), false)', v_col, v_col,
                 (SELECT pg_catalog.array_agg(v) FROM pg_catalog.jsonb_array_elements_text(v_check->'accepted_values'->'values') v)));
         ELSIF v_rule = 'min_rows' THEN
             IF v_rows < (v_check->>'min_rows')::bigint THEN
@@ -1898,8 +2091,9 @@ BEGIN
             END IF;
         ELSIF v_rule = 'null_fraction' THEN
             v_col := v_check->'null_fraction'->>'column';
-            EXECUTE pg_catalog.format('SELECT pg_catalog.avg((s.%I IS NULL)::int) FROM %s s', v_col, v_staging) INTO v_frac;
-            IF coalesce(v_frac, 0) > (v_check->'null_fraction'->>'max')::numeric THEN
+            SELECT (r->>'fraction')::numeric INTO v_frac FROM starpipe._as_writer_query(pg_catalog.format(
+                'SELECT pg_catalog.jsonb_build_object(''fraction'', pg_catalog.avg((s.%I IS NULL)::int)) FROM %s s', v_col, v_staging)) r;
+            IF coalesce(v_frac, 0) > (v_check->'null_fraction'->>'max')::numeric OR v_check->'null_fraction'->>'max' IS NULL THEN
                 v_failure := pg_catalog.jsonb_build_object('rule', 'null_fraction', 'column', v_col,
                                                            'fraction', pg_catalog.round(v_frac, 4), 'max', v_check->'null_fraction'->'max');
             END IF;
@@ -1909,6 +2103,8 @@ BEGIN
         END IF;
         IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
     END LOOP;
+
+    EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
 
     IF pg_catalog.jsonb_array_length(v_failures) > 0 THEN
         PERFORM starpipe._transition(v_job, 'BLOCKED', 'transformed', 'validation_failed',
@@ -1953,8 +2149,14 @@ DECLARE
     v_col_list text;
     v_key_list text;
     v_set text;
-    v_guard text;
+    v_current text;
+    v_proposed text;
+    v_proposed_excluded text;
+    v_changed text;
+    v_applies text;
+    v_applies_excluded text;
     v_action text;
+    v_kept bigint;
     v_inserted bigint;
     v_updated bigint;
     v_conflicts bigint;
@@ -1995,51 +2197,74 @@ BEGIN
     v_map := v_config->'tables'->v_job.table_name;
     v_target := pg_catalog.format('%I.%I', v_config->>'target_schema', v_map->>'target');
     v_staging := starpipe._staging_table(v_job, v_map);
+    -- The allowlist and the writer's grants may have changed since the mapping was applied.
+    PERFORM starpipe._check_target_schema(v_config->>'target_schema');
+    PERFORM starpipe._check_writer_rights(pg_catalog.format('tables.%s', v_job.table_name), v_target::regclass);
+    -- Production is read and written as starpipe_writer, which reads this staging table until it is dropped below.
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
     v_policy := CASE WHEN v_older THEN 'older_snapshot' ELSE coalesce(v_map->>'conflict_policy', 'source_wins') END;
     SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_cols FROM pg_catalog.jsonb_object_keys(v_map->'columns') k;
     SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_key FROM pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') k;
     SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c) INTO v_col_list FROM pg_catalog.unnest(v_cols) c;
     SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c) INTO v_key_list FROM pg_catalog.unnest(v_key) c;
 
-    -- Audit first: every staged row that exists in production with different values.
-    EXECUTE pg_catalog.format(
-        'INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row) '
-        'SELECT %s, %L, (SELECT pg_catalog.jsonb_object_agg(k, pg_catalog.to_jsonb(s)->k) FROM pg_catalog.unnest(%L::text[]) k), '
-        '       ARRAY(SELECT c FROM pg_catalog.unnest(%L::text[]) c WHERE pg_catalog.to_jsonb(s)->c IS DISTINCT FROM pg_catalog.to_jsonb(t)->c ORDER BY c), '
-        '       %L, s._source_row '
-        '  FROM %s s JOIN %s t USING (%s) '
-        ' WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(%L::text[]) c WHERE pg_catalog.to_jsonb(s)->c IS DISTINCT FROM pg_catalog.to_jsonb(t)->c)',
-        p_job_id, v_target, v_key, v_cols, v_policy, v_staging, v_target, v_key_list, v_cols);
-    GET DIAGNOSTICS v_conflicts = ROW_COUNT;
-
-    -- The conflict policy decides what an existing row becomes.
-    SELECT pg_catalog.string_agg(CASE v_policy
-               WHEN 'merge_non_null' THEN pg_catalog.format('%I = coalesce(EXCLUDED.%I, t.%I)', c, c, c)
-               ELSE pg_catalog.format('%I = EXCLUDED.%I', c, c) END, ', ' ORDER BY c),
+    -- What an existing row becomes under the policy, column by column: the staged value, or for merge_non_null the
+    -- staged value where it is not NULL. A row is touched only when that differs from production and the policy
+    -- applies it (newer_wins: a non-NULL staged version not older than production's, which may be NULL).
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', c, CASE WHEN v_policy = 'merge_non_null'
+               THEN pg_catalog.format('coalesce(EXCLUDED.%I, t.%I)', c, c) ELSE pg_catalog.format('EXCLUDED.%I', c) END), ', ' ORDER BY c),
            pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ' ORDER BY c),
-           pg_catalog.string_agg(pg_catalog.format('EXCLUDED.%I', c), ', ' ORDER BY c)
-      INTO v_set, v_guard, v_action
+           pg_catalog.string_agg(CASE WHEN v_policy = 'merge_non_null'
+               THEN pg_catalog.format('coalesce(s.%I, t.%I)', c, c) ELSE pg_catalog.format('s.%I', c) END, ', ' ORDER BY c),
+           pg_catalog.string_agg(CASE WHEN v_policy = 'merge_non_null'
+               THEN pg_catalog.format('coalesce(EXCLUDED.%I, t.%I)', c, c) ELSE pg_catalog.format('EXCLUDED.%I', c) END, ', ' ORDER BY c),
+           pg_catalog.string_agg(pg_catalog.format('CASE WHEN t.%I IS DISTINCT FROM %s THEN %L END', c, CASE WHEN v_policy = 'merge_non_null'
+               THEN pg_catalog.format('coalesce(s.%I, t.%I)', c, c) ELSE pg_catalog.format('s.%I', c) END, c), ', ' ORDER BY c)
+      INTO v_set, v_current, v_proposed, v_proposed_excluded, v_changed
       FROM pg_catalog.unnest(v_cols) c WHERE c <> ALL (v_key);
-    IF v_set IS NULL OR v_policy IN ('target_wins', 'older_snapshot') THEN
+    v_applies := CASE WHEN v_policy IN ('target_wins', 'older_snapshot') THEN 'false'
+                      WHEN v_policy = 'newer_wins' THEN pg_catalog.format('(%1$s.%2$I IS NOT NULL AND (t.%2$I IS NULL OR %1$s.%2$I >= t.%2$I))', 's', v_map->>'version_column')
+                      ELSE 'true' END;
+    v_applies_excluded := CASE WHEN v_policy = 'newer_wins'
+                               THEN pg_catalog.format('(%1$s.%2$I IS NOT NULL AND (t.%2$I IS NULL OR %1$s.%2$I >= t.%2$I))', 'EXCLUDED', v_map->>'version_column')
+                               ELSE v_applies END;
+
+    -- Audit first, as starpipe_writer (it compares production types): every staged row whose key production has and
+    -- that the policy would change, the columns that would change, and whether the policy applies it or keeps production.
+    IF v_set IS NOT NULL THEN
+        INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied)
+        SELECT p_job_id, v_target, r->'key', ARRAY(SELECT pg_catalog.jsonb_array_elements_text(r->'changed')), v_policy,
+               (r->>'source_row')::bigint, (r->>'applied')::boolean
+          FROM starpipe._as_writer_query(pg_catalog.format(
+            'SELECT pg_catalog.jsonb_build_object(''key'', pg_catalog.jsonb_build_object(%s), '
+            '''changed'', pg_catalog.array_remove(ARRAY[%s], NULL), ''source_row'', s._source_row, ''applied'', %s) '
+            '  FROM %s s JOIN %s t USING (%s) WHERE ROW(%s) IS DISTINCT FROM ROW(%s) ORDER BY s._source_row',
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%L, s.%I', k, k), ', ' ORDER BY k) FROM pg_catalog.unnest(v_key) k),
+            v_changed, v_applies, v_staging, v_target, v_key_list, v_current, v_proposed)) r;
+        GET DIAGNOSTICS v_conflicts = ROW_COUNT;
+    ELSE
+        v_conflicts := 0;
+    END IF;
+    v_kept := (SELECT pg_catalog.count(*) FROM starpipe.conflict c WHERE c.job_id = p_job_id AND NOT c.applied);
+
+    -- The upsert, as starpipe_writer: production triggers, defaults and constraints run with its rights only.
+    IF v_set IS NULL OR v_applies = 'false' THEN
         v_action := 'DO NOTHING';
     ELSE
-        -- Rows that would not change are left alone, so a re-promotion writes nothing.
-        v_guard := pg_catalog.format('ROW(%s) IS DISTINCT FROM ROW(%s)', v_guard, v_action);
-        IF v_policy = 'newer_wins' THEN
-            v_guard := v_guard || pg_catalog.format(' AND EXCLUDED.%I >= t.%I', v_map->>'version_column', v_map->>'version_column');
-        END IF;
-        v_action := pg_catalog.format('DO UPDATE SET %s WHERE %s', v_set, v_guard);
+        v_action := pg_catalog.format('DO UPDATE SET %s WHERE ROW(%s) IS DISTINCT FROM ROW(%s) AND %s', v_set, v_current,
+                                      v_proposed_excluded, v_applies_excluded);
     END IF;
-    EXECUTE pg_catalog.format(
+    SELECT (r->>'inserted')::bigint, (r->>'updated')::bigint INTO v_inserted, v_updated
+      FROM starpipe._as_writer_query(pg_catalog.format(
         'WITH up AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s ORDER BY %s ON CONFLICT (%s) %s RETURNING (t.xmax::text = %L) AS inserted) '
-        'SELECT pg_catalog.count(*) FILTER (WHERE inserted), pg_catalog.count(*) FILTER (WHERE NOT inserted) FROM up',
-        v_target, v_col_list, v_col_list, v_staging, v_key_list, v_key_list, v_action, '0')
-      INTO v_inserted, v_updated;
+        'SELECT pg_catalog.jsonb_build_object(''inserted'', pg_catalog.count(*) FILTER (WHERE inserted), '
+        '''updated'', pg_catalog.count(*) FILTER (WHERE NOT inserted)) FROM up',
+        v_target, v_col_list, v_col_list, v_staging, v_key_list, v_key_list, v_action, '0')) r;
 
     EXECUTE pg_catalog.format('DROP TABLE %s', v_staging);
     UPDATE starpipe.job SET rows_inserted = v_inserted, rows_updated = v_updated WHERE job_id = p_job_id;
     PERFORM starpipe._transition(v_job, 'SUCCESS', 'promoted', 'promoted',
-        pg_catalog.jsonb_build_object('target', v_target, 'inserted', v_inserted, 'updated', v_updated,
+        pg_catalog.jsonb_build_object('target', v_target, 'inserted', v_inserted, 'updated', v_updated, 'kept', v_kept,
                                       'conflicts', v_conflicts, 'policy', v_policy, 'manual', p_manual)
         || CASE WHEN v_older THEN pg_catalog.jsonb_build_object(
                 'older_snapshot', true, 'newest_promoted_snapshot', v_newest.snapshot_date, 'newest_promoted_job', v_newest.job_id,
@@ -2124,9 +2349,68 @@ BEGIN
 END;
 $$;
 
+-- Runs one statement built by transform or promote from validated identifiers, as starpipe_writer; returns its row count.
+CREATE OR REPLACE FUNCTION starpipe._as_writer_execute(p_statement text)
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rows bigint;
+BEGIN
+    -- Owned by starpipe_writer: user code the statement evaluates on production types gets that role's rights only.
+    EXECUTE p_statement;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END;
+$$;
+
+-- Runs one query built by transform, validate, promote or apply_mapping (one jsonb column), as starpipe_writer.
+CREATE OR REPLACE FUNCTION starpipe._as_writer_query(p_query text)
+RETURNS SETOF jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Owned by starpipe_writer, like _as_writer_execute; the caller turns the rows into starpipe's own records.
+    RETURN QUERY EXECUTE p_query;
+END;
+$$;
+
 -- After the functions (upgrade/0.2.0--0.3.0.after.sql) -------------------------------------------------------------
 
 -- Hand-written steps that run after the generated functions of 0.3.0: data migrations.
+
+-- Review 0.2.0 §6: audit rows of policies that never or always write say so; newer_wins ones stay unknown (NULL).
+UPDATE starpipe.conflict SET applied = (policy IN ('source_wins', 'merge_non_null')) WHERE policy <> 'newer_wins';
+
+-- Review 0.2.0 §7: schema versions recorded under 0.2.0 get the column specs of the mapping version they were first
+-- seen with, so only a change to those specs (or accept_schema) covers their retyped columns.
+UPDATE starpipe.schema_version s
+   SET mapping_columns = m.config->'tables'->s.table_name->'columns'
+  FROM starpipe.mapping m
+ WHERE m.client = s.client AND m.version = s.mapping_version;
+
+-- Review 0.2.0 §2 and §3: promotion now writes as starpipe_writer, only into allowed schemas. Existing mappings keep
+-- working once the extension owner runs, per target schema and table, what the warning says.
+DO $$
+DECLARE
+    v_schema text;
+    v_tables text;
+BEGIN
+    FOR v_schema, v_tables IN
+        SELECT m.config->>'target_schema', pg_catalog.string_agg(DISTINCT pg_catalog.format('%I.%I', m.config->>'target_schema', t.value->>'target'), ', ')
+          FROM starpipe.mapping m CROSS JOIN LATERAL pg_catalog.jsonb_each(m.config->'tables') t
+         WHERE m.version = (SELECT pg_catalog.max(l.version) FROM starpipe.mapping l WHERE l.client = m.client)
+         GROUP BY 1 ORDER BY 1
+    LOOP
+        RAISE WARNING 'starpipe 0.3.0: mappings write into schema %, which needs: INSERT INTO starpipe.target_schema (schema_name) VALUES (%); GRANT USAGE ON SCHEMA % TO starpipe_writer; GRANT SELECT, INSERT, UPDATE ON % TO starpipe_writer;',
+            pg_catalog.quote_ident(v_schema), pg_catalog.quote_literal(v_schema), pg_catalog.quote_ident(v_schema), v_tables;
+    END LOOP;
+END;
+$$;
 
 -- Privileges (../sql/90_security.sql without its functions) ----------------------------------------------------
 -- starpipe: roles and privileges. Nothing here is for PUBLIC.
@@ -2136,12 +2420,19 @@ $$;
 --                    fenced promote, fail, nack, release, heartbeat) and reads the ledger; owns nothing, no DDL anywhere.
 --   starpipe_admin:  everything starpipe offers, including mappings, settings, retries, manual promotion,
 --                    schema acceptance and the DLQ, plus read access to raw and staging tables.
--- Both are NOLOGIN: grant them to login roles (GRANT starpipe_worker TO etl_login).
+--   starpipe_writer: the rights production-side code runs with. It owns _as_writer_execute and _as_writer_query,
+--                    which run the statements transform, validate, promote and apply_mapping build, so triggers,
+--                    defaults, domain checks, casts and operators of production types run as this role, never
+--                    as the installer. It holds what a DBA grants it on target tables (SELECT, INSERT, UPDATE),
+--                    USAGE on starpipe_staging and raw schemas, and, only for the statement that needs it, SELECT
+--                    on one job's raw version and INSERT/SELECT on its staging table.
+-- All three are NOLOGIN: grant worker and admin to login roles (GRANT starpipe_worker TO etl_login); grant
+-- starpipe_writer to nobody.
 DO $$
 DECLARE
     v_role text;
 BEGIN
-    FOREACH v_role IN ARRAY ARRAY['starpipe_worker', 'starpipe_admin'] LOOP
+    FOREACH v_role IN ARRAY ARRAY['starpipe_worker', 'starpipe_admin', 'starpipe_writer'] LOOP
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = v_role) THEN
             RAISE NOTICE 'role % already exists; starpipe grants privileges to it as it is', v_role;
         ELSE
@@ -2150,6 +2441,8 @@ BEGIN
     END LOOP;
 END;
 $$;
+
+
 
 
 REVOKE ALL ON ALL TABLES IN SCHEMA starpipe FROM PUBLIC;
@@ -2171,7 +2464,25 @@ END;
 $$;
 
 GRANT USAGE ON SCHEMA starpipe TO starpipe_worker, starpipe_admin;
-GRANT USAGE ON SCHEMA starpipe_staging TO starpipe_admin;
+GRANT USAGE ON SCHEMA starpipe_staging TO starpipe_admin, starpipe_writer;
+
+-- The writer's helpers are owned by the writer (re-applied on every install, upgrade and restore) and executable
+-- by nobody else but the extension's owner (a superuser), from inside its SECURITY DEFINER functions.
+ALTER FUNCTION starpipe._as_writer_execute(text) OWNER TO starpipe_writer;
+ALTER FUNCTION starpipe._as_writer_query(text) OWNER TO starpipe_writer;
+REVOKE ALL ON FUNCTION starpipe._as_writer_execute(text), starpipe._as_writer_query(text) FROM PUBLIC;
+
+-- Raw schemas made before starpipe_writer existed (prepare_raw grants the others) let it reach a job's raw version.
+DO $$
+DECLARE
+    v_schema text;
+BEGIN
+    FOR v_schema IN SELECT n.nspname FROM pg_catalog.pg_namespace n
+                     WHERE n.nspname IN (SELECT DISTINCT 'raw_' || j.client FROM starpipe.job j) ORDER BY 1 LOOP
+        EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO starpipe_writer', v_schema);
+    END LOOP;
+END;
+$$;
 
 -- The ledger is readable by both (it holds keys, counts and errors, never row values).
 GRANT SELECT ON starpipe.job, starpipe.job_event, starpipe.job_status, starpipe.settings TO starpipe_worker;

@@ -61,7 +61,7 @@ BEGIN
             NULL, 'Drop or rename it, or change its owner to the role that installed starpipe.');
     END IF;
     -- Privileges are (re)asserted on every load, so a schema or table made earlier (or by hand) is locked down too.
-    PERFORM starpipe._lock_down('SCHEMA', pg_catalog.format('%I', v_schema), 'USAGE', '{starpipe_admin,starpipe_worker}');
+    PERFORM starpipe._lock_down('SCHEMA', pg_catalog.format('%I', v_schema), 'USAGE', '{starpipe_admin,starpipe_worker,starpipe_writer}');
     IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', v_schema, p_job.table_name)) IS NULL THEN
         FOR v_col IN SELECT c FROM pg_catalog.jsonb_array_elements(p_job.manifest->'columns') AS c LOOP
             v_columns := v_columns || pg_catalog.format('%I %s, ', v_col->>'name', starpipe._raw_type(v_col->>'type'));

@@ -10,10 +10,13 @@ DECLARE
     v_count bigint;
     v_sample bigint[];
 BEGIN
-    -- Reports source row numbers, never values.
-    EXECUTE pg_catalog.format(
-        'SELECT pg_catalog.count(*), (pg_catalog.array_agg(_source_row ORDER BY _source_row))[1:5] FROM %s s WHERE %s',
-        p_staging, p_where) INTO v_count, v_sample;
+    -- Reports source row numbers, never values. The predicate compares production types, so it runs as starpipe_writer.
+    SELECT (r->>'count')::bigint, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(r->'sample')::bigint)
+      INTO v_count, v_sample
+      FROM starpipe._as_writer_query(pg_catalog.format(
+        'SELECT pg_catalog.jsonb_build_object(''count'', pg_catalog.count(*), '
+        '''sample'', coalesce((pg_catalog.array_agg(_source_row ORDER BY _source_row))[1:5], ''{}'')) FROM %s s WHERE %s',
+        p_staging, p_where)) r;
     IF v_count = 0 THEN
         RETURN NULL;
     END IF;
@@ -57,6 +60,8 @@ BEGIN
      WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
     v_staging := starpipe._staging_table(v_job, v_map);
     EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_staging) INTO v_rows;
+    -- The gates run as starpipe_writer, which reads this staging table only while they run.
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
 
     -- The conflict key is always a gate: promotion cannot place a row without it.
     FOR v_col IN SELECT pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') LOOP
@@ -64,6 +69,11 @@ BEGIN
         IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
     END LOOP;
     FOR v_check IN SELECT pg_catalog.jsonb_array_elements(coalesce(v_map->'checks', '[]')) LOOP
+        -- apply_mapping admits one rule per check; a stored config from before that rule is refused, not half run.
+        IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(v_check)) <> 1 THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('tables.%s.checks: each check is an object with exactly one rule', v_job.table_name),
+                                    NULL, 'Apply the mapping again; apply_mapping now validates every check.');
+        END IF;
         v_rule := (SELECT k FROM pg_catalog.jsonb_object_keys(v_check) k LIMIT 1);
         v_failure := NULL;
         IF v_rule = 'not_null' THEN
@@ -80,7 +90,7 @@ BEGIN
         ELSIF v_rule = 'accepted_values' THEN
             v_col := v_check->'accepted_values'->>'column';
             v_failure := starpipe._gate('accepted_values', v_col, v_staging, pg_catalog.format(
-                's.%I IS NOT NULL AND NOT (s.%I::text = ANY (%L::text[]))', v_col, v_col,
+                's.%I IS NOT NULL AND NOT coalesce(s.%I::text = ANY (%L::text[]), false)', v_col, v_col,
                 (SELECT pg_catalog.array_agg(v) FROM pg_catalog.jsonb_array_elements_text(v_check->'accepted_values'->'values') v)));
         ELSIF v_rule = 'min_rows' THEN
             IF v_rows < (v_check->>'min_rows')::bigint THEN
@@ -88,8 +98,9 @@ BEGIN
             END IF;
         ELSIF v_rule = 'null_fraction' THEN
             v_col := v_check->'null_fraction'->>'column';
-            EXECUTE pg_catalog.format('SELECT pg_catalog.avg((s.%I IS NULL)::int) FROM %s s', v_col, v_staging) INTO v_frac;
-            IF coalesce(v_frac, 0) > (v_check->'null_fraction'->>'max')::numeric THEN
+            SELECT (r->>'fraction')::numeric INTO v_frac FROM starpipe._as_writer_query(pg_catalog.format(
+                'SELECT pg_catalog.jsonb_build_object(''fraction'', pg_catalog.avg((s.%I IS NULL)::int)) FROM %s s', v_col, v_staging)) r;
+            IF coalesce(v_frac, 0) > (v_check->'null_fraction'->>'max')::numeric OR v_check->'null_fraction'->>'max' IS NULL THEN
                 v_failure := pg_catalog.jsonb_build_object('rule', 'null_fraction', 'column', v_col,
                                                            'fraction', pg_catalog.round(v_frac, 4), 'max', v_check->'null_fraction'->'max');
             END IF;
@@ -99,6 +110,8 @@ BEGIN
         END IF;
         IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
     END LOOP;
+
+    EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
 
     IF pg_catalog.jsonb_array_length(v_failures) > 0 THEN
         PERFORM starpipe._transition(v_job, 'BLOCKED', 'transformed', 'validation_failed',

@@ -8,6 +8,9 @@ RESET client_min_messages;
 CREATE SCHEMA production;
 CREATE TABLE production.accounts (account_id integer PRIMARY KEY, state text);
 CREATE TABLE production.codes (code text PRIMARY KEY, label text);
+INSERT INTO starpipe.target_schema (schema_name) VALUES ('production');
+GRANT USAGE ON SCHEMA production TO starpipe_writer;
+GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA production TO starpipe_writer;
 SELECT starpipe.apply_mapping('{"version": 1, "client": "acme", "target_schema": "production", "tables": {"accounts": {
   "target": "accounts", "conflict_key": ["account_id"], "columns": {"account_id": {"from": "ID"}, "state": {"from": "STATE"}}}}}');
 CREATE TEMP TABLE cols AS SELECT '[{"name": "ID", "type": "integer"}, {"name": "STATE", "type": "text"}]'::jsonb AS accounts,

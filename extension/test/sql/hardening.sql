@@ -9,6 +9,9 @@ RESET client_min_messages;
 \ir test/helpers.psql
 CREATE SCHEMA production;
 CREATE TABLE production.visits (visit_id integer PRIMARY KEY, state text);
+INSERT INTO starpipe.target_schema (schema_name) VALUES ('production');
+GRANT USAGE ON SCHEMA production TO starpipe_writer;
+GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA production TO starpipe_writer;
 SELECT starpipe.apply_mapping('{"version": 1, "client": "acme", "target_schema": "production", "tables": {"visits": {
   "target": "visits", "conflict_key": ["visit_id"], "columns": {"visit_id": {"from": "ID"}, "state": {"from": "STATE"}},
   "checks": [{"min_rows": 2}]}}}');
