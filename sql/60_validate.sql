@@ -30,6 +30,13 @@ RETURNS text
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
 AS $$
 DECLARE
     v_job starpipe.job;

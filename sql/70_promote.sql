@@ -175,6 +175,13 @@ RETURNS text
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
 AS $$
 BEGIN
     -- The fence proves the caller still holds the job; manual promotion is promote(job) and needs starpipe_admin.
@@ -194,6 +201,13 @@ RETURNS text
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
 AS $$
 BEGIN
     -- Same promotion as the worker's, for a job BLOCKED at stage validated by "promotion: manual".
