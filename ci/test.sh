@@ -13,6 +13,8 @@ PG_PORT=${STARPIPE_TEST_PG_PORT:-54329}
 REDIS_PORT=${STARPIPE_TEST_REDIS_PORT:-63799}
 
 install_deps
+log "checking that the generated upgrade script is current"
+make -s -C extension check-upgrade-script
 install_extension
 
 cleanup() {

@@ -1,6 +1,14 @@
 -- starpipe: schemas, sequences and shared helpers.
 \echo Use "CREATE EXTENSION starpipe" to load this file. \quit
 
+-- Every function that parses, casts or formats values (register, prepare_raw, begin_raw, finish_raw, transform,
+-- validate, promote) pins the settings those depend on, so the caller's session (PGTZ, PGDATESTYLE, a role's or a
+-- database's SET) never changes what lands:
+--   SET TimeZone = 'UTC'  SET DateStyle = 'ISO, YMD'  SET IntervalStyle = 'postgres'  SET extra_float_digits = 3
+--   SET bytea_output = 'hex'  SET xmloption = 'content'  SET standard_conforming_strings = on
+-- test/sql/settings.sql checks that each of them carries exactly these. DateStyle YMD reads ISO dates and refuses
+-- day/month-ambiguous text such as 03/04/2026 (which a cast would otherwise read in whatever order the session had).
+
 -- Staging copies of production tables, one per job; never readable by PUBLIC.
 CREATE SCHEMA starpipe_staging;
 REVOKE ALL ON SCHEMA starpipe FROM PUBLIC;
@@ -41,10 +49,10 @@ BEGIN
             'Names must match ^[a-z_][a-z0-9_]*$ and be at most 48 bytes.');
     END IF;
     -- "<table>__<job id>" names raw versions and staging tables; a name of that shape could collide with one.
-    IF p_name ~ '__[0-9]+$' THEN
+    IF p_name ~ '__[0-9]+$' OR p_name ~ '^_load_[0-9]+_[0-9]+$' THEN
         PERFORM starpipe._raise('42602',
             pg_catalog.format('invalid %s name', p_kind),
-            'Names ending in "__" and digits are reserved for raw versions and staging tables.');
+            'Names ending in "__" and digits are reserved for raw versions and staging tables, and _load_<job>_<token> for loads.');
     END IF;
     RETURN p_name;
 END;

@@ -42,9 +42,8 @@ COMMENT ON COLUMN starpipe.job.schema_version IS 'The version of the source tabl
 
 -- The database, not the worker, guarantees one PROCESSING job per client.
 CREATE UNIQUE INDEX job_one_processing_per_client ON starpipe.job (client) WHERE status = 'PROCESSING';
--- The same content may be live only once per client and table; later copies are DUPLICATE.
-CREATE UNIQUE INDEX job_live_content ON starpipe.job (client, table_name, sha256)
-    WHERE status IN ('PENDING', 'PROCESSING', 'SUCCESS', 'BLOCKED');
+-- Finds a table's jobs with some content (DUPLICATE decisions, revival of duplicates).
+CREATE INDEX job_content ON starpipe.job (client, table_name, sha256);
 CREATE INDEX job_claimable ON starpipe.job (snapshot_date, job_id) WHERE status IN ('PENDING', 'PROCESSING');
 CREATE INDEX job_by_table ON starpipe.job (client, table_name, snapshot_date);
 
@@ -123,12 +122,16 @@ DECLARE
     v_legal boolean;
 BEGIN
     -- The only legal edges of the job state machine.
+    -- A DUPLICATE goes back to the queue when what it duplicated failed, or on a human's retry; a raw-only
+    -- SUCCESS (stage raw_loaded, no mapping then) is re-run on a human's retry, from its raw version.
     v_legal := CASE p_job.status
         WHEN 'PENDING'    THEN p_to IN ('PROCESSING', 'FAILED', 'DEAD')
         WHEN 'PROCESSING' THEN p_to IN ('PROCESSING', 'PENDING', 'SUCCESS', 'FAILED', 'BLOCKED', 'DEAD')
         WHEN 'BLOCKED'    THEN p_to IN ('PENDING', 'PROCESSING', 'SUCCESS', 'FAILED')
         WHEN 'FAILED'     THEN p_to IN ('PENDING')
         WHEN 'DEAD'       THEN p_to IN ('PENDING')
+        WHEN 'DUPLICATE'  THEN p_to IN ('PENDING')
+        WHEN 'SUCCESS'    THEN p_to = 'PENDING' AND p_job.stage = 'raw_loaded'
         ELSE false
     END;
     IF NOT v_legal THEN
@@ -153,6 +156,37 @@ BEGIN
     IF p_to = 'PENDING' OR (p_job.status = 'PROCESSING' AND p_to <> 'PROCESSING') THEN
         PERFORM pg_catalog.pg_notify('starpipe_job', p_job.client);
     END IF;
+    -- Content that was recorded as a duplicate of this job is no longer applied by it.
+    IF p_to IN ('FAILED', 'DEAD') THEN
+        PERFORM starpipe._revive_duplicates(p_job, p_to);
+    END IF;
+END;
+$$;
+
+-- When a job ends FAILED or DEAD, the oldest DUPLICATE of it goes back to the queue in its place (the others
+-- now duplicate that one): a damaged upload must not make the client's intact re-run of the same content vanish.
+CREATE FUNCTION starpipe._revive_duplicates(p_job starpipe.job, p_status text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_revived starpipe.job;
+BEGIN
+    -- Oldest snapshot first, like the queue; the revived job starts from registration (it was never loaded).
+    SELECT * INTO v_revived FROM starpipe.job j
+     WHERE j.duplicate_of = p_job.job_id AND j.status = 'DUPLICATE'
+     ORDER BY j.snapshot_date, j.job_id LIMIT 1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    UPDATE starpipe.job SET duplicate_of = v_revived.job_id
+     WHERE duplicate_of = p_job.job_id AND status = 'DUPLICATE' AND job_id <> v_revived.job_id;
+    UPDATE starpipe.job SET duplicate_of = NULL, attempts = 0 WHERE job_id = v_revived.job_id;
+    PERFORM starpipe._transition(v_revived, 'PENDING', 'registered', 'revived',
+        pg_catalog.jsonb_build_object('reason', pg_catalog.format('job %s, which this job duplicated, ended %s', p_job.job_id, p_status),
+                                      'duplicate_of', p_job.job_id));
+    RETURN v_revived.job_id;
 END;
 $$;
 
@@ -185,25 +219,19 @@ RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_live bigint;
 BEGIN
-    -- FAILED and DEAD content is not "live", so the same file may have been registered again meanwhile.
-    SELECT j.job_id INTO v_live FROM starpipe.job j
-     WHERE j.client = p_job.client AND j.table_name = p_job.table_name AND j.sha256 = p_job.sha256
-       AND j.job_id <> p_job.job_id AND j.status IN ('PENDING', 'PROCESSING', 'SUCCESS', 'BLOCKED');
-    IF FOUND THEN
-        PERFORM starpipe._raise('SP001',
-            pg_catalog.format('job %s cannot be requeued: the same file is live as job %s', p_job.job_id, v_live));
-    END IF;
-    UPDATE starpipe.job SET attempts = 0 WHERE job_id = p_job.job_id;
+    -- Re-running content that is applied already is harmless (promotion leaves equal rows alone), so a human's
+    -- requeue is never refused for it. A DUPLICATE becomes a job of its own, loaded from registration.
+    UPDATE starpipe.job SET attempts = 0, duplicate_of = NULL WHERE job_id = p_job.job_id;
     PERFORM starpipe._transition(p_job, 'PENDING', p_job.stage, p_event,
-                                 pg_catalog.jsonb_build_object('previous_attempts', p_job.attempts));
+                                 pg_catalog.jsonb_build_object('previous_attempts', p_job.attempts, 'previous_status', p_job.status)
+                                 || CASE WHEN p_job.duplicate_of IS NULL THEN '{}'::jsonb
+                                         ELSE pg_catalog.jsonb_build_object('was_duplicate_of', p_job.duplicate_of) END);
     RETURN 'PENDING';
 END;
 $$;
 
--- Puts a FAILED, BLOCKED or DEAD job back in the queue, keeping its progress.
+-- Puts a FAILED, BLOCKED, DEAD or DUPLICATE job, or a raw-only SUCCESS, back in the queue, keeping its progress.
 CREATE FUNCTION starpipe.retry(p_job_id bigint)
 RETURNS text
 LANGUAGE plpgsql
@@ -214,14 +242,18 @@ DECLARE
     v_job starpipe.job;
 BEGIN
     -- A human's decision: the next claim resumes from the recorded stage, with a fresh series of attempts.
+    -- A raw-only SUCCESS resumes at transform, with the mapping in force now (say, one added since).
     v_job := starpipe._lock_job(p_job_id);
-    IF v_job.status NOT IN ('FAILED', 'BLOCKED', 'DEAD') THEN
-        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s; only FAILED, BLOCKED or DEAD jobs can be retried', p_job_id, v_job.status));
+    IF NOT (v_job.status IN ('FAILED', 'BLOCKED', 'DEAD', 'DUPLICATE') OR (v_job.status = 'SUCCESS' AND v_job.stage = 'raw_loaded')) THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format(
+            'job %s is %s at stage %s; only FAILED, BLOCKED, DEAD or DUPLICATE jobs and raw-only SUCCESS jobs can be retried',
+            p_job_id, v_job.status, v_job.stage));
     END IF;
     RETURN starpipe._requeue(v_job, 'retry');
 END;
 $$;
-COMMENT ON FUNCTION starpipe.retry(bigint) IS 'Requeues a FAILED, BLOCKED or DEAD job with its attempts reset; it resumes from its recorded stage.';
+COMMENT ON FUNCTION starpipe.retry(bigint) IS
+    'Requeues a FAILED, BLOCKED, DEAD or DUPLICATE job, or a raw-only SUCCESS, with its attempts reset; it resumes from its recorded stage.';
 
 -- What operators look at first.
 CREATE VIEW starpipe.job_status AS

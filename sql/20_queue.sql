@@ -58,6 +58,13 @@ BEGIN
             PERFORM starpipe._raise('SP005', pg_catalog.format('manifest column %I: "nullable" must be true or false', v_col->>'name'));
         END IF;
     END LOOP;
+    -- extracted_at orders two snapshots of one date, so it must be an instant: RFC 3339 with an explicit offset
+    -- (so no session time zone is involved), and never a special value such as 'now' or 'infinity'. Absent or
+    -- null: the snapshot sorts before every extracted one of its date.
+    IF pg_catalog.jsonb_typeof(p_manifest->'extracted_at') <> 'null' AND NOT starpipe._is_rfc3339(p_manifest->'extracted_at') THEN
+        PERFORM starpipe._raise('SP005', 'manifest "extracted_at" must be an RFC 3339 date-time with an offset',
+            'For example 2026-11-01T08:00:00.123456Z or 2026-11-01T09:00:00+01:00.');
+    END IF;
     -- The primary key feeds the schema registry; it must name manifest columns.
     IF p_manifest ? 'primary_key' AND (pg_catalog.jsonb_typeof(p_manifest->'primary_key') <> 'array' OR EXISTS (
            SELECT 1 FROM pg_catalog.jsonb_array_elements(p_manifest->'primary_key') k
@@ -69,12 +76,132 @@ BEGIN
 END;
 $$;
 
+-- Whether a JSON value is an RFC 3339 date-time with an explicit offset that Postgres can hold.
+CREATE FUNCTION starpipe._is_rfc3339(p_value jsonb)
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_at timestamptz;
+BEGIN
+    -- The shape first, so only a real instant reaches the cast (which would also take 'now', epoch words, or no offset).
+    IF pg_catalog.jsonb_typeof(p_value) IS DISTINCT FROM 'string'
+       OR (p_value #>> '{}') !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$' THEN
+        RETURN false;
+    END IF;
+    v_at := (p_value #>> '{}')::timestamptz;
+    RETURN pg_catalog.isfinite(v_at);
+EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR invalid_time_zone_displacement_value THEN
+    RETURN false;
+END;
+$$;
+
+-- When a job's data was extracted (the manifest's extracted_at): it orders two snapshots of one date.
+CREATE FUNCTION starpipe._extracted_at(p_job starpipe.job)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- register accepts only RFC 3339 instants with an offset, so the cast never depends on the session's zone;
+    -- a manifest without one (or registered before 0.3.0 with an unreadable one) sorts first: -infinity.
+    SELECT CASE WHEN starpipe._is_rfc3339(p_job.manifest->'extracted_at') THEN (p_job.manifest->>'extracted_at')::timestamptz
+                ELSE '-infinity'::timestamptz END;
+$$;
+
+-- Raises unless the transaction reads at READ COMMITTED: decisions taken under a lock must see what committed before it.
+CREATE FUNCTION starpipe._require_read_committed(p_what text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Under REPEATABLE READ or SERIALIZABLE the snapshot predates the advisory lock, so a promotion or registration
+    -- that committed while this one waited would be invisible to it.
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+        PERFORM starpipe._raise('25001', pg_catalog.format('%s needs a READ COMMITTED transaction, not %s',
+                                                           p_what, pg_catalog.current_setting('transaction_isolation')),
+            NULL, 'Set default_transaction_isolation to ''read committed'' for the pipeline''s roles or sessions.');
+    END IF;
+END;
+$$;
+
+-- The newest snapshot of a client table with content: in flight (PENDING, PROCESSING, BLOCKED), applied (SUCCESS),
+-- or a DUPLICATE of one of those; snapshots order by date, then extraction time, then registration.
+CREATE FUNCTION starpipe._newest_snapshot(p_client text, p_table text)
+RETURNS starpipe.job
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT j.* FROM starpipe.job j
+     WHERE j.client = p_client AND j.table_name = p_table
+       AND j.status IN ('PENDING', 'PROCESSING', 'BLOCKED', 'SUCCESS', 'DUPLICATE')
+     ORDER BY j.snapshot_date DESC, starpipe._extracted_at(j) DESC, j.job_id DESC
+     LIMIT 1;
+$$;
+
+-- The part of a client's mapping version that decides what a table's rows become: its target schema and its
+-- table entry, or NULL when the table is not mapped (raw only).
+CREATE FUNCTION starpipe._table_mapping(p_client text, p_version integer, p_table text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN m.config->'tables' ? p_table
+                THEN pg_catalog.jsonb_build_object('target_schema', m.config->'target_schema', 'table', m.config->'tables'->p_table) END
+      FROM starpipe.mapping m
+     WHERE m.client = p_client
+       AND m.version = coalesce(p_version, (SELECT pg_catalog.max(l.version) FROM starpipe.mapping l WHERE l.client = p_client));
+$$;
+
+-- The job whose content a new snapshot (sha256) would only repeat, or NULL: the table's newest snapshot, when it has
+-- the same content and is still in flight, or was applied under the mapping the new one would get now.
+CREATE FUNCTION starpipe._duplicate_of(p_client text, p_table text, p_sha256 text)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_newest starpipe.job;
+    v_root starpipe.job;
+BEGIN
+    -- Equal to an older snapshot is not a duplicate (A, B, then A again must apply A), and a table whose mapping
+    -- changed since its content was applied (a mapping added to a raw-only table, say) must be applied again.
+    v_newest := starpipe._newest_snapshot(p_client, p_table);
+    IF v_newest.job_id IS NULL OR v_newest.sha256 <> p_sha256 THEN
+        RETURN NULL;
+    END IF;
+    IF v_newest.status = 'DUPLICATE' THEN
+        SELECT * INTO v_root FROM starpipe.job WHERE job_id = v_newest.duplicate_of;
+    ELSE
+        v_root := v_newest;
+    END IF;
+    IF v_root.status IN ('PENDING', 'PROCESSING', 'BLOCKED') THEN
+        RETURN v_root.job_id;
+    END IF;
+    IF v_root.status = 'SUCCESS'
+       AND starpipe._table_mapping(p_client, v_root.mapping_version, p_table) IS NOT DISTINCT FROM
+           starpipe._table_mapping(p_client, NULL, p_table)
+       AND (v_root.mapping_version IS NOT NULL OR starpipe._table_mapping(p_client, NULL, p_table) IS NULL) THEN
+        RETURN v_root.job_id;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
 -- Registers a manifest as a job, idempotently, and enqueues it in the same transaction.
 CREATE FUNCTION starpipe.register(p_manifest jsonb, p_manifest_key text, p_data_key text)
 RETURNS TABLE (job_id bigint, status text, created boolean)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
 AS $$
 DECLARE
     v_job starpipe.job;
@@ -83,6 +210,7 @@ DECLARE
 BEGIN
     -- Same key again: a no-op that returns the existing job.
     PERFORM starpipe._check_manifest(p_manifest);
+    PERFORM starpipe._require_read_committed('register');
     -- Registrations of one client table take turns, so two workers finding the same manifest (or the same
     -- content under two keys) at once see each other's row instead of colliding on a unique index.
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('starpipe.register:' || (p_manifest->>'client') || '.' || (p_manifest->>'table')));
@@ -90,14 +218,22 @@ BEGIN
      WHERE j.client = p_manifest->>'client' AND j.table_name = p_manifest->>'table'
        AND j.snapshot_date = (p_manifest->>'snapshot_date')::date AND j.run_id = p_manifest->>'run_id';
     IF FOUND THEN
+        -- The same snapshot again (another prefix, a re-sent event) is the same job; different content under the
+        -- same client, table, date and run id is refused, never silently dropped: a correction needs a new run id.
+        IF v_job.sha256 <> p_manifest->>'sha256' THEN
+            PERFORM starpipe._raise('SP005', pg_catalog.format(
+                'a different data file is already registered for %s.%s, snapshot %s, run %s (job %s)',
+                v_job.client, v_job.table_name, v_job.snapshot_date, v_job.run_id, v_job.job_id),
+                pg_catalog.format('registered from %s with sha256 %s; this manifest (%s) has sha256 %s',
+                                  v_job.manifest_key, v_job.sha256, p_manifest_key, p_manifest->>'sha256'),
+                'Re-extract with a new run id to replace a snapshot.');
+        END IF;
         RETURN QUERY SELECT v_job.job_id, v_job.status, false;
         RETURN;
     END IF;
-    -- Content already live for this client and table: record a DUPLICATE, apply nothing.
-    SELECT j.job_id INTO v_dup FROM starpipe.job j
-     WHERE j.client = p_manifest->>'client' AND j.table_name = p_manifest->>'table'
-       AND j.sha256 = p_manifest->>'sha256' AND j.status IN ('PENDING', 'PROCESSING', 'SUCCESS', 'BLOCKED');
-    IF FOUND THEN
+    -- Content equal to the table's newest snapshot (applied, or still in flight): record a DUPLICATE, apply nothing.
+    v_dup := starpipe._duplicate_of(p_manifest->>'client', p_manifest->>'table', p_manifest->>'sha256');
+    IF v_dup IS NOT NULL THEN
         v_status := 'DUPLICATE';
     END IF;
     INSERT INTO starpipe.job (client, table_name, snapshot_date, run_id, manifest_key, data_key, manifest,
@@ -124,7 +260,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION starpipe.register(jsonb, text, text) IS
-    'Registers a manifest as a job (idempotent on client/table/snapshot date/run id); content already live is recorded as DUPLICATE.';
+    'Registers a manifest as a job (idempotent on client/table/snapshot date/run id); content equal to the table''s newest snapshot is recorded as DUPLICATE.';
 
 -- Claims the next job: oldest snapshot first, one client at a time, skipping rows and clients others hold.
 CREATE FUNCTION starpipe.claim(p_worker text, p_lease interval DEFAULT '5 minutes')
@@ -254,17 +390,29 @@ $$;
 COMMENT ON FUNCTION starpipe.release(bigint, bigint) IS
     'Gives a held job back without trying it (shutdown, lock contention): PENDING and claimable at once, the claim not counted as an attempt.';
 
--- When a claim may next succeed: the earliest backoff or lease expiry, now if something waits already, NULL if the queue is empty.
+-- When a claim may next succeed, judged by claim's own rules: the earliest backoff end, lease expiry (a takeover),
+-- or end of the lease that keeps a client busy, among jobs no older unfinished snapshot holds back; now when one is
+-- claimable already; NULL when nothing can become claimable without an event (a NOTIFY: registration, a job
+-- finishing or released, a retry).
 CREATE FUNCTION starpipe.next_claimable_at()
 RETURNS timestamptz
 LANGUAGE sql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.min(CASE WHEN j.status = 'PENDING' THEN GREATEST(coalesce(j.visible_at, pg_catalog.now()), pg_catalog.now())
-                               ELSE j.lease_until END)
+    -- A job behind an older snapshot of its table waits for that one (which is itself a candidate here, or BLOCKED
+    -- until a human acts); a job of a busy client waits at least until the busy job's lease runs out.
+    SELECT pg_catalog.min(GREATEST(
+               CASE WHEN j.status = 'PENDING' THEN coalesce(j.visible_at, pg_catalog.now()) ELSE j.lease_until END,
+               (SELECT pg_catalog.max(p.lease_until) FROM starpipe.job p
+                 WHERE p.client = j.client AND p.status = 'PROCESSING' AND p.job_id <> j.job_id),
+               pg_catalog.now()))
       FROM starpipe.job j
-     WHERE j.status IN ('PENDING', 'PROCESSING');
+     WHERE j.status IN ('PENDING', 'PROCESSING')
+       AND NOT EXISTS (SELECT 1 FROM starpipe.job e
+                        WHERE e.client = j.client AND e.table_name = j.table_name
+                          AND e.status IN ('PENDING', 'PROCESSING', 'BLOCKED')
+                          AND (e.snapshot_date, e.job_id) < (j.snapshot_date, j.job_id));
 $$;
 COMMENT ON FUNCTION starpipe.next_claimable_at() IS
-    'The earliest time a claim may succeed (a backoff or a lease running out), for a worker to sleep until; NULL when no job is pending or processing.';
+    'The earliest time a claim may succeed, by claim''s own rules (backoff, lease expiry, busy client, older snapshot first), for a worker to sleep until; NULL when nothing can become claimable without a NOTIFY.';

@@ -22,6 +22,13 @@ BEGIN
            AND t.typname NOT IN ('unknown', 'void')) THEN
         RETURN 'text';
     END IF;
+    -- A type whose length lives in its modifier would lose it here (character means character(1), bit means bit(1)):
+    -- those land as text and bit varying, which hold every value of any length, so the raw parent's shape converges.
+    IF v_type = 'pg_catalog.bpchar'::regtype THEN
+        RETURN 'text';
+    ELSIF v_type = 'pg_catalog.bit'::regtype THEN
+        RETURN 'bit varying';
+    END IF;
     RETURN pg_catalog.format_type(v_type, NULL);
 END;
 $$;
@@ -43,8 +50,18 @@ BEGIN
     IF pg_catalog.to_regnamespace(pg_catalog.quote_ident(v_schema)) IS NULL THEN
         EXECUTE pg_catalog.format('CREATE SCHEMA %I', v_schema);
     END IF;
+    -- A schema or table someone else made under starpipe's name is never adopted: its owner's defaults would run
+    -- in the worker's COPY, and its owner could read every version.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname = v_schema AND n.nspowner <> CURRENT_USER::regrole)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                   WHERE c.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', v_schema, p_job.table_name))
+                     AND c.relowner <> CURRENT_USER::regrole) THEN
+        PERFORM starpipe._raise('42501', pg_catalog.format('%I or %I.%I exists but is not owned by starpipe''s owner; it is not adopted',
+                                                           v_schema, v_schema, p_job.table_name),
+            NULL, 'Drop or rename it, or change its owner to the role that installed starpipe.');
+    END IF;
     -- Privileges are (re)asserted on every load, so a schema or table made earlier (or by hand) is locked down too.
-    PERFORM starpipe._lock_down('SCHEMA', pg_catalog.format('%I', v_schema), 'USAGE', '{starpipe_admin,starpipe_worker}');
+    PERFORM starpipe._lock_down('SCHEMA', pg_catalog.format('%I', v_schema), 'USAGE', '{starpipe_admin,starpipe_worker,starpipe_writer}');
     IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', v_schema, p_job.table_name)) IS NULL THEN
         FOR v_col IN SELECT c FROM pg_catalog.jsonb_array_elements(p_job.manifest->'columns') AS c LOOP
             v_columns := v_columns || pg_catalog.format('%I %s, ', v_col->>'name', starpipe._raw_type(v_col->>'type'));
@@ -130,6 +147,13 @@ RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
 AS $$
 BEGIN
     -- Committed on its own, the DDL on the shared parent never waits long behind a stalled load or a long
@@ -141,20 +165,35 @@ $$;
 COMMENT ON FUNCTION starpipe.prepare_raw(bigint, bigint) IS
     'Creates or extends the raw parent table of a job''s table; call it in its own transaction before begin_raw.';
 
+-- The raw column types the worker may load with binary COPY: it has a binary encoder for each (BinaryCopyType in
+-- Sources/), and a value it cannot put in canonical form sends the whole file through text COPY instead.
+CREATE FUNCTION starpipe._binary_copy_types()
+RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT '{text,"character varying",character,json,jsonb,boolean,smallint,integer,bigint,real,"double precision",numeric,date,"timestamp without time zone","timestamp with time zone",uuid}'::text[];
+$$;
+
 -- Starts a loading attempt: a table shaped like the raw parent, named by job and fencing token.
--- Returns the COPY statement the worker runs in the same transaction; finish_raw makes it the job's raw version.
-CREATE FUNCTION starpipe.begin_raw(p_job_id bigint, p_fence bigint)
-RETURNS text
+-- Returns what the worker's COPY needs, in the same transaction; finish_raw makes the table the job's raw version.
+CREATE FUNCTION starpipe.begin_raw(p_job_id bigint, p_fence bigint,
+                                   OUT load_table text, OUT columns text[], OUT types text[], OUT binary_copy boolean)
+RETURNS record
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
 AS $$
 DECLARE
     v_job starpipe.job;
     v_schema text;
-    v_load text;
-    v_col jsonb;
-    v_copy_columns text := '';
 BEGIN
     -- Takes no lock on the job row and none on the parent beyond reading its shape.
     v_job := starpipe._held_job(p_job_id, p_fence);
@@ -164,25 +203,31 @@ BEGIN
     IF NOT starpipe._raw_parent_ready(v_job) THEN
         PERFORM starpipe._prepare_raw_parent(v_job);
     END IF;
-    FOR v_col IN SELECT c FROM pg_catalog.jsonb_array_elements(v_job.manifest->'columns') AS c LOOP
-        v_copy_columns := v_copy_columns || pg_catalog.format('%I, ', v_col->>'name');
-    END LOOP;
-    v_load := starpipe._load_table(v_job, p_fence);
-    EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %I.%I INCLUDING DEFAULTS)', v_load, v_schema, v_job.table_name);
+    load_table := starpipe._load_table(v_job, p_fence);
+    EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %I.%I INCLUDING DEFAULTS)', load_table, v_schema, v_job.table_name);
     -- Metadata comes from defaults, so COPY carries only the client's columns; the CHECK lets ATTACH skip its scan.
     EXECUTE pg_catalog.format(
         'ALTER TABLE %s ALTER COLUMN _ingestion_id SET DEFAULT %s, ALTER COLUMN _client_name SET DEFAULT %L, '
         'ALTER COLUMN _source_file SET DEFAULT %L, ALTER COLUMN _ingested_at SET DEFAULT pg_catalog.now(), '
         'ADD CONSTRAINT %I CHECK (_ingestion_id = %s)',
-        v_load, v_job.job_id, v_job.client, v_job.data_key, 'version_' || v_job.job_id, v_job.job_id);
+        load_table, v_job.job_id, v_job.client, v_job.data_key, 'version_' || v_job.job_id, v_job.job_id);
     -- The worker runs the COPY itself, so it may insert into this attempt until finish_raw.
-    PERFORM starpipe._lock_down('TABLE', v_load, 'SELECT', '{starpipe_admin}');
-    EXECUTE pg_catalog.format('GRANT INSERT ON %s TO starpipe_worker', v_load);
-    RETURN pg_catalog.format('COPY %s (%s_source_row) FROM STDIN', v_load, v_copy_columns);
+    PERFORM starpipe._lock_down('TABLE', load_table, 'SELECT', '{starpipe_admin}');
+    EXECUTE pg_catalog.format('GRANT INSERT ON %s TO starpipe_worker', load_table);
+    -- The COPY columns: the manifest's, in its order, then the row number the worker adds to each row.
+    SELECT pg_catalog.array_agg(c.name ORDER BY c.position),
+           pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY c.position)
+      INTO columns, types
+      FROM (SELECT m->>'name' AS name, o AS position
+              FROM pg_catalog.jsonb_array_elements(v_job.manifest->'columns') WITH ORDINALITY AS x(m, o)
+            UNION ALL SELECT '_source_row', 2147483647) c
+      JOIN pg_catalog.pg_attribute a
+        ON a.attrelid = load_table::regclass AND a.attname = c.name AND a.attnum > 0 AND NOT a.attisdropped;
+    binary_copy := types <@ (starpipe._binary_copy_types() || '{bigint}'::text[]);
 END;
 $$;
 COMMENT ON FUNCTION starpipe.begin_raw(bigint, bigint) IS
-    'Creates the loading table of a job attempt and returns the COPY statement that fills it; run both, and finish_raw, in one transaction.';
+    'Creates the loading table of a job attempt; returns it with its COPY columns (the row number last), their types, and whether binary COPY may be used. Run the COPY and finish_raw in the same transaction.';
 
 -- Ends a loading attempt: verifies checksum, size and row count against the manifest under the job's row
 -- lock, then attaches the attempt as the job's raw version and records the stage.
@@ -191,6 +236,13 @@ RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
 AS $$
 DECLARE
     v_job starpipe.job;
@@ -202,6 +254,12 @@ BEGIN
     -- Any mismatch raises SP003 (a lost lease SP002), which rolls back the COPY of this transaction.
     v_job := starpipe._lock_job(p_job_id);
     PERFORM starpipe._check_fence(v_job, p_fence);
+    -- A retry after a lost COMMIT reply: this holder's load landed, so report it instead of refusing.
+    IF v_job.stage <> 'registered' AND EXISTS (
+           SELECT 1 FROM starpipe.job_event e
+            WHERE e.job_id = p_job_id AND e.fence = p_fence AND e.event = 'raw_loaded') THEN
+        RETURN v_job.rows_raw;
+    END IF;
     v_load := pg_catalog.to_regclass(starpipe._load_table(v_job, p_fence));
     IF v_load IS NULL OR v_job.stage <> 'registered' THEN
         PERFORM starpipe._raise('SP001', pg_catalog.format('job %s has no load in progress for this token; call begin_raw first', p_job_id));
@@ -214,15 +272,9 @@ BEGIN
         PERFORM starpipe._raise('SP003', 'byte count mismatch: the data file does not match its manifest',
             pg_catalog.format('manifest byte_count %s, data file %s bytes', v_job.byte_count, p_bytes));
     END IF;
-    -- When the load table was made in this transaction (the worker's way), what this transaction inserted
-    -- is all it holds, and the statistics counter says so without scanning the rows again. Otherwise count.
-    IF pg_catalog.pg_stat_get_xact_tuples_deleted(v_load) = 0
-       AND (SELECT c.xmin::text FROM pg_catalog.pg_class c WHERE c.oid = v_load)
-           = (pg_catalog.txid_current() % 4294967296)::text THEN
-        v_count := pg_catalog.pg_stat_get_xact_tuples_inserted(v_load);
-    ELSE
-        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_load) INTO v_count;
-    END IF;
+    -- Counted, not taken from the statistics counters: those count rows of rolled-back subtransactions too, and
+    -- read 0 with track_counts off. The new table was just written, so its pages are still in memory.
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_load) INTO v_count;
     IF v_count <> v_job.row_count OR p_rows IS DISTINCT FROM v_job.row_count THEN
         PERFORM starpipe._raise('SP003', 'row count mismatch: the data file does not match its manifest',
             pg_catalog.format('manifest row_count %s, parsed %s rows, raw version holds %s rows', v_job.row_count, p_rows, v_count));

@@ -14,6 +14,7 @@ CREATE TABLE starpipe.schema_version (
     recorded_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
     accepted_at     timestamptz,
     accepted_by     text,
+    mapping_columns jsonb,
     PRIMARY KEY (client, table_name, version),
     UNIQUE (client, table_name, fingerprint)
 );
@@ -21,7 +22,8 @@ COMMENT ON TABLE starpipe.schema_version IS 'Schema registry: each distinct sour
 COMMENT ON COLUMN starpipe.schema_version.columns IS 'Source columns in order: [{name, type, nullable, position}] as the manifest gave them.';
 COMMENT ON COLUMN starpipe.schema_version.fingerprint IS 'sha256 of the columns (order, names, types, nullability) and primary key.';
 COMMENT ON COLUMN starpipe.schema_version.diff IS 'Against the previous version: added, removed, retyped, nullability, rename_candidates, primary_key; NULL for version 1.';
-COMMENT ON COLUMN starpipe.schema_version.mapping_version IS 'The client''s mapping version when this schema was first seen; a newer mapping covers its drift.';
+COMMENT ON COLUMN starpipe.schema_version.mapping_version IS 'The client''s mapping version when this schema was first seen.';
+COMMENT ON COLUMN starpipe.schema_version.mapping_columns IS 'The table''s mapped column specs when this schema was first seen (NULL: no mapping); a retyped column is covered once the specs mapped from it differ.';
 COMMENT ON COLUMN starpipe.schema_version.accepted_at IS 'Set by starpipe.accept_schema: drift of mapped columns in this version no longer blocks jobs.';
 SELECT pg_catalog.pg_extension_config_dump('starpipe.schema_version', '');
 
@@ -126,9 +128,13 @@ BEGIN
                   || starpipe._schema_diff(v_prev.columns, v_prev.primary_key, v_columns, v_key);
     END IF;
     v_version := coalesce(v_prev.version, 0) + 1;
-    INSERT INTO starpipe.schema_version (client, table_name, version, columns, primary_key, fingerprint, first_job, diff, mapping_version)
-    VALUES (p_job.client, p_job.table_name, v_version, v_columns, v_key, v_fingerprint, p_job.job_id, v_diff,
-            (SELECT pg_catalog.max(m.version) FROM starpipe.mapping m WHERE m.client = p_job.client));
+    INSERT INTO starpipe.schema_version (client, table_name, version, columns, primary_key, fingerprint, first_job, diff,
+                                         mapping_version, mapping_columns)
+    SELECT p_job.client, p_job.table_name, v_version, v_columns, v_key, v_fingerprint, p_job.job_id, v_diff,
+           m.version, m.config->'tables'->p_job.table_name->'columns'
+      FROM (SELECT NULL) AS one
+      LEFT JOIN LATERAL (SELECT l.version, l.config FROM starpipe.mapping l WHERE l.client = p_job.client
+                          ORDER BY l.version DESC LIMIT 1) m ON true;
     RETURN pg_catalog.jsonb_build_object('schema_version', v_version, 'schema_new', true)
            || CASE WHEN v_diff IS NULL THEN '{}'::jsonb ELSE pg_catalog.jsonb_build_object('schema_diff', v_diff) END;
 END;

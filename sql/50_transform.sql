@@ -17,15 +17,11 @@ BEGIN
         v_expr := pg_catalog.format('r.%I::text', p_spec->>'from');
     END IF;
     FOR v_rule IN SELECT pg_catalog.jsonb_array_elements_text(coalesce(p_spec->'clean', '[]')) LOOP
-        v_expr := CASE v_rule
-            WHEN 'trim' THEN pg_catalog.format('pg_catalog.btrim(%s)', v_expr)
-            WHEN 'upper' THEN pg_catalog.format('pg_catalog.upper(%s)', v_expr)
-            WHEN 'lower' THEN pg_catalog.format('pg_catalog.lower(%s)', v_expr)
-            WHEN 'nullif_empty' THEN pg_catalog.format('NULLIF(%s, %L)', v_expr, '')
-            WHEN 'strip_digits' THEN pg_catalog.format('pg_catalog.regexp_replace(%s, %L, %L, %L)', v_expr, '[0-9]+', '', 'g')
-            WHEN 'digits_only' THEN pg_catalog.format('pg_catalog.regexp_replace(%s, %L, %L, %L)', v_expr, '[^0-9]+', '', 'g')
-            WHEN 'collapse_spaces' THEN pg_catalog.format('pg_catalog.regexp_replace(%s, %L, %L, %L)', v_expr, '\s+', ' ', 'g')
-        END;
+        -- The rule's template comes from the one list apply_mapping checks against.
+        SELECT pg_catalog.format(r.expression, v_expr) INTO v_expr FROM starpipe.cleaning_rule r WHERE r.name = v_rule;
+        IF NOT FOUND THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('unknown cleaning rule %L', v_rule));
+        END IF;
     END LOOP;
     IF p_spec ? 'type' THEN
         v_expr := pg_catalog.format('(%s)::%s', v_expr, starpipe._mapping_type('type', p_spec->>'type'));
@@ -45,17 +41,17 @@ DECLARE
     v_spec jsonb;
     v_row bigint;
 BEGIN
-    -- Slow path, run only after a bulk conversion failed: probe column by column, then row by row.
+    -- Slow path, run only after a bulk conversion failed: probe column by column, then row by row. The casts into
+    -- production types run as starpipe_writer (domain checks and type input functions are production-side code).
     FOR v_col, v_spec IN SELECT key, value FROM pg_catalog.jsonb_each(p_columns) ORDER BY key LOOP
         BEGIN
-            EXECUTE pg_catalog.format('SELECT pg_catalog.count(%s) FROM %s r',
-                                      starpipe._column_expr(v_spec, starpipe._column_type(p_target, v_col)), p_raw);
+            PERFORM starpipe._as_writer_execute(pg_catalog.format('SELECT pg_catalog.count(%s) FROM %s r',
+                                                starpipe._column_expr(v_spec, starpipe._column_type(p_target, v_col)), p_raw));
         EXCEPTION WHEN OTHERS THEN
             FOR v_row IN EXECUTE pg_catalog.format('SELECT _source_row FROM %s ORDER BY _source_row', p_raw) LOOP
                 BEGIN
-                    EXECUTE pg_catalog.format('SELECT %s FROM %s r WHERE r._source_row = $1',
-                                              starpipe._column_expr(v_spec, starpipe._column_type(p_target, v_col)), p_raw)
-                      USING v_row;
+                    PERFORM starpipe._as_writer_execute(pg_catalog.format('SELECT %s FROM %s r WHERE r._source_row = %s',
+                                                        starpipe._column_expr(v_spec, starpipe._column_type(p_target, v_col)), p_raw, v_row));
                 EXCEPTION WHEN OTHERS THEN
                     RETURN pg_catalog.jsonb_build_object('column', v_col, 'from', v_spec->>'from', 'source_row', v_row,
                                                          'sqlstate', SQLSTATE, 'type', starpipe._column_type(p_target, v_col));
@@ -99,24 +95,28 @@ DECLARE
     v_sv starpipe.schema_version;
     v_missing text[];
     v_retyped text[];
-    v_covered boolean;
     v_new text[];
     v_renames text;
 BEGIN
     -- A mapped source column that is gone (renamed or dropped) always blocks: it must never become NULLs.
-    -- A mapped column whose type changed blocks until its schema version is accepted or a newer mapping covers it.
+    -- A mapped column whose type changed blocks until its schema version is accepted, or until the specs of the
+    -- target columns mapped from it differ from those in force when the schema was first seen (a change made for
+    -- it). A schema first seen while the table had no mapping is covered by acceptance only.
     SELECT * INTO v_sv FROM starpipe.schema_version s
      WHERE s.client = p_job.client AND s.table_name = p_job.table_name AND s.version = p_job.schema_version;
     v_missing := starpipe._missing_source_columns(p_job, p_map);
     SELECT pg_catalog.array_agg(DISTINCT r->>'name' ORDER BY r->>'name') INTO v_retyped
       FROM pg_catalog.jsonb_array_elements(coalesce(v_sv.diff->'retyped', '[]')) r
-     WHERE EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(p_map->'columns') m WHERE m.value->>'from' = r->>'name');
-    v_covered := v_sv.accepted_at IS NOT NULL OR p_mapping_version > coalesce(v_sv.mapping_version, 0);
-    IF v_missing IS NULL AND (v_retyped IS NULL OR v_covered) THEN
+     WHERE EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(p_map->'columns') m WHERE m.value->>'from' = r->>'name')
+       AND v_sv.accepted_at IS NULL
+       AND (v_sv.mapping_columns IS NULL
+            OR (SELECT pg_catalog.jsonb_object_agg(m.key, m.value) FROM pg_catalog.jsonb_each(v_sv.mapping_columns) m
+                 WHERE m.value->>'from' = r->>'name')
+               IS NOT DISTINCT FROM
+               (SELECT pg_catalog.jsonb_object_agg(m.key, m.value) FROM pg_catalog.jsonb_each(p_map->'columns') m
+                 WHERE m.value->>'from' = r->>'name'));
+    IF v_missing IS NULL AND v_retyped IS NULL THEN
         RETURN NULL;
-    END IF;
-    IF v_covered THEN
-        v_retyped := NULL;
     END IF;
     SELECT pg_catalog.array_agg(a ORDER BY o) INTO v_new
       FROM pg_catalog.jsonb_array_elements_text(coalesce(v_sv.diff->'added', '[]')) WITH ORDINALITY AS x(a, o);
@@ -131,7 +131,7 @@ BEGIN
             CASE WHEN v_new IS NOT NULL THEN pg_catalog.format('new columns: %s', pg_catalog.array_to_string(v_new, ', ')) END,
             CASE WHEN v_renames IS NOT NULL THEN pg_catalog.format('rename candidates: %s', v_renames) END,
             CASE WHEN v_missing IS NOT NULL THEN 'map the new names and retry'
-                 ELSE pg_catalog.format('accept with starpipe.accept_schema(%L, %L, %s) or apply a mapping that covers it, then retry',
+                 ELSE pg_catalog.format('accept with starpipe.accept_schema(%L, %L, %s) or change the mapping of the retyped column(s), then retry',
                                         p_job.client, p_job.table_name, v_sv.version) END),
         'detail', pg_catalog.jsonb_build_object(
             'missing_columns', pg_catalog.to_jsonb(coalesce(v_missing, '{}')),
@@ -150,6 +150,13 @@ RETURNS text
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
 AS $$
 DECLARE
     v_job starpipe.job;
@@ -202,7 +209,10 @@ BEGIN
               WHERE s.client = v_job.client AND s.table_name = v_job.table_name AND s.version = v_job.schema_version));
     END IF;
 
+    -- The allowlist and the writer's grants may have changed since the mapping was applied.
+    PERFORM starpipe._check_target_schema(v_mapping.config->>'target_schema');
     v_target := pg_catalog.format('%I.%I', v_mapping.config->>'target_schema', v_map->>'target')::regclass;
+    PERFORM starpipe._check_writer_rights(pg_catalog.format('tables.%s', v_job.table_name), v_target);
     v_raw := starpipe.raw_version(p_job_id);
     v_staging := starpipe._staging_table(v_job, v_map);
     FOR v_col, v_spec IN SELECT key, value FROM pg_catalog.jsonb_each(v_map->'columns') ORDER BY key LOOP
@@ -218,28 +228,34 @@ BEGIN
     SELECT pg_catalog.string_agg(pg_catalog.format('%I', k), ', ' ORDER BY k) INTO v_key
       FROM pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') k;
 
+    -- The casts into production types (domain checks, type input functions) run as starpipe_writer, which may read
+    -- this raw version and fill this staging table for as long as this transaction needs it, and no longer.
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_raw);
     BEGIN
         IF pg_catalog.to_regclass(v_staging) IS NOT NULL THEN
             EXECUTE pg_catalog.format('DROP TABLE %s', v_staging);
         END IF;
         EXECUTE pg_catalog.format('CREATE TABLE %s (%s_ingestion_id bigint NOT NULL, _source_row bigint NOT NULL)', v_staging, v_defs);
         PERFORM starpipe._lock_down('TABLE', v_staging, 'SELECT', '{starpipe_admin}');
+        EXECUTE pg_catalog.format('GRANT INSERT ON %s TO starpipe_writer', v_staging);
         -- Dedup on the conflict key; by default the row that came last in the file wins.
-        EXECUTE pg_catalog.format(
+        v_rows := starpipe._as_writer_execute(pg_catalog.format(
             'INSERT INTO %s (%s_ingestion_id, _source_row) '
             'SELECT DISTINCT ON (%s) %s_ingestion_id, _source_row FROM ('
             '  SELECT %sr._ingestion_id, r._source_row FROM %s r) s '
             'ORDER BY %s, %s_source_row DESC',
-            v_staging, v_names, v_key, v_names, v_exprs, v_raw, v_key, v_order);
-        GET DIAGNOSTICS v_rows = ROW_COUNT;
+            v_staging, v_names, v_key, v_names, v_exprs, v_raw, v_key, v_order));
+        EXECUTE pg_catalog.format('REVOKE INSERT ON %s FROM starpipe_writer', v_staging);
     EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
         v_bad := starpipe._find_bad_value(v_raw, v_target, v_map->'columns');
+        EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_raw);
         PERFORM starpipe._transition(v_job, 'FAILED', v_job.stage, 'transform_failed', v_bad,
             CASE WHEN v_bad IS NULL THEN pg_catalog.format('transform failed (SQLSTATE %s)', SQLSTATE)
                  ELSE pg_catalog.format('transform failed: source row %s, column %s (from %s): value is not a valid %s (SQLSTATE %s)',
                                         v_bad->>'source_row', v_bad->>'column', v_bad->>'from', v_bad->>'type', v_bad->>'sqlstate') END);
         RETURN 'FAILED';
     END;
+    EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_raw);
     UPDATE starpipe.job SET rows_staged = v_rows WHERE job_id = p_job_id;
     PERFORM starpipe._transition(v_job, 'PROCESSING', 'transformed', 'transformed',
         pg_catalog.jsonb_build_object('staging', v_staging, 'rows', v_rows, 'deduplicated', v_job.rows_raw - v_rows,

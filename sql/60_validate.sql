@@ -10,10 +10,13 @@ DECLARE
     v_count bigint;
     v_sample bigint[];
 BEGIN
-    -- Reports source row numbers, never values.
-    EXECUTE pg_catalog.format(
-        'SELECT pg_catalog.count(*), (pg_catalog.array_agg(_source_row ORDER BY _source_row))[1:5] FROM %s s WHERE %s',
-        p_staging, p_where) INTO v_count, v_sample;
+    -- Reports source row numbers, never values. The predicate compares production types, so it runs as starpipe_writer.
+    SELECT (r->>'count')::bigint, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(r->'sample')::bigint)
+      INTO v_count, v_sample
+      FROM starpipe._as_writer_query(pg_catalog.format(
+        'SELECT pg_catalog.jsonb_build_object(''count'', pg_catalog.count(*), '
+        '''sample'', coalesce((pg_catalog.array_agg(_source_row ORDER BY _source_row))[1:5], ''{}'')) FROM %s s WHERE %s',
+        p_staging, p_where)) r;
     IF v_count = 0 THEN
         RETURN NULL;
     END IF;
@@ -27,6 +30,13 @@ RETURNS text
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
 AS $$
 DECLARE
     v_job starpipe.job;
@@ -44,6 +54,11 @@ BEGIN
     -- Gates that fail block the job before production is touched; the staging rows stay for review.
     v_job := starpipe._lock_job(p_job_id);
     PERFORM starpipe._check_fence(v_job, p_fence);
+    -- A retry after a lost COMMIT reply: this holder validated the job already (a block it set would have ended
+    -- its hold, so the fence check above reports that one as SP002).
+    IF v_job.stage = 'validated' THEN
+        RETURN v_job.status;
+    END IF;
     IF v_job.status <> 'PROCESSING' OR v_job.stage <> 'transformed' THEN
         PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s at stage %s; validate needs stage transformed',
                                                            p_job_id, v_job.status, v_job.stage));
@@ -52,6 +67,8 @@ BEGIN
      WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
     v_staging := starpipe._staging_table(v_job, v_map);
     EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_staging) INTO v_rows;
+    -- The gates run as starpipe_writer, which reads this staging table only while they run.
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
 
     -- The conflict key is always a gate: promotion cannot place a row without it.
     FOR v_col IN SELECT pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') LOOP
@@ -59,6 +76,11 @@ BEGIN
         IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
     END LOOP;
     FOR v_check IN SELECT pg_catalog.jsonb_array_elements(coalesce(v_map->'checks', '[]')) LOOP
+        -- apply_mapping admits one rule per check; a stored config from before that rule is refused, not half run.
+        IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(v_check)) <> 1 THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('tables.%s.checks: each check is an object with exactly one rule', v_job.table_name),
+                                    NULL, 'Apply the mapping again; apply_mapping now validates every check.');
+        END IF;
         v_rule := (SELECT k FROM pg_catalog.jsonb_object_keys(v_check) k LIMIT 1);
         v_failure := NULL;
         IF v_rule = 'not_null' THEN
@@ -75,7 +97,7 @@ BEGIN
         ELSIF v_rule = 'accepted_values' THEN
             v_col := v_check->'accepted_values'->>'column';
             v_failure := starpipe._gate('accepted_values', v_col, v_staging, pg_catalog.format(
-                's.%I IS NOT NULL AND NOT (s.%I::text = ANY (%L::text[]))', v_col, v_col,
+                's.%I IS NOT NULL AND NOT coalesce(s.%I::text = ANY (%L::text[]), false)', v_col, v_col,
                 (SELECT pg_catalog.array_agg(v) FROM pg_catalog.jsonb_array_elements_text(v_check->'accepted_values'->'values') v)));
         ELSIF v_rule = 'min_rows' THEN
             IF v_rows < (v_check->>'min_rows')::bigint THEN
@@ -83,14 +105,20 @@ BEGIN
             END IF;
         ELSIF v_rule = 'null_fraction' THEN
             v_col := v_check->'null_fraction'->>'column';
-            EXECUTE pg_catalog.format('SELECT pg_catalog.avg((s.%I IS NULL)::int) FROM %s s', v_col, v_staging) INTO v_frac;
-            IF coalesce(v_frac, 0) > (v_check->'null_fraction'->>'max')::numeric THEN
+            SELECT (r->>'fraction')::numeric INTO v_frac FROM starpipe._as_writer_query(pg_catalog.format(
+                'SELECT pg_catalog.jsonb_build_object(''fraction'', pg_catalog.avg((s.%I IS NULL)::int)) FROM %s s', v_col, v_staging)) r;
+            IF coalesce(v_frac, 0) > (v_check->'null_fraction'->>'max')::numeric OR v_check->'null_fraction'->>'max' IS NULL THEN
                 v_failure := pg_catalog.jsonb_build_object('rule', 'null_fraction', 'column', v_col,
                                                            'fraction', pg_catalog.round(v_frac, 4), 'max', v_check->'null_fraction'->'max');
             END IF;
+        ELSE
+            -- apply_mapping admits only starpipe.check_rule's names; a rule listed there but not run here is a bug.
+            PERFORM starpipe._raise('SP006', pg_catalog.format('check %L is not implemented by validate', v_rule));
         END IF;
         IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
     END LOOP;
+
+    EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
 
     IF pg_catalog.jsonb_array_length(v_failures) > 0 THEN
         PERFORM starpipe._transition(v_job, 'BLOCKED', 'transformed', 'validation_failed',

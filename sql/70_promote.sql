@@ -9,26 +9,14 @@ CREATE TABLE starpipe.conflict (
     changed_columns text[] NOT NULL,
     policy          text NOT NULL,
     source_row      bigint NOT NULL,
-    at              timestamptz NOT NULL DEFAULT pg_catalog.now()
+    at              timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    applied         boolean
 );
 CREATE INDEX conflict_job ON starpipe.conflict (job_id);
 COMMENT ON TABLE starpipe.conflict IS 'Conflict audit trail: each promoted row that differed from production, the columns that differed and the policy applied.';
+COMMENT ON COLUMN starpipe.conflict.applied IS 'true: the policy wrote the staged values; false: it kept the production row (target_wins, older_snapshot, an older or NULL version under newer_wins); NULL: audited before 0.3.0 under newer_wins.';
 SELECT pg_catalog.pg_extension_config_dump('starpipe.conflict', '');
 SELECT pg_catalog.pg_extension_config_dump('starpipe.conflict_conflict_id_seq', '');
-
--- When a job's data was extracted (the manifest's extracted_at), or -infinity when absent or unreadable.
-CREATE FUNCTION starpipe._extracted_at(p_job starpipe.job)
-RETURNS timestamptz
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    -- Breaks ties between snapshots of one date: of two runs on the same day, the later extraction is newer.
-    RETURN coalesce((p_job.manifest->>'extracted_at')::timestamptz, '-infinity'::timestamptz);
-EXCEPTION WHEN OTHERS THEN
-    RETURN '-infinity'::timestamptz;
-END;
-$$;
 
 -- Promotes a validated job into production in one transaction; returns the job's status after.
 -- A second call on a promoted job is a no-op. p_manual: a human promotes a job awaiting manual promotion (no fence).
@@ -49,8 +37,14 @@ DECLARE
     v_col_list text;
     v_key_list text;
     v_set text;
-    v_guard text;
+    v_current text;
+    v_proposed text;
+    v_proposed_excluded text;
+    v_changed text;
+    v_applies text;
+    v_applies_excluded text;
     v_action text;
+    v_kept bigint;
     v_inserted bigint;
     v_updated bigint;
     v_conflicts bigint;
@@ -72,13 +66,17 @@ BEGIN
                                                            CASE WHEN p_manual THEN ' by hand once it awaits manual promotion' ELSE '' END));
     END IF;
     -- One promotion per client table at a time, so the newest-snapshot check below cannot race another promotion.
+    PERFORM starpipe._require_read_committed('promote');
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('starpipe.promote'),
                                              pg_catalog.hashtext(v_job.client || '.' || v_job.table_name));
     -- An older snapshot arriving late is applied, but never overwrites rows a newer promoted snapshot wrote.
-    -- Snapshots order by date, then by extraction time (two runs on one date: the later one is newer).
+    -- Snapshots order by date, then by extraction time (two runs on one date: the later one is newer). A DUPLICATE
+    -- of promoted content is a snapshot of that content too: a late snapshot older than it must not overwrite it.
     SELECT * INTO v_newest FROM starpipe.job j
-     WHERE j.client = v_job.client AND j.table_name = v_job.table_name AND j.status = 'SUCCESS' AND j.stage = 'promoted'
-       AND j.job_id <> p_job_id
+     WHERE j.client = v_job.client AND j.table_name = v_job.table_name AND j.job_id <> p_job_id
+       AND (j.status = 'SUCCESS' AND j.stage = 'promoted'
+            OR j.status = 'DUPLICATE' AND EXISTS (SELECT 1 FROM starpipe.job d WHERE d.job_id = j.duplicate_of
+                                                     AND d.status = 'SUCCESS' AND d.stage = 'promoted'))
      ORDER BY j.snapshot_date DESC, starpipe._extracted_at(j) DESC, j.job_id DESC LIMIT 1;
     v_older := FOUND AND (v_newest.snapshot_date, starpipe._extracted_at(v_newest))
                          > (v_job.snapshot_date, starpipe._extracted_at(v_job));
@@ -87,51 +85,74 @@ BEGIN
     v_map := v_config->'tables'->v_job.table_name;
     v_target := pg_catalog.format('%I.%I', v_config->>'target_schema', v_map->>'target');
     v_staging := starpipe._staging_table(v_job, v_map);
+    -- The allowlist and the writer's grants may have changed since the mapping was applied.
+    PERFORM starpipe._check_target_schema(v_config->>'target_schema');
+    PERFORM starpipe._check_writer_rights(pg_catalog.format('tables.%s', v_job.table_name), v_target::regclass);
+    -- Production is read and written as starpipe_writer, which reads this staging table until it is dropped below.
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
     v_policy := CASE WHEN v_older THEN 'older_snapshot' ELSE coalesce(v_map->>'conflict_policy', 'source_wins') END;
     SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_cols FROM pg_catalog.jsonb_object_keys(v_map->'columns') k;
     SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_key FROM pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') k;
     SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c) INTO v_col_list FROM pg_catalog.unnest(v_cols) c;
     SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c) INTO v_key_list FROM pg_catalog.unnest(v_key) c;
 
-    -- Audit first: every staged row that exists in production with different values.
-    EXECUTE pg_catalog.format(
-        'INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row) '
-        'SELECT %s, %L, (SELECT pg_catalog.jsonb_object_agg(k, pg_catalog.to_jsonb(s)->k) FROM pg_catalog.unnest(%L::text[]) k), '
-        '       ARRAY(SELECT c FROM pg_catalog.unnest(%L::text[]) c WHERE pg_catalog.to_jsonb(s)->c IS DISTINCT FROM pg_catalog.to_jsonb(t)->c ORDER BY c), '
-        '       %L, s._source_row '
-        '  FROM %s s JOIN %s t USING (%s) '
-        ' WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(%L::text[]) c WHERE pg_catalog.to_jsonb(s)->c IS DISTINCT FROM pg_catalog.to_jsonb(t)->c)',
-        p_job_id, v_target, v_key, v_cols, v_policy, v_staging, v_target, v_key_list, v_cols);
-    GET DIAGNOSTICS v_conflicts = ROW_COUNT;
-
-    -- The conflict policy decides what an existing row becomes.
-    SELECT pg_catalog.string_agg(CASE v_policy
-               WHEN 'merge_non_null' THEN pg_catalog.format('%I = coalesce(EXCLUDED.%I, t.%I)', c, c, c)
-               ELSE pg_catalog.format('%I = EXCLUDED.%I', c, c) END, ', ' ORDER BY c),
+    -- What an existing row becomes under the policy, column by column: the staged value, or for merge_non_null the
+    -- staged value where it is not NULL. A row is touched only when that differs from production and the policy
+    -- applies it (newer_wins: a non-NULL staged version not older than production's, which may be NULL).
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', c, CASE WHEN v_policy = 'merge_non_null'
+               THEN pg_catalog.format('coalesce(EXCLUDED.%I, t.%I)', c, c) ELSE pg_catalog.format('EXCLUDED.%I', c) END), ', ' ORDER BY c),
            pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ' ORDER BY c),
-           pg_catalog.string_agg(pg_catalog.format('EXCLUDED.%I', c), ', ' ORDER BY c)
-      INTO v_set, v_guard, v_action
+           pg_catalog.string_agg(CASE WHEN v_policy = 'merge_non_null'
+               THEN pg_catalog.format('coalesce(s.%I, t.%I)', c, c) ELSE pg_catalog.format('s.%I', c) END, ', ' ORDER BY c),
+           pg_catalog.string_agg(CASE WHEN v_policy = 'merge_non_null'
+               THEN pg_catalog.format('coalesce(EXCLUDED.%I, t.%I)', c, c) ELSE pg_catalog.format('EXCLUDED.%I', c) END, ', ' ORDER BY c),
+           pg_catalog.string_agg(pg_catalog.format('CASE WHEN t.%I IS DISTINCT FROM %s THEN %L END', c, CASE WHEN v_policy = 'merge_non_null'
+               THEN pg_catalog.format('coalesce(s.%I, t.%I)', c, c) ELSE pg_catalog.format('s.%I', c) END, c), ', ' ORDER BY c)
+      INTO v_set, v_current, v_proposed, v_proposed_excluded, v_changed
       FROM pg_catalog.unnest(v_cols) c WHERE c <> ALL (v_key);
-    IF v_set IS NULL OR v_policy IN ('target_wins', 'older_snapshot') THEN
+    v_applies := CASE WHEN v_policy IN ('target_wins', 'older_snapshot') THEN 'false'
+                      WHEN v_policy = 'newer_wins' THEN pg_catalog.format('(%1$s.%2$I IS NOT NULL AND (t.%2$I IS NULL OR %1$s.%2$I >= t.%2$I))', 's', v_map->>'version_column')
+                      ELSE 'true' END;
+    v_applies_excluded := CASE WHEN v_policy = 'newer_wins'
+                               THEN pg_catalog.format('(%1$s.%2$I IS NOT NULL AND (t.%2$I IS NULL OR %1$s.%2$I >= t.%2$I))', 'EXCLUDED', v_map->>'version_column')
+                               ELSE v_applies END;
+
+    -- Audit first, as starpipe_writer (it compares production types): every staged row whose key production has and
+    -- that the policy would change, the columns that would change, and whether the policy applies it or keeps production.
+    IF v_set IS NOT NULL THEN
+        INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied)
+        SELECT p_job_id, v_target, r->'key', ARRAY(SELECT pg_catalog.jsonb_array_elements_text(r->'changed')), v_policy,
+               (r->>'source_row')::bigint, (r->>'applied')::boolean
+          FROM starpipe._as_writer_query(pg_catalog.format(
+            'SELECT pg_catalog.jsonb_build_object(''key'', pg_catalog.jsonb_build_object(%s), '
+            '''changed'', pg_catalog.array_remove(ARRAY[%s], NULL), ''source_row'', s._source_row, ''applied'', %s) '
+            '  FROM %s s JOIN %s t USING (%s) WHERE ROW(%s) IS DISTINCT FROM ROW(%s) ORDER BY s._source_row',
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%L, s.%I', k, k), ', ' ORDER BY k) FROM pg_catalog.unnest(v_key) k),
+            v_changed, v_applies, v_staging, v_target, v_key_list, v_current, v_proposed)) r;
+        GET DIAGNOSTICS v_conflicts = ROW_COUNT;
+    ELSE
+        v_conflicts := 0;
+    END IF;
+    v_kept := (SELECT pg_catalog.count(*) FROM starpipe.conflict c WHERE c.job_id = p_job_id AND NOT c.applied);
+
+    -- The upsert, as starpipe_writer: production triggers, defaults and constraints run with its rights only.
+    IF v_set IS NULL OR v_applies = 'false' THEN
         v_action := 'DO NOTHING';
     ELSE
-        -- Rows that would not change are left alone, so a re-promotion writes nothing.
-        v_guard := pg_catalog.format('ROW(%s) IS DISTINCT FROM ROW(%s)', v_guard, v_action);
-        IF v_policy = 'newer_wins' THEN
-            v_guard := v_guard || pg_catalog.format(' AND EXCLUDED.%I >= t.%I', v_map->>'version_column', v_map->>'version_column');
-        END IF;
-        v_action := pg_catalog.format('DO UPDATE SET %s WHERE %s', v_set, v_guard);
+        v_action := pg_catalog.format('DO UPDATE SET %s WHERE ROW(%s) IS DISTINCT FROM ROW(%s) AND %s', v_set, v_current,
+                                      v_proposed_excluded, v_applies_excluded);
     END IF;
-    EXECUTE pg_catalog.format(
+    SELECT (r->>'inserted')::bigint, (r->>'updated')::bigint INTO v_inserted, v_updated
+      FROM starpipe._as_writer_query(pg_catalog.format(
         'WITH up AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s ORDER BY %s ON CONFLICT (%s) %s RETURNING (t.xmax::text = %L) AS inserted) '
-        'SELECT pg_catalog.count(*) FILTER (WHERE inserted), pg_catalog.count(*) FILTER (WHERE NOT inserted) FROM up',
-        v_target, v_col_list, v_col_list, v_staging, v_key_list, v_key_list, v_action, '0')
-      INTO v_inserted, v_updated;
+        'SELECT pg_catalog.jsonb_build_object(''inserted'', pg_catalog.count(*) FILTER (WHERE inserted), '
+        '''updated'', pg_catalog.count(*) FILTER (WHERE NOT inserted)) FROM up',
+        v_target, v_col_list, v_col_list, v_staging, v_key_list, v_key_list, v_action, '0')) r;
 
     EXECUTE pg_catalog.format('DROP TABLE %s', v_staging);
     UPDATE starpipe.job SET rows_inserted = v_inserted, rows_updated = v_updated WHERE job_id = p_job_id;
     PERFORM starpipe._transition(v_job, 'SUCCESS', 'promoted', 'promoted',
-        pg_catalog.jsonb_build_object('target', v_target, 'inserted', v_inserted, 'updated', v_updated,
+        pg_catalog.jsonb_build_object('target', v_target, 'inserted', v_inserted, 'updated', v_updated, 'kept', v_kept,
                                       'conflicts', v_conflicts, 'policy', v_policy, 'manual', p_manual)
         || CASE WHEN v_older THEN pg_catalog.jsonb_build_object(
                 'older_snapshot', true, 'newest_promoted_snapshot', v_newest.snapshot_date, 'newest_promoted_job', v_newest.job_id,
@@ -154,6 +175,13 @@ RETURNS text
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
 AS $$
 BEGIN
     -- The fence proves the caller still holds the job; manual promotion is promote(job) and needs starpipe_admin.
@@ -173,6 +201,13 @@ RETURNS text
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
 AS $$
 BEGIN
     -- Same promotion as the worker's, for a job BLOCKED at stage validated by "promotion: manual".

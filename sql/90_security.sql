@@ -5,12 +5,19 @@
 --                    fenced promote, fail, nack, release, heartbeat) and reads the ledger; owns nothing, no DDL anywhere.
 --   starpipe_admin:  everything starpipe offers, including mappings, settings, retries, manual promotion,
 --                    schema acceptance and the DLQ, plus read access to raw and staging tables.
--- Both are NOLOGIN: grant them to login roles (GRANT starpipe_worker TO etl_login).
+--   starpipe_writer: the rights production-side code runs with. It owns _as_writer_execute and _as_writer_query,
+--                    which run the statements transform, validate, promote and apply_mapping build, so triggers,
+--                    defaults, domain checks, casts and operators of production types run as this role, never
+--                    as the installer. It holds what a DBA grants it on target tables (SELECT, INSERT, UPDATE),
+--                    USAGE on starpipe_staging and raw schemas, and, only for the statement that needs it, SELECT
+--                    on one job's raw version and INSERT/SELECT on its staging table.
+-- All three are NOLOGIN: grant worker and admin to login roles (GRANT starpipe_worker TO etl_login); grant
+-- starpipe_writer to nobody.
 DO $$
 DECLARE
     v_role text;
 BEGIN
-    FOREACH v_role IN ARRAY ARRAY['starpipe_worker', 'starpipe_admin'] LOOP
+    FOREACH v_role IN ARRAY ARRAY['starpipe_worker', 'starpipe_admin', 'starpipe_writer'] LOOP
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = v_role) THEN
             RAISE NOTICE 'role % already exists; starpipe grants privileges to it as it is', v_role;
         ELSE
@@ -52,6 +59,36 @@ BEGIN
 END;
 $$;
 
+-- Runs one statement built by transform or promote from validated identifiers, as starpipe_writer; returns its row count.
+CREATE FUNCTION starpipe._as_writer_execute(p_statement text)
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rows bigint;
+BEGIN
+    -- Owned by starpipe_writer: user code the statement evaluates on production types gets that role's rights only.
+    EXECUTE p_statement;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END;
+$$;
+
+-- Runs one query built by transform, validate, promote or apply_mapping (one jsonb column), as starpipe_writer.
+CREATE FUNCTION starpipe._as_writer_query(p_query text)
+RETURNS SETOF jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Owned by starpipe_writer, like _as_writer_execute; the caller turns the rows into starpipe's own records.
+    RETURN QUERY EXECUTE p_query;
+END;
+$$;
+
 REVOKE ALL ON ALL TABLES IN SCHEMA starpipe FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA starpipe FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA starpipe FROM PUBLIC;
@@ -71,7 +108,25 @@ END;
 $$;
 
 GRANT USAGE ON SCHEMA starpipe TO starpipe_worker, starpipe_admin;
-GRANT USAGE ON SCHEMA starpipe_staging TO starpipe_admin;
+GRANT USAGE ON SCHEMA starpipe_staging TO starpipe_admin, starpipe_writer;
+
+-- The writer's helpers are owned by the writer (re-applied on every install, upgrade and restore) and executable
+-- by nobody else but the extension's owner (a superuser), from inside its SECURITY DEFINER functions.
+ALTER FUNCTION starpipe._as_writer_execute(text) OWNER TO starpipe_writer;
+ALTER FUNCTION starpipe._as_writer_query(text) OWNER TO starpipe_writer;
+REVOKE ALL ON FUNCTION starpipe._as_writer_execute(text), starpipe._as_writer_query(text) FROM PUBLIC;
+
+-- Raw schemas made before starpipe_writer existed (prepare_raw grants the others) let it reach a job's raw version.
+DO $$
+DECLARE
+    v_schema text;
+BEGIN
+    FOR v_schema IN SELECT n.nspname FROM pg_catalog.pg_namespace n
+                     WHERE n.nspname IN (SELECT DISTINCT 'raw_' || j.client FROM starpipe.job j) ORDER BY 1 LOOP
+        EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO starpipe_writer', v_schema);
+    END LOOP;
+END;
+$$;
 
 -- The ledger is readable by both (it holds keys, counts and errors, never row values).
 GRANT SELECT ON starpipe.job, starpipe.job_event, starpipe.job_status, starpipe.settings TO starpipe_worker;

@@ -109,3 +109,9 @@ CREATE TABLE production.allergies (
     severity     text,
     PRIMARY KEY (patient_id, encounter_id, code)
 );
+
+-- What a DBA runs before starpipe may map into this schema (extension 0.3.0): allow the schema, and give
+-- starpipe_writer, the role promotion writes as, exactly the rights the mappings need on its tables.
+INSERT INTO starpipe.target_schema (schema_name) VALUES ('production') ON CONFLICT DO NOTHING;
+GRANT USAGE ON SCHEMA production TO starpipe_writer;
+GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA production TO starpipe_writer;

@@ -3,9 +3,14 @@ SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS production, raw_acme CASCADE;
 RESET client_min_messages;
 \ir test/fresh_extension.psql
+\ir test/helpers.psql
 \set VERBOSITY terse
 
 CREATE SCHEMA production;
+-- What a DBA runs before mapping into a schema: allow it, and let starpipe_writer write its tables.
+INSERT INTO starpipe.target_schema (schema_name) VALUES ('production');
+GRANT USAGE ON SCHEMA production TO starpipe_writer;
+ALTER DEFAULT PRIVILEGES IN SCHEMA production GRANT SELECT, INSERT, UPDATE ON TABLES TO starpipe_writer;
 CREATE TABLE production.people (
     person_id  integer PRIMARY KEY,
     born       date NOT NULL,
@@ -20,10 +25,9 @@ SELECT starpipe.apply_mapping('{"version": 1, "client": "acme", "target_schema":
 
 -- Registers a manifest for people with the given run id, date and columns; returns the job id.
 CREATE FUNCTION pg_temp.job(p_run text, p_date text, p_columns jsonb, p_rows int) RETURNS bigint LANGUAGE sql AS $$
-    SELECT job_id FROM starpipe.register(pg_catalog.jsonb_build_object(
-        'format_version', 1, 'client', 'acme', 'table', 'people', 'snapshot_date', p_date, 'run_id', p_run,
-        'data_file', 'data.json', 'format', 'json_array', 'row_count', p_rows, 'byte_count', 10,
-        'sha256', pg_catalog.encode(pg_catalog.sha256(p_run::bytea), 'hex'), 'columns', p_columns), 'm/' || p_run, 'd/' || p_run);
+    SELECT job_id FROM starpipe.register(pg_temp.manifest('acme', 'people', p_date, p_run, p_columns, '[]',
+        pg_catalog.jsonb_build_object('format', 'json_array', 'row_count', p_rows, 'byte_count', 10,
+                                      'sha256', pg_catalog.encode(pg_catalog.sha256(p_run::bytea), 'hex'))), 'm/' || p_run, 'd/' || p_run);
 $$;
 CREATE TEMP TABLE cols AS SELECT '[{"name": "ID", "type": "integer"}, {"name": "BORN", "type": "text"},
     {"name": "KIND", "type": "text"}, {"name": "SCORE", "type": "text"}]'::jsonb AS c;

@@ -3,9 +3,14 @@ SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS production, raw_acme CASCADE;
 RESET client_min_messages;
 \ir test/fresh_extension.psql
+\ir test/helpers.psql
 \set VERBOSITY terse
 
 CREATE SCHEMA production;
+-- What a DBA runs before mapping into a schema: allow it, and let starpipe_writer write its tables.
+INSERT INTO starpipe.target_schema (schema_name) VALUES ('production');
+GRANT USAGE ON SCHEMA production TO starpipe_writer;
+ALTER DEFAULT PRIVILEGES IN SCHEMA production GRANT SELECT, INSERT, UPDATE ON TABLES TO starpipe_writer;
 CREATE TABLE production.visits (visit_id integer PRIMARY KEY, state text NOT NULL);
 SELECT starpipe.apply_mapping('{"version": 1, "client": "acme", "target_schema": "production", "tables": {"visits": {
   "target": "visits", "conflict_key": ["visit_id"],
@@ -13,31 +18,12 @@ SELECT starpipe.apply_mapping('{"version": 1, "client": "acme", "target_schema":
   "checks": [{"accepted_values": {"column": "state", "values": ["new", "old", "newest", "again", "late"]}}]}}}');
 SELECT starpipe.set_setting('raw_keep_promoted_versions', '2');
 
--- Runs one snapshot of acme.visits through the whole pipeline as a worker would; returns the final status.
-CREATE FUNCTION pg_temp.ingest(p_run text, p_date text, p_rows jsonb, p_extracted text DEFAULT NULL) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    v_job bigint;
-    v_fence bigint;
-    v_target text;
-    v_status text;
-    v_sha text := pg_catalog.encode(pg_catalog.sha256(p_run::bytea), 'hex');
-BEGIN
-    PERFORM starpipe.register(pg_catalog.jsonb_build_object(
-        'format_version', 1, 'client', 'acme', 'table', 'visits', 'snapshot_date', p_date, 'run_id', p_run,
-        'data_file', 'data.json', 'format', 'ndjson', 'row_count', pg_catalog.jsonb_array_length(p_rows), 'byte_count', 1,
-        'sha256', v_sha, 'columns', '[{"name": "ID", "type": "text", "nullable": false}, {"name": "STATE", "type": "text", "nullable": true}]'::jsonb,
-        'primary_key', '["ID"]'::jsonb, 'extracted_at', p_extracted), 'm/' || p_run, 'd/' || p_run);
-    SELECT job_id, fence INTO v_job, v_fence FROM starpipe.claim('w');
-    v_target := pg_catalog.split_part(starpipe.begin_raw(v_job, v_fence), ' ', 2);
-    -- What the worker's COPY does.
-    EXECUTE pg_catalog.format('INSERT INTO %s ("ID", "STATE", _source_row) SELECT r->>0, r->>1, n FROM pg_catalog.jsonb_array_elements(%L::jsonb) WITH ORDINALITY AS x(r, n)',
-                              v_target, p_rows);
-    PERFORM starpipe.finish_raw(v_job, v_fence, pg_catalog.jsonb_array_length(p_rows), 1, v_sha);
-    v_status := starpipe.transform(v_job, v_fence);
-    IF v_status = 'PROCESSING' THEN v_status := starpipe.validate(v_job, v_fence); END IF;
-    IF v_status = 'PROCESSING' THEN v_status := starpipe.promote(v_job, v_fence); END IF;
-    RETURN v_job || ' ' || v_status;
-END;
+-- One snapshot of acme.visits through the whole pipeline (test/helpers.psql); each run is its own content.
+CREATE FUNCTION pg_temp.ingest(p_run text, p_date text, p_rows jsonb, p_extracted text DEFAULT NULL) RETURNS text LANGUAGE sql AS $$
+    SELECT pg_temp.ingest('acme', 'visits', p_date, p_run,
+        '[{"name": "ID", "type": "text", "nullable": false}, {"name": "STATE", "type": "text", "nullable": true}]', p_rows,
+        pg_catalog.jsonb_build_object('primary_key', '["ID"]'::jsonb, 'extracted_at', p_extracted,
+                                      'sha256', pg_catalog.encode(pg_catalog.sha256(p_run::bytea), 'hex')));
 $$;
 
 -- 1. The newest snapshot first.

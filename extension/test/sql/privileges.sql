@@ -19,20 +19,30 @@ RESET client_min_messages;
 
 -- The roles exist, without login and without special powers.
 SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolinherit FROM pg_roles
- WHERE rolname IN ('starpipe_worker', 'starpipe_admin') ORDER BY 1;
+ WHERE rolname IN ('starpipe_worker', 'starpipe_admin', 'starpipe_writer') ORDER BY 1;
 
--- Every function pins its search_path; exactly the public API runs as the extension's owner (SECURITY DEFINER).
+-- Every function pins its search_path; exactly the public API runs as the extension's owner (SECURITY DEFINER),
+-- and exactly the writer's two helpers run as starpipe_writer (their owner).
 SELECT p.oid::regprocedure AS function_without_pinned_search_path FROM pg_proc p
  WHERE p.pronamespace = 'starpipe'::regnamespace
-   AND p.proconfig IS DISTINCT FROM '{"search_path=pg_catalog, pg_temp"}';
+   AND (p.proconfig[1] IS DISTINCT FROM 'search_path=pg_catalog, pg_temp'
+        OR EXISTS (SELECT 1 FROM unnest(p.proconfig[2:]) c WHERE c LIKE 'search_path=%'));
 SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer FROM pg_proc p
- WHERE p.pronamespace = 'starpipe'::regnamespace AND (p.prosecdef <> (p.proname !~ '^_'))
+ WHERE p.pronamespace = 'starpipe'::regnamespace
+   AND (p.prosecdef <> (p.proname !~ '^_' OR p.proowner = 'starpipe_writer'::regrole))
+ ORDER BY 1::text;
+SELECT p.oid::regprocedure AS writer_owned, p.prosecdef AS security_definer, p.proacl AS acl FROM pg_proc p
+ WHERE p.pronamespace = 'starpipe'::regnamespace AND p.proowner = 'starpipe_writer'::regrole
  ORDER BY 1::text;
 SELECT count(*) FILTER (WHERE prosecdef) AS definer, count(*) FILTER (WHERE NOT prosecdef) AS invoker
   FROM pg_proc WHERE pronamespace = 'starpipe'::regnamespace;
 
 -- The pipeline, driven by starpipe_worker alone.
 CREATE SCHEMA production;
+-- What a DBA runs before mapping into a schema: allow it, and let starpipe_writer write its tables.
+INSERT INTO starpipe.target_schema (schema_name) VALUES ('production');
+GRANT USAGE ON SCHEMA production TO starpipe_writer;
+ALTER DEFAULT PRIVILEGES IN SCHEMA production GRANT SELECT, INSERT, UPDATE ON TABLES TO starpipe_writer;
 CREATE TABLE production.people (person_id integer PRIMARY KEY, born date);
 SELECT starpipe.apply_mapping('{"version": 1, "client": "acme", "target_schema": "production", "tables": {"people": {
   "target": "people", "conflict_key": ["person_id"], "columns": {"person_id": {"from": "ID"}, "born": {"from": "BORN"}}}}}');

@@ -4,6 +4,7 @@ SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS raw_acme, raw_beta CASCADE;
 RESET client_min_messages;
 \ir test/fresh_extension.psql
+\ir test/helpers.psql
 \set VERBOSITY terse
 
 -- Settings: documented defaults, typed overrides, NULL restores the default.
@@ -20,11 +21,10 @@ SELECT key, value, default_value FROM starpipe.settings WHERE NOT is_default ORD
 
 -- Registers an empty file of one column for a client table; returns the job id.
 CREATE FUNCTION pg_temp.job(p_client text, p_table text, p_run text, p_date text) RETURNS bigint LANGUAGE sql AS $$
-    SELECT job_id FROM starpipe.register(pg_catalog.jsonb_build_object(
-        'format_version', 1, 'client', p_client, 'table', p_table, 'snapshot_date', p_date, 'run_id', p_run,
-        'data_file', 'data.json', 'format', 'ndjson', 'row_count', 0, 'byte_count', 0,
-        'sha256', pg_catalog.encode(pg_catalog.sha256((p_client || p_table || p_run)::bytea), 'hex'),
-        'columns', '[{"name": "id", "type": "integer", "nullable": false}]'::jsonb), 'm/' || p_run, 'd/' || p_run);
+    SELECT job_id FROM starpipe.register(pg_temp.manifest(p_client, p_table, p_date, p_run,
+        '[{"name": "id", "type": "integer", "nullable": false}]', '[]',
+        pg_catalog.jsonb_build_object('byte_count', 0, 'sha256', pg_catalog.encode(pg_catalog.sha256((p_client || p_table || p_run)::bytea), 'hex'))),
+      'm/' || p_run, 'd/' || p_run);
 $$;
 SELECT pg_temp.job('acme', 'visits', 'r1', '2026-11-01') AS job;
 
@@ -90,11 +90,14 @@ SELECT starpipe.retry(1);
 SELECT status, attempts FROM starpipe.job WHERE job_id = 1;
 SELECT event, detail->>'previous_attempts' AS previous_attempts FROM starpipe.job_event WHERE job_id = 1 AND event IN ('retry', 'replay') ORDER BY event_id;
 
--- 8. A failed job whose file was registered again meanwhile cannot be retried (the content is live elsewhere).
+-- 8. The same content registered again while the first copy is in flight is a DUPLICATE of it; when the first
+--    copy fails (a damaged upload, say), the duplicate is revived in its place and loads.
 SELECT job_id, attempts, fence FROM starpipe.claim('w1');
-SELECT starpipe.fail(1, 9, 'bad file');
 SELECT job_id, status, created FROM starpipe.register((SELECT manifest || '{"run_id": "r1-again"}' FROM starpipe.job WHERE job_id = 1), 'm/again', 'd/again');
-SELECT starpipe.retry(1);
+SELECT job_id, status, duplicate_of FROM starpipe.job WHERE job_id = 2;
+SELECT starpipe.fail(1, 9, 'bad file');
+SELECT job_id, status, stage, duplicate_of, attempts FROM starpipe.job ORDER BY job_id;
+SELECT event, from_status, to_status, detail->>'reason' AS reason FROM starpipe.job_event WHERE job_id = 2 ORDER BY event_id;
 
 -- 9. One PROCESSING job per client: a second claim skips the client's other tables and takes another client.
 SELECT pg_temp.job('acme', 'notes', 'n1', '2026-11-01') AS job, pg_temp.job('beta', 'visits', 'b1', '2026-11-02') AS job;

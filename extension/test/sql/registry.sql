@@ -3,55 +3,32 @@ SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS production, raw_acme CASCADE;
 RESET client_min_messages;
 \ir test/fresh_extension.psql
+\ir test/helpers.psql
 \set VERBOSITY terse
 
 CREATE SCHEMA production;
+-- What a DBA runs before mapping into a schema: allow it, and let starpipe_writer write its tables.
+INSERT INTO starpipe.target_schema (schema_name) VALUES ('production');
+GRANT USAGE ON SCHEMA production TO starpipe_writer;
+ALTER DEFAULT PRIVILEGES IN SCHEMA production GRANT SELECT, INSERT, UPDATE ON TABLES TO starpipe_writer;
 CREATE TABLE production.people (person_id integer PRIMARY KEY, born date, score numeric);
 SELECT starpipe.apply_mapping('{"version": 1, "client": "acme", "target_schema": "production", "tables": {"people": {
   "target": "people", "conflict_key": ["person_id"],
   "columns": {"person_id": {"from": "ID"}, "born": {"from": "BORN"}, "score": {"from": "SCORE"}}}}}');
 
--- Loads one snapshot of acme.people with the given columns and rows (as the worker's COPY would); returns the job id.
+-- Loads one snapshot of acme.people with the given columns and rows (test/helpers.psql); returns the job id.
 CREATE FUNCTION pg_temp.load(p_run text, p_date text, p_columns jsonb, p_rows jsonb) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
-    v_job bigint;
-    v_fence bigint;
-    v_target text;
-    v_names text;
-    v_values text;
-    v_sha text := pg_catalog.encode(pg_catalog.sha256(p_run::bytea), 'hex');
+    v_job bigint := pg_temp.register('acme', 'people', p_date, p_run, p_columns, p_rows,
+        pg_catalog.jsonb_build_object('primary_key', '["ID"]'::jsonb, 'sha256', pg_catalog.encode(pg_catalog.sha256(p_run::bytea), 'hex')));
 BEGIN
-    PERFORM starpipe.register(pg_catalog.jsonb_build_object(
-        'format_version', 1, 'client', 'acme', 'table', 'people', 'snapshot_date', p_date, 'run_id', p_run,
-        'data_file', 'data.json', 'format', 'ndjson', 'row_count', pg_catalog.jsonb_array_length(p_rows), 'byte_count', 1,
-        'sha256', v_sha, 'columns', p_columns, 'primary_key', '["ID"]'::jsonb), 'm/' || p_run, 'd/' || p_run);
-    SELECT job_id, fence INTO v_job, v_fence FROM starpipe.claim('w');
-    v_target := pg_catalog.split_part(starpipe.begin_raw(v_job, v_fence), ' ', 2);
-    SELECT pg_catalog.string_agg(pg_catalog.format('%I', c->>'name'), ', ' ORDER BY n),
-           pg_catalog.string_agg(pg_catalog.format('(r->>%s)::%s', n - 1, starpipe._raw_type(c->>'type')), ', ' ORDER BY n)
-      INTO v_names, v_values
-      FROM pg_catalog.jsonb_array_elements(p_columns) WITH ORDINALITY AS x(c, n);
-    EXECUTE pg_catalog.format('INSERT INTO %s (%s, _source_row) SELECT %s, n FROM pg_catalog.jsonb_array_elements(%L::jsonb) WITH ORDINALITY AS x(r, n)',
-                              v_target, v_names, v_values, p_rows);
-    PERFORM starpipe.finish_raw(v_job, v_fence, pg_catalog.jsonb_array_length(p_rows), 1, v_sha);
+    PERFORM pg_temp.load(v_job);
     RETURN v_job;
 END;
 $$;
 -- Runs transform, validate and promote on a loaded or retried job; returns the status after.
-CREATE FUNCTION pg_temp.finish(p_job bigint) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    v_fence bigint;
-    v_status text;
-BEGIN
-    SELECT fence INTO v_fence FROM starpipe.job WHERE job_id = p_job AND status = 'PROCESSING';
-    IF NOT FOUND THEN
-        SELECT fence INTO v_fence FROM starpipe.claim('w') WHERE job_id = p_job;
-    END IF;
-    v_status := starpipe.transform(p_job, v_fence);
-    IF v_status = 'PROCESSING' THEN v_status := starpipe.validate(p_job, v_fence); END IF;
-    IF v_status = 'PROCESSING' THEN v_status := starpipe.promote(p_job, v_fence); END IF;
-    RETURN v_status;
-END;
+CREATE FUNCTION pg_temp.finish(p_job bigint) RETURNS text LANGUAGE sql AS $$
+    SELECT pg_temp.stages(p_job);
 $$;
 
 -- 1. The first schema is version 1, without a diff.

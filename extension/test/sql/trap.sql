@@ -63,6 +63,10 @@ TRUNCATE trap.fired;
 -- register, claim, raw version, transform, validate, promote with a conflict, nack, DLQ, settings, drift.
 SET search_path = trap, pg_catalog;
 CREATE SCHEMA production;
+-- What a DBA runs before mapping into a schema: allow it, and let starpipe_writer write its tables.
+INSERT INTO starpipe.target_schema (schema_name) VALUES ('production');
+GRANT USAGE ON SCHEMA production TO starpipe_writer;
+ALTER DEFAULT PRIVILEGES IN SCHEMA production GRANT SELECT, INSERT, UPDATE ON TABLES TO starpipe_writer;
 CREATE TABLE production.people (person_id integer PRIMARY KEY, name text, kind text, phone text, born date NOT NULL);
 SELECT starpipe.apply_mapping('{"version": 1, "client": "acme", "target_schema": "production", "tables": {"people": {
   "target": "people", "conflict_key": ["person_id"], "conflict_policy": "merge_non_null",

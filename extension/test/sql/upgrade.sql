@@ -69,7 +69,17 @@ CREATE FUNCTION pg_temp.catalog() RETURNS SETOF text LANGUAGE sql AS $$
     UNION ALL
     SELECT 'setting_default ' || d::text FROM starpipe.setting_default d
     UNION ALL
-    SELECT 'role ' || r.rolname || ' login ' || r.rolcanlogin FROM pg_roles r WHERE r.rolname IN ('starpipe_worker', 'starpipe_admin')
+    SELECT 'cleaning_rule ' || w::text FROM starpipe.cleaning_rule w
+    UNION ALL
+    SELECT 'check_rule ' || w::text FROM starpipe.check_rule w
+    UNION ALL
+    SELECT 'conflict_policy ' || w::text FROM starpipe.conflict_policy w
+    UNION ALL
+    SELECT 'role ' || r.rolname || ' login ' || r.rolcanlogin FROM pg_roles r WHERE r.rolname IN ('starpipe_worker', 'starpipe_admin', 'starpipe_writer')
+    UNION ALL
+    SELECT 'owner function ' || p.oid::regprocedure || ' ' || p.proowner::regrole FROM pg_proc p WHERE p.pronamespace = 'starpipe'::regnamespace
+    UNION ALL
+    SELECT 'target_schema ' || w.schema_name FROM starpipe.target_schema w
     UNION ALL
     SELECT 'extension ' || e.extversion || ' relocatable ' || e.extrelocatable || ' schema ' || e.extnamespace::regnamespace
       FROM pg_extension e WHERE e.extname = 'starpipe';
@@ -120,6 +130,10 @@ SET client_min_messages = warning;
 ALTER EXTENSION starpipe UPDATE;
 RESET client_min_messages;
 SELECT extversion = :'from_version' AS still_old FROM pg_extension WHERE extname = 'starpipe';
+-- What the upgrade's warning asks of the DBA: 0.3.0 writes production as starpipe_writer, into allowed schemas only.
+INSERT INTO starpipe.target_schema (schema_name) VALUES ('production');
+GRANT USAGE ON SCHEMA production TO starpipe_writer;
+GRANT SELECT, INSERT, UPDATE ON production.people TO starpipe_writer;
 
 -- The loaded job finishes under the new version (it predates the registry, so it has no schema version).
 SELECT job_id, status, stage, schema_version, visible_at FROM starpipe.job WHERE job_id = 1;

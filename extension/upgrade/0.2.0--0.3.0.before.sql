@@ -1,0 +1,76 @@
+-- Hand-written DDL that runs before the generated functions of 0.3.0: new tables and columns they use,
+-- and DROPs of functions whose signature or result type changed.
+
+-- Word lists of the mapping, defined once (issue: apply_mapping, transform and validate each had their own).
+-- The words a mapping may use, each defined once: apply_mapping accepts these and no others, and transform,
+-- validate and promote read the same rows. Shipped with the extension (not dumped); readable by starpipe_admin.
+CREATE TABLE starpipe.cleaning_rule (
+    name        text PRIMARY KEY,
+    expression  text NOT NULL,
+    description text NOT NULL
+);
+COMMENT ON TABLE starpipe.cleaning_rule IS 'Cleaning rules of mapping columns ("clean"): a format() template applied to the text value (%s).';
+INSERT INTO starpipe.cleaning_rule (name, expression, description) VALUES
+    ('trim',            'pg_catalog.btrim(%s)', 'removes leading and trailing spaces'),
+    ('upper',           'pg_catalog.upper(%s)', 'upper case'),
+    ('lower',           'pg_catalog.lower(%s)', 'lower case'),
+    ('nullif_empty',    'NULLIF(%s, '''')', 'an empty string becomes NULL'),
+    ('strip_digits',    'pg_catalog.regexp_replace(%s, ''[0-9]+'', '''', ''g'')', 'removes every digit'),
+    ('digits_only',     'pg_catalog.regexp_replace(%s, ''[^0-9]+'', '''', ''g'')', 'keeps only digits'),
+    ('collapse_spaces', 'pg_catalog.regexp_replace(%s, ''[[:space:]]+'', '' '', ''g'')', 'every run of white space becomes one space');
+
+CREATE TABLE starpipe.check_rule (
+    name        text PRIMARY KEY,
+    argument    text NOT NULL CHECK (argument IN ('columns', 'column_values', 'count', 'column_fraction')),
+    parameters  text[] CHECK ((argument IN ('column_values', 'column_fraction')) = (parameters IS NOT NULL)),
+    description text NOT NULL
+);
+COMMENT ON TABLE starpipe.check_rule IS 'Validation gates of a mapping table ("checks"), with the shape of their argument.';
+COMMENT ON COLUMN starpipe.check_rule.argument IS 'columns: a non-empty array of mapped columns; count: a non-negative integer; column_values: {column, values: non-empty array of non-null scalars}; column_fraction: {column, max: a number in [0, 1]}.';
+COMMENT ON COLUMN starpipe.check_rule.parameters IS 'The keys of an object argument, every one required and no other allowed; NULL for an array or number argument.';
+INSERT INTO starpipe.check_rule (name, argument, parameters, description) VALUES
+    ('not_null',        'columns',         NULL,              'no staged row has NULL in any of the columns'),
+    ('unique',          'columns',         NULL,              'no two staged rows share the columns'' values'),
+    ('accepted_values', 'column_values',   '{column,values}', 'every non-NULL value of the column is one of the values'),
+    ('min_rows',        'count',           NULL,              'the job stages at least this many rows'),
+    ('null_fraction',   'column_fraction', '{column,max}',    'at most this fraction of the column''s staged values is NULL');
+
+CREATE TABLE starpipe.conflict_policy (
+    name        text PRIMARY KEY,
+    description text NOT NULL
+);
+COMMENT ON TABLE starpipe.conflict_policy IS 'How promotion resolves a staged row whose key production already has ("conflict_policy").';
+INSERT INTO starpipe.conflict_policy (name, description) VALUES
+    ('source_wins',    'the staged row replaces the production row'),
+    ('target_wins',    'the production row stays; the difference is audited'),
+    ('merge_non_null', 'staged values replace production values where they are not NULL'),
+    ('newer_wins',     'the staged row replaces the production row when its version_column is not older: a non-NULL staged version beats a NULL production version, a NULL staged version never replaces');
+
+
+-- begin_raw returns a record (load table, COPY columns, their types, binary eligibility) instead of COPY text.
+DROP FUNCTION starpipe.begin_raw(bigint, bigint);
+
+-- DUPLICATE now means "equal to the table's newest snapshot", so the same content may be live more than once
+-- (A, B, then A again). The index stays for the lookups.
+DROP INDEX starpipe.job_live_content;
+CREATE INDEX job_content ON starpipe.job (client, table_name, sha256);
+-- _extracted_at moved to the queue's file and became a strict SQL function.
+DROP FUNCTION starpipe._extracted_at(starpipe.job);
+
+-- Review 0.2.0 §3: the allowlist of schemas mappings may write into (maintained by the extension owner).
+CREATE TABLE starpipe.target_schema (
+    schema_name text PRIMARY KEY,
+    allowed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    allowed_by  text NOT NULL DEFAULT SESSION_USER
+);
+COMMENT ON TABLE starpipe.target_schema IS 'Allowlist of production schemas a mapping''s target_schema may name (maintained by the extension owner).';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.target_schema', '');
+
+-- Review 0.2.0 §6: conflict audit rows say whether the policy applied the staged row or kept production.
+ALTER TABLE starpipe.conflict ADD COLUMN applied boolean;
+COMMENT ON COLUMN starpipe.conflict.applied IS 'true: the policy wrote the staged values; false: it kept the production row (target_wins, older_snapshot, an older or NULL version under newer_wins); NULL: audited before 0.3.0 under newer_wins.';
+
+-- Review 0.2.0 §7: a schema version remembers the table's column specs in force when it was first seen.
+ALTER TABLE starpipe.schema_version ADD COLUMN mapping_columns jsonb;
+COMMENT ON COLUMN starpipe.schema_version.mapping_version IS 'The client''s mapping version when this schema was first seen.';
+COMMENT ON COLUMN starpipe.schema_version.mapping_columns IS 'The table''s mapped column specs when this schema was first seen (NULL: no mapping); a retyped column is covered once the specs mapped from it differ.';
