@@ -59,11 +59,9 @@ struct RawIngestion {
 
     private func load(binary allowBinary: Bool) throws -> Int64 {
         let manifest = job.manifest
-        guard let copy = try connection.query("SELECT starpipe.begin_raw($1, $2)", job.fenced).scalar else {
-            throw StarpipeError(.integrity, "begin_raw returned no COPY statement")
-        }
+        let target = try RawLoadTable.begin(job, on: connection)
         // Binary COPY when every raw column has a type the transcoder encodes; text otherwise.
-        var transcoder = allowBinary ? try binaryTranscoder(for: copy) : nil
+        var transcoder = allowBinary ? target.binaryTypes.map(BinaryCopyTranscoder.init(types:)) : nil
         var encoder = CopyRowEncoder(columns: manifest.columns.map(\.name))
         var hasher = SHA256()
         var bytes: Int64 = 0
@@ -84,8 +82,7 @@ struct RawIngestion {
             batch.removeAll(keepingCapacity: true)
         }
         do {
-            let statement = transcoder == nil ? copy : copy + " WITH (FORMAT binary)"
-            _ = try connection.copyIn(statement) { writer in
+            _ = try connection.copyIn(target.copyStatement(binary: transcoder != nil)) { writer in
                 if transcoder != nil { try writer.send(BinaryCopyTranscoder.header) }
                 try bucket.stream(job.dataKey, chunkSize: chunkSize) { chunk in
                     if let reason = abandon() { throw reason }
@@ -126,22 +123,6 @@ struct RawIngestion {
         let stored = try connection.query("SELECT starpipe.finish_raw($1, $2, $3, $4, $5)",
                                           job.fenced + [String(encoder.rowCount), String(bytes), digest]).scalar
         return Int64(stored ?? "0") ?? 0
-    }
-
-    /// A transcoder for the loading table's column types, or nil when one of them has no binary encoder.
-    private func binaryTranscoder(for copy: String) throws -> BinaryCopyTranscoder? {
-        guard let open = copy.range(of: " ("), copy.hasPrefix("COPY ") else { return nil }
-        let target = String(copy[copy.index(copy.startIndex, offsetBy: 5)..<open.lowerBound])
-        let names = job.manifest.columns.map(\.name)
-        let result = try connection.query("""
-            SELECT pg_catalog.format_type(a.atttypid, a.atttypmod)
-              FROM pg_catalog.jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS c(name, position)
-              JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass($1) AND a.attname = c.name
-             ORDER BY c.position
-            """, [target, String(decoding: try JSONEncoder().encode(names), as: UTF8.self)])
-        let types = result.rows.compactMap { $0[0].flatMap(BinaryCopyType.init(sqlName:)) }
-        guard types.count == names.count else { return nil }
-        return BinaryCopyTranscoder(types: types)
     }
 
     /// Turns a COPY data error into "row N, column C: …" without the value the server quoted.

@@ -29,6 +29,18 @@ struct CopyFormatTests {
         }
     }
 
+    /// The extension says which raw types may go binary (`_binary_copy_types`); the worker must encode each one.
+    @Test("every type the extension allows in binary COPY has a binary encoder in the worker")
+    func binaryTypeListsAgree() throws {
+        let connection = try PostgresConnection(url: try TestServer.createDatabase("sp_binary_types"))
+        try connection.execute("CREATE EXTENSION starpipe")
+        let types = try connection.query("SELECT unnest(starpipe._binary_copy_types())").rows.compactMap { $0[0] }
+        #expect(types.count >= 10)
+        for type in types {
+            #expect(BinaryCopyType(sqlName: type) != nil, "\(type)")
+        }
+    }
+
     /// Canonical edge values go through the binary encoders; non-canonical ones make that file fall
     /// back to text. Both must equal a pure text load, value for value.
     @Test("edge values: binary (with fallback) equals text", arguments: [

@@ -155,6 +155,9 @@ struct WorkerFailureTests {
             CREATE FUNCTION production.slow() RETURNS trigger LANGUAGE plpgsql AS $$
                 BEGIN PERFORM pg_catalog.pg_sleep(0.02); RETURN NEW; END $$;
             CREATE TRIGGER slow BEFORE INSERT ON production.events FOR EACH ROW EXECUTE FUNCTION production.slow();
+            INSERT INTO starpipe.target_schema (schema_name) VALUES ('production');
+            GRANT USAGE ON SCHEMA production TO starpipe_writer;
+            GRANT SELECT, INSERT, UPDATE ON production.events TO starpipe_writer;
             """)
         try connection.query("SELECT starpipe.apply_mapping($1::jsonb)", [#"""
             {"version": 1, "client": "bigco", "target_schema": "production", "tables": {"events": {"target": "events",
