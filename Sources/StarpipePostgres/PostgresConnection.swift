@@ -11,6 +11,25 @@ public final class PostgresConnection {
     /// The libpq connection, for extensions of this type in this module.
     var rawHandle: OpaquePointer { handle }
 
+    /// The session settings of a pipeline connection: the ones every value-converting function of the
+    /// extension pins (so a text COPY of a timestamp without an offset reads it as UTC, whatever PGTZ or a
+    /// role's `SET` says), plus READ COMMITTED, which `register` and `promote` require.
+    public static let pipelineSettings: [(name: String, value: String)] = [
+        ("TimeZone", "UTC"), ("DateStyle", "ISO, YMD"), ("IntervalStyle", "postgres"), ("extra_float_digits", "3"),
+        ("bytea_output", "hex"), ("xmloption", "content"), ("standard_conforming_strings", "on"),
+        ("default_transaction_isolation", "read committed"),
+    ]
+
+    /// Connects with a libpq connection string or `postgresql://` URL, then applies `settings` to the session.
+    /// Passwords come from the URL, `PGPASSWORD` or `~/.pgpass`; they are never logged.
+    public convenience init(url: String, applicationName: String = "starpipe",
+                            settings: [(name: String, value: String)]) throws(PostgresError) {
+        try self.init(url: url, applicationName: applicationName)
+        for setting in settings {
+            try query("SELECT pg_catalog.set_config($1, $2, false)", [setting.name, setting.value])
+        }
+    }
+
     /// Connects with a libpq connection string or `postgresql://` URL.
     /// Passwords come from the URL, `PGPASSWORD` or `~/.pgpass`; they are never logged.
     public init(url: String, applicationName: String = "starpipe") throws(PostgresError) {

@@ -47,7 +47,7 @@ final class LeaseKeeper: @unchecked Sendable {
             next = Date().addingTimeInterval(interval)
             do {
                 if database == nil || database?.isHealthy == false {
-                    database = try PostgresConnection(url: options.databaseURL, applicationName: "starpipe-lease")
+                    database = try PostgresConnection(url: options.databaseURL, applicationName: "starpipe-lease", settings: PostgresConnection.pipelineSettings)
                 }
                 try database!.query("SELECT starpipe.heartbeat($1, $2, $3::interval)", job.fenced + ["\(options.leaseSeconds) seconds"])
             } catch {

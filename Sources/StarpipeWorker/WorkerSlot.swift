@@ -21,6 +21,8 @@ final class WorkerSlot: @unchecked Sendable {
     var redis: RedisConnection?
     /// Whether ``connection`` has run `LISTEN starpipe_job`.
     var listening = false
+    /// When slot 0 last scanned the bucket; scans are at most one per poll interval.
+    var lastDiscovery: Date?
     /// Cancels the statement running on ``connection``; replaced on every reconnect, read by the deadline watcher.
     let canceller = Mutex<PostgresCanceller?>(nil)
 
@@ -38,7 +40,9 @@ final class WorkerSlot: @unchecked Sendable {
     /// Claims and processes until stopped, or until nothing is claimable with `untilIdle`.
     func loop() throws {
         while !worker.stop.isStopping {
-            if index == 0 {
+            // Listing a bucket costs a request per page, so a busy slot does not rescan after every job.
+            if index == 0, lastDiscovery.map({ Date().timeIntervalSince($0) >= options.pollSeconds }) ?? true {
+                lastDiscovery = Date()
                 try discover()
             }
             if try processNext() { continue }
@@ -54,9 +58,11 @@ final class WorkerSlot: @unchecked Sendable {
         }
     }
 
-    /// Waits for work without hard polling: woken within milliseconds by the NOTIFY that register
-    /// sends, otherwise at the next backoff or lease expiry, and at most after the poll interval
-    /// (which is also when slot 0 scans the bucket again).
+    /// Waits for work without hard polling: woken within milliseconds by a NOTIFY (a registration, a job
+    /// finishing, released or retried), otherwise when `next_claimable_at` says a claim may succeed (a
+    /// backoff or lease ending), and at most after the poll interval (when slot 0 scans the bucket again).
+    /// Work that cannot become claimable without an event (a day-2 file behind a BLOCKED day 1) gives
+    /// NULL, and the slot sleeps the whole interval. The floor keeps a claim race from spinning.
     private func idle() throws {
         let connection = try database()
         if !listening {
@@ -66,13 +72,17 @@ final class WorkerSlot: @unchecked Sendable {
         var wait = options.pollSeconds
         if let next = try connection.query("SELECT extract(epoch FROM starpipe.next_claimable_at() - pg_catalog.now())").scalar,
            let seconds = Double(next) {
-            wait = min(wait, max(0.01, seconds))
+            wait = min(wait, max(Self.idleFloorSeconds, seconds))
         }
         let end = Date().addingTimeInterval(wait)
         while !worker.stop.isStopping, Date() < end {
             if try !connection.waitForNotifications(timeout: min(0.1, max(0, end.timeIntervalSinceNow))).isEmpty { return }
         }
     }
+
+    /// The shortest idle wait, in seconds: a job claimable "now" that this slot could not claim is
+    /// being claimed by another session.
+    static let idleFloorSeconds = 0.05
 
     // MARK: Database access with retries
 
@@ -82,7 +92,7 @@ final class WorkerSlot: @unchecked Sendable {
         connection = nil
         listening = false
         let made = try options.retry.run("connect to the pipeline database", logger: logger) {
-            try PostgresConnection(url: options.databaseURL, applicationName: "starpipe-worker")
+            try PostgresConnection(url: options.databaseURL, applicationName: "starpipe-worker", settings: PostgresConnection.pipelineSettings)
         }
         connection = made
         // Made here, on the slot's thread; the deadline watcher uses it from its own.

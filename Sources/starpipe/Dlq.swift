@@ -15,7 +15,7 @@ struct Dlq: ParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() throws {
-            let connection = try PostgresConnection(url: try database.url())
+            let connection = try database.connect()
             let result = try connection.query("""
                 SELECT job_id::text AS job, client, table_name AS table, snapshot_date::text AS snapshot, stage,
                        attempts::text, coalesce(to_char(died_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '') AS died_at_utc,
@@ -36,7 +36,7 @@ struct Dlq: ParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() throws {
-            let connection = try PostgresConnection(url: try database.url())
+            let connection = try database.connect()
             let result = try connection.query("""
                 SELECT event_id::text AS event, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS at_utc, actor,
                        coalesce(from_status, '') AS "from", to_status AS "to", stage, event AS what,
@@ -57,7 +57,7 @@ struct Dlq: ParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() throws {
-            let connection = try PostgresConnection(url: try database.url())
+            let connection = try database.connect()
             let status = try connection.query("SELECT starpipe.dlq_replay($1)", [String(job)]).scalar ?? ""
             print("job \(job): \(status)")
         }

@@ -20,7 +20,7 @@ struct Mapping: ParsableCommand {
 
         func run() throws {
             let config = try MappingConfig(contentsOf: file)
-            let connection = try PostgresConnection(url: try database.url())
+            let connection = try database.connect()
             let version = try config.apply(to: connection)
             print("mapping applied: version \(version)")
         }

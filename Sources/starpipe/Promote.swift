@@ -12,7 +12,7 @@ struct Promote: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() throws {
-        let connection = try PostgresConnection(url: try database.url())
+        let connection = try database.connect()
         let status = try connection.query("SELECT starpipe.promote($1)", [String(job)]).scalar ?? ""
         print("job \(job): \(status)")
     }

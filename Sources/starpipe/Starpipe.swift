@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import StarpipePostgres
 
 /// The `starpipe` command: extractor, worker and operator tools of the starpipe pipeline.
 @main
@@ -8,7 +9,7 @@ struct Starpipe: AsyncParsableCommand {
         commandName: "starpipe",
         abstract: "Move a client's database into production Postgres: extract, ingest, transform, validate, promote.",
         version: "0.1.0",
-        subcommands: [Extract.self, Work.self, Mapping.self, Status.self, Promote.self, Dlq.self])
+        subcommands: [Extract.self, Work.self, Mapping.self, Status.self, Promote.self, Retry.self, Dlq.self])
 }
 
 /// Options every subcommand shares.
@@ -35,5 +36,10 @@ struct DatabaseOptions: ParsableArguments {
             throw ValidationError("give --database URL or set STARPIPE_DATABASE_URL")
         }
         return url
+    }
+
+    /// A connection to the pipeline database with the pipeline's pinned session settings.
+    func connect() throws -> PostgresConnection {
+        try PostgresConnection(url: try url(), applicationName: "starpipe-cli", settings: PostgresConnection.pipelineSettings)
     }
 }

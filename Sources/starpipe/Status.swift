@@ -14,7 +14,7 @@ struct Status: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() throws {
-        let connection = try PostgresConnection(url: try database.url())
+        let connection = try database.connect()
         let filter = job == nil ? "" : "WHERE job_id = $1"
         let parameters: [String?] = job.map { [String($0)] } ?? []
         if json {
