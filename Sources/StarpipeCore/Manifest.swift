@@ -142,6 +142,9 @@ public struct Manifest: Codable, Sendable, Equatable {
             throw StarpipeError(.invalidManifest, "manifest snapshot_date is not YYYY-MM-DD")
         }
         try RunID.check(runId)
+        guard RFC3339.isInstant(extractedAt) else {
+            throw StarpipeError(.invalidManifest, "manifest extracted_at must be an RFC 3339 date-time with an offset")
+        }
         guard rowCount >= 0, byteCount >= 0 else {
             throw StarpipeError(.invalidManifest, "manifest row_count and byte_count must be non-negative")
         }

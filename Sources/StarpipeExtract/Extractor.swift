@@ -42,11 +42,18 @@ public struct Extractor {
             SET LOCAL extra_float_digits = 3;
             """)
         defer { try? connection.execute("ROLLBACK") }
-        let database = try connection.query("SELECT pg_catalog.current_database()").scalar
+        // The first query takes the snapshot every table is read in; the time it reads is that snapshot's, to the
+        // microsecond, so of two overlapping runs the one with the later snapshot is the newer (extracted_at).
+        let snapshot = try connection.query("""
+            SELECT pg_catalog.current_database() AS database,
+                   pg_catalog.to_char(pg_catalog.clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS taken
+            """)
+        let database = snapshot.value(0, "database")
+        let snapshotTime = snapshot.value(0, "taken") ?? ""
         var manifests: [Manifest] = []
         for table in try tableNames(connection) {
             let source = try SourceTable.describe(connection, schema: options.schema, table: table)
-            manifests.append(try extract(source, connection: connection, database: database))
+            manifests.append(try extract(source, connection: connection, database: database, snapshotTime: snapshotTime))
         }
         return manifests
     }
@@ -60,7 +67,8 @@ public struct Extractor {
             """, [options.schema]).rows.map { $0[0]! }
     }
 
-    private func extract(_ source: SourceTable, connection: PostgresConnection, database: String?) throws -> Manifest {
+    private func extract(_ source: SourceTable, connection: PostgresConnection, database: String?,
+                         snapshotTime: String) throws -> Manifest {
         let table = source.name.lowercased()
         guard Name.isValid(table) else {
             throw StarpipeError(.invalidName, "source table \(source.name) cannot be used as a starpipe table name (lower-case letters, digits, _; at most \(Name.maxBytes) bytes)")
@@ -101,7 +109,7 @@ public struct Extractor {
         let manifest = Manifest(
             client: options.client, table: table,
             source: .init(kind: "postgres", database: database, schema: options.schema, table: source.name),
-            snapshotDate: options.snapshotDate.iso, extractedAt: ISO8601DateFormatter().string(from: Date()),
+            snapshotDate: options.snapshotDate.iso, extractedAt: snapshotTime,
             runId: options.runID, rowCount: rows, byteCount: bytes,
             sha256: hasher.finalize().lowercaseHex,
             columns: source.columns, primaryKey: source.primaryKey)

@@ -29,4 +29,25 @@ struct ExtractorTests {
                                   bucket: LocalBucket(root: directory), logger: logger).run()
         #expect(again.first?.sha256 == manifests.first?.sha256, "output does not depend on the page size")
     }
+
+    @Test("extracted_at is the run's snapshot time, to the microsecond, the same for every table")
+    func extractedAtIsTheSnapshot() throws {
+        let source = try TestServer.createDatabase("sp_source")
+        let connection = try PostgresConnection(url: source)
+        try connection.execute("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY); INSERT INTO a VALUES (1); INSERT INTO b VALUES (2)")
+        let before = try connection.query("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')").scalar!
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("starpipe-extract-\(UInt32.random(in: 0...UInt32.max))").path
+        var logger = Logger(label: "starpipe.test")
+        logger.logLevel = .error
+        let manifests = try Extractor(options: ExtractOptions(sourceURL: source, client: "acme", runID: "t"),
+                                      bucket: LocalBucket(root: directory), logger: logger).run()
+        let after = try connection.query("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')").scalar!
+        #expect(manifests.map(\.table) == ["a", "b"])
+        #expect(Set(manifests.map(\.extractedAt)).count == 1)
+        let stamp = try #require(manifests.first?.extractedAt)
+        #expect(stamp.count == "2026-01-01T00:00:00.000000Z".count && stamp.hasSuffix("Z"))
+        // Fixed-width UTC text compares in time order.
+        #expect(before <= stamp && stamp <= after)
+        for manifest in manifests { try manifest.check() }
+    }
 }
