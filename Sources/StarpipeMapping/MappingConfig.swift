@@ -23,7 +23,7 @@ public struct MappingConfig: Sendable {
     public init(yaml: String, source: String = "mapping") throws(StarpipeError) {
         let value: Any?
         do {
-            value = try Yams.load(yaml: yaml)
+            value = try Yams.load(yaml: yaml, Self.coreSchema)
         } catch let error as YamlError {
             throw StarpipeError(.configuration, "\(source) is not valid YAML: \(error)")
         } catch {
@@ -44,6 +44,23 @@ public struct MappingConfig: Sendable {
         let version = try connection.query("SELECT starpipe.apply_mapping($1::jsonb)", [json]).scalar
         return Int(version ?? "0") ?? 0
     }
+
+    /// YAML 1.2's core schema, not Yams' default YAML 1.1 one: a plain `NO` (a country code), `yes`, `on`, `off`,
+    /// `2026-01-01` or `1:30` stays the string it reads as, instead of becoming false, true, a timestamp or 90.
+    /// Only true/false, null/~, decimal, 0o and 0x integers and decimal, .inf and .nan floats are typed; a number
+    /// with a leading zero (a zip code such as 02139) stays a string rather than being read as octal.
+    static let coreSchema: Resolver = {
+        do {
+            return Resolver.basic
+                .appending(try .init(.null, "^(?:~|null|Null|NULL|)$"))
+                .appending(try .init(.bool, "^(?:true|True|TRUE|false|False|FALSE)$"))
+                .appending(try .init(.int, "^(?:[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+)$"))
+                .appending(try .init(.float, "^(?:[-+]?(?:(?:0|[1-9][0-9]*)(?:\\.[0-9]*)?|\\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?\\.(?:inf|Inf|INF)|\\.(?:nan|NaN|NAN))$"))
+                .appending(.merge)
+        } catch {
+            fatalError("the YAML core schema's patterns are constant and valid: \(error)")
+        }
+    }()
 
     /// YAML timestamps and binary become strings; everything else maps to JSON as is.
     private static func jsonCompatible(_ value: Any) -> Any {

@@ -31,6 +31,42 @@ struct MappingConfigTests {
         #expect(active["default"] as? Bool == true)
     }
 
+    /// YAML 1.1 would turn these constants into booleans, timestamps or sexagesimal numbers.
+    @Test("plain scalars are typed by YAML 1.2's core schema: NO, yes, on, dates and 1:30 stay strings")
+    func coreSchema() throws {
+        let config = try MappingConfig(yaml: """
+            country: NO
+            answer: yes
+            switch: off
+            day: 2026-01-01
+            at: 2026-01-01 10:00:00
+            clock: 1:30
+            octal: 0755
+            zip: 02139
+            big: 1_000
+            flag: true
+            nothing: ~
+            count: 12
+            ratio: 0.5
+            hex: 0x1F
+            """)
+        let object = try Self.object(config.json)
+        #expect(object["country"] as? String == "NO")
+        #expect(object["answer"] as? String == "yes")
+        #expect(object["switch"] as? String == "off")
+        #expect(object["day"] as? String == "2026-01-01")
+        #expect(object["at"] as? String == "2026-01-01 10:00:00")
+        #expect(object["clock"] as? String == "1:30")
+        #expect(object["big"] as? String == "1_000")
+        #expect(object["zip"] as? String == "02139")
+        #expect(object["octal"] as? String == "0755")
+        #expect(object["flag"] as? Bool == true)
+        #expect(object["nothing"] is NSNull)
+        #expect(object["count"] as? Int == 12)
+        #expect(object["ratio"] as? Double == 0.5)
+        #expect(object["hex"] as? Int == 31)
+    }
+
     @Test("YAML timestamps and binary become strings")
     func timestampsAndBinary() throws {
         let config = try MappingConfig(yaml: """
