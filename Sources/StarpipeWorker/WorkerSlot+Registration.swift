@@ -7,20 +7,31 @@ import StarpipePostgres
 extension WorkerSlot {
     /// Registers every manifest in the bucket that the ledger does not know yet; returns how many.
     /// Data files without a manifest are never looked at.
+    ///
+    /// A structured key names one extraction (its run id is in the key), so a known one is not read again.
+    /// A flat key (`<TABLE>-<CLIENT>-<DDMMYYYY>.manifest.json`) carries no run id: a client may upload a
+    /// corrected file under the same name, so known flat manifests are read on every scan and registered
+    /// again when their run id or sha256 is not one the ledger holds for that key. The extension refuses
+    /// different content under an existing run id (SP005), which is logged on every scan until fixed.
     @discardableResult
     func discover() throws -> Int {
-        let known = Set(try query("SELECT manifest_key FROM starpipe.job").rows.compactMap { $0[0] })
+        var known: [String: Set<String>] = [:]
+        for row in try query("SELECT manifest_key, run_id || ' ' || sha256 FROM starpipe.job").rows {
+            if let key = row[0], let content = row[1] { known[key, default: []].insert(content) }
+        }
         let keys = try options.retry.run("list the bucket", logger: logger) { try bucket.list() }
         var registered = 0
-        for key in keys where !known.contains(key) {
+        for key in keys {
             let manifestKey: ManifestKey
             let manifest: Manifest
             let text: Data
             do {
                 guard let parsed = try ManifestKey.parse(key) else { continue }
+                if parsed.layout == .structured, known[key] != nil { continue }
                 manifestKey = parsed
                 text = try options.retry.run("read a manifest", logger: logger) { try bucket.read(key) }
                 manifest = try Manifest.decode(text)
+                if known[key]?.contains("\(manifest.runId) \(manifest.sha256)") == true { continue }
                 try manifestKey.check(manifest)
             } catch {
                 logger.error("manifest rejected; fix or remove it", metadata: ["starpipe.key": "\(key)", "starpipe.error": "\(error)"])
