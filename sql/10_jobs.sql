@@ -69,6 +69,16 @@ SELECT pg_catalog.pg_extension_config_dump('starpipe.job_event', '');
 SELECT pg_catalog.pg_extension_config_dump('starpipe.job_job_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('starpipe.job_event_event_id_seq', '');
 
+-- The statuses of a job that is not finished yet: queued, held, or waiting for a human. Defined once: a later snapshot
+-- of the same table waits behind such a job (claim, next_claimable_at), and new content equal to it is its DUPLICATE.
+CREATE FUNCTION starpipe._unfinished_statuses()
+RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT '{PENDING,PROCESSING,BLOCKED}'::text[];
+$$;
+
 -- Raises SP002 unless p_fence is the job's current fencing token and the job is still PROCESSING.
 CREATE FUNCTION starpipe._check_fence(p_job starpipe.job, p_fence bigint)
 RETURNS void

@@ -135,7 +135,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT j.* FROM starpipe.job j
      WHERE j.client = p_client AND j.table_name = p_table
-       AND j.status IN ('PENDING', 'PROCESSING', 'BLOCKED', 'SUCCESS', 'DUPLICATE')
+       AND j.status = ANY (starpipe._unfinished_statuses() || '{SUCCESS,DUPLICATE}'::text[])
      ORDER BY j.snapshot_date DESC, starpipe._extracted_at(j) DESC, j.job_id DESC
      LIMIT 1;
 $$;
@@ -176,7 +176,7 @@ BEGIN
     ELSE
         v_root := v_newest;
     END IF;
-    IF v_root.status IN ('PENDING', 'PROCESSING', 'BLOCKED') THEN
+    IF v_root.status = ANY (starpipe._unfinished_statuses()) THEN
         RETURN v_root.job_id;
     END IF;
     IF v_root.status = 'SUCCESS'
@@ -286,7 +286,7 @@ BEGIN
                               AND p.lease_until >= pg_catalog.now() AND p.job_id <> j.job_id)
            AND NOT EXISTS (SELECT 1 FROM starpipe.job e
                             WHERE e.client = j.client AND e.table_name = j.table_name
-                              AND e.status IN ('PENDING', 'PROCESSING', 'BLOCKED')
+                              AND e.status = ANY (starpipe._unfinished_statuses())
                               AND (e.snapshot_date, e.job_id) < (j.snapshot_date, j.job_id))
          ORDER BY j.snapshot_date, j.job_id
     LOOP
@@ -411,7 +411,7 @@ AS $$
      WHERE j.status IN ('PENDING', 'PROCESSING')
        AND NOT EXISTS (SELECT 1 FROM starpipe.job e
                         WHERE e.client = j.client AND e.table_name = j.table_name
-                          AND e.status IN ('PENDING', 'PROCESSING', 'BLOCKED')
+                          AND e.status = ANY (starpipe._unfinished_statuses())
                           AND (e.snapshot_date, e.job_id) < (j.snapshot_date, j.job_id));
 $$;
 COMMENT ON FUNCTION starpipe.next_claimable_at() IS
