@@ -10,7 +10,7 @@ RESET client_min_messages;
 -- 1. Exactly these functions pin exactly these settings (search_path first, as every function has it).
 SELECT p.oid::regprocedure AS function, p.proconfig[2:] AS pinned FROM pg_proc p
  WHERE p.pronamespace = 'starpipe'::regnamespace AND pg_catalog.cardinality(p.proconfig) > 1
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 
 -- 2. The same snapshot, loaded by two clients: one session in New York with DMY dates and terse floats, one in UTC.
 CREATE SCHEMA production;
