@@ -625,6 +625,7 @@ SET extra_float_digits = 3
 SET bytea_output = 'hex'
 SET xmloption = 'content'
 SET standard_conforming_strings = on
+SET lc_monetary = 'C'
 AS $$
 DECLARE
     v_job starpipe.job;
@@ -923,10 +924,15 @@ BEGIN
     END IF;
     -- A type whose length lives in its modifier would lose it here (character means character(1), bit means bit(1)):
     -- those land as text and bit varying, which hold every value of any length, so the raw parent's shape converges.
+    -- Their arrays likewise.
     IF v_type = 'pg_catalog.bpchar'::regtype THEN
         RETURN 'text';
     ELSIF v_type = 'pg_catalog.bit'::regtype THEN
         RETURN 'bit varying';
+    ELSIF v_type = 'pg_catalog._bpchar'::regtype THEN
+        RETURN 'text[]';
+    ELSIF v_type = 'pg_catalog._bit'::regtype THEN
+        RETURN 'bit varying[]';
     END IF;
     RETURN pg_catalog.format_type(v_type, NULL);
 END;
@@ -1053,6 +1059,7 @@ SET extra_float_digits = 3
 SET bytea_output = 'hex'
 SET xmloption = 'content'
 SET standard_conforming_strings = on
+SET lc_monetary = 'C'
 AS $$
 BEGIN
     -- Committed on its own, the DDL on the shared parent never waits long behind a stalled load or a long
@@ -1089,6 +1096,7 @@ SET extra_float_digits = 3
 SET bytea_output = 'hex'
 SET xmloption = 'content'
 SET standard_conforming_strings = on
+SET lc_monetary = 'C'
 AS $$
 DECLARE
     v_job starpipe.job;
@@ -1142,6 +1150,7 @@ SET extra_float_digits = 3
 SET bytea_output = 'hex'
 SET xmloption = 'content'
 SET standard_conforming_strings = on
+SET lc_monetary = 'C'
 AS $$
 DECLARE
     v_job starpipe.job;
@@ -1899,6 +1908,7 @@ SET extra_float_digits = 3
 SET bytea_output = 'hex'
 SET xmloption = 'content'
 SET standard_conforming_strings = on
+SET lc_monetary = 'C'
 AS $$
 DECLARE
     v_job starpipe.job;
@@ -2047,6 +2057,7 @@ SET extra_float_digits = 3
 SET bytea_output = 'hex'
 SET xmloption = 'content'
 SET standard_conforming_strings = on
+SET lc_monetary = 'C'
 AS $$
 DECLARE
     v_job starpipe.job;
@@ -2318,6 +2329,7 @@ SET extra_float_digits = 3
 SET bytea_output = 'hex'
 SET xmloption = 'content'
 SET standard_conforming_strings = on
+SET lc_monetary = 'C'
 AS $$
 BEGIN
     -- The fence proves the caller still holds the job; manual promotion is promote(job) and needs starpipe_admin.
@@ -2344,6 +2356,7 @@ SET extra_float_digits = 3
 SET bytea_output = 'hex'
 SET xmloption = 'content'
 SET standard_conforming_strings = on
+SET lc_monetary = 'C'
 AS $$
 BEGIN
     -- Same promotion as the worker's, for a job BLOCKED at stage validated by "promotion: manual".

@@ -5,7 +5,7 @@
 -- validate, promote) pins the settings those depend on, so the caller's session (PGTZ, PGDATESTYLE, a role's or a
 -- database's SET) never changes what lands:
 --   SET TimeZone = 'UTC'  SET DateStyle = 'ISO, YMD'  SET IntervalStyle = 'postgres'  SET extra_float_digits = 3
---   SET bytea_output = 'hex'  SET xmloption = 'content'  SET standard_conforming_strings = on
+--   SET bytea_output = 'hex'  SET xmloption = 'content'  SET standard_conforming_strings = on  SET lc_monetary = 'C'
 -- test/sql/settings.sql checks that each of them carries exactly these. DateStyle YMD reads ISO dates and refuses
 -- day/month-ambiguous text such as 03/04/2026 (which a cast would otherwise read in whatever order the session had).
 

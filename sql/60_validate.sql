@@ -37,6 +37,7 @@ SET extra_float_digits = 3
 SET bytea_output = 'hex'
 SET xmloption = 'content'
 SET standard_conforming_strings = on
+SET lc_monetary = 'C'
 AS $$
 DECLARE
     v_job starpipe.job;

@@ -182,6 +182,7 @@ SET extra_float_digits = 3
 SET bytea_output = 'hex'
 SET xmloption = 'content'
 SET standard_conforming_strings = on
+SET lc_monetary = 'C'
 AS $$
 BEGIN
     -- The fence proves the caller still holds the job; manual promotion is promote(job) and needs starpipe_admin.
@@ -208,6 +209,7 @@ SET extra_float_digits = 3
 SET bytea_output = 'hex'
 SET xmloption = 'content'
 SET standard_conforming_strings = on
+SET lc_monetary = 'C'
 AS $$
 BEGIN
     -- Same promotion as the worker's, for a job BLOCKED at stage validated by "promotion: manual".

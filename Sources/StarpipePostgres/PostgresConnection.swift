@@ -16,7 +16,7 @@ public final class PostgresConnection {
     /// role's `SET` says), plus READ COMMITTED, which `register` and `promote` require.
     public static let pipelineSettings: [(name: String, value: String)] = [
         ("TimeZone", "UTC"), ("DateStyle", "ISO, YMD"), ("IntervalStyle", "postgres"), ("extra_float_digits", "3"),
-        ("bytea_output", "hex"), ("xmloption", "content"), ("standard_conforming_strings", "on"),
+        ("bytea_output", "hex"), ("xmloption", "content"), ("standard_conforming_strings", "on"), ("lc_monetary", "C"),
         ("default_transaction_isolation", "read committed"),
     ]
 

@@ -74,6 +74,8 @@ UPDATE starpipe.job SET status = 'FAILED' WHERE job_id = :job;
 
 -- 5. char(n) and bit(n) land as text and bit varying: the parent converges, so begin_raw runs no DDL on it.
 SELECT starpipe._raw_type('character(2)') AS char2, starpipe._raw_type('bit(4)') AS bit4, starpipe._raw_type('character varying(5)') AS varchar5;
+SELECT starpipe._raw_type('character(3)[]') AS char3_array, starpipe._raw_type('bit(4)[]') AS bit4_array,
+       starpipe._raw_type('numeric(10,2)[]') AS numeric_array, starpipe._raw_type('public.mood[]') AS enum_array;
 SELECT pg_temp.register('beta', 'addr', '2026-01-01', 'a1', '[{"name": "ST", "type": "character(2)"}, {"name": "FLAGS", "type": "bit(4)"}]',
                         '[["NY", "1010"]]') AS job \gset
 SELECT pg_temp.load(:job) > 0 AS loaded;
