@@ -19,7 +19,7 @@ CREATE TABLE starpipe.schema_version (
     UNIQUE (client, table_name, fingerprint)
 );
 COMMENT ON TABLE starpipe.schema_version IS 'Schema registry: each distinct source schema of a client table, with its diff against the version before it.';
-COMMENT ON COLUMN starpipe.schema_version.columns IS 'Source columns in order: [{name, type, nullable, position}] as the manifest gave them.';
+COMMENT ON COLUMN starpipe.schema_version.columns IS 'Source columns in order: [{name, type, nullable, position[, source_type]}] as the manifest gave them.';
 COMMENT ON COLUMN starpipe.schema_version.fingerprint IS 'sha256 of the columns (order, names, types, nullability) and primary key.';
 COMMENT ON COLUMN starpipe.schema_version.diff IS 'Against the previous version: added, removed, retyped, nullability, rename_candidates, primary_key; NULL for version 1.';
 COMMENT ON COLUMN starpipe.schema_version.mapping_version IS 'The client''s mapping version when this schema was first seen.';
@@ -79,7 +79,9 @@ BEGIN
                                                           ORDER BY (n->>'position')::int), '[]')
                       FROM pg_catalog.jsonb_array_elements(p_new_columns) n
                       JOIN pg_catalog.jsonb_array_elements(p_old_columns) o ON o->>'name' = n->>'name'
-                     WHERE o->>'type' IS DISTINCT FROM n->>'type'),
+                     WHERE o->>'type' IS DISTINCT FROM n->>'type'
+                       -- A domain sent by its name before 0.3.0 and by its base type since (source_type naming it).
+                       AND o->>'type' IS DISTINCT FROM n->>'source_type'),
         'nullability', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('name', n->>'name', 'from', o->'nullable', 'to', n->'nullable')
                                                               ORDER BY (n->>'position')::int), '[]')
                           FROM pg_catalog.jsonb_array_elements(p_new_columns) n
@@ -107,8 +109,11 @@ DECLARE
     v_version integer;
 BEGIN
     -- A schema seen before (same fingerprint) keeps its version; a new one is diffed against the latest version.
+    -- source_type (a domain's name) is kept only when the manifest has it, so other schemas keep their fingerprint.
     SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('name', c->>'name', 'type', c->>'type',
-                                                               'nullable', c->'nullable', 'position', n) ORDER BY n)
+                                                               'nullable', c->'nullable', 'position', n)
+                                || CASE WHEN c ? 'source_type' THEN pg_catalog.jsonb_build_object('source_type', c->>'source_type')
+                                        ELSE '{}'::jsonb END ORDER BY n)
       INTO v_columns
       FROM pg_catalog.jsonb_array_elements(p_job.manifest->'columns') WITH ORDINALITY AS x(c, n);
     v_fingerprint := pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(

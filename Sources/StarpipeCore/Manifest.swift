@@ -7,15 +7,24 @@ public struct Manifest: Codable, Sendable, Equatable {
     public struct Column: Codable, Sendable, Equatable {
         /// Column name as in the source (case preserved).
         public var name: String
-        /// Source type name, e.g. `uuid`, `timestamp with time zone`, `numeric(12,2)`.
+        /// Type of the values in the data file, as `format_type` names it, e.g. `uuid`, `timestamp with time zone`,
+        /// `numeric(12,2)`, `integer[]`. For a domain it is the domain's base type (with its modifier).
         public var type: String
         /// Whether the source allows NULL.
         public var nullable: Bool
+        /// The type the source declares when it differs from ``type`` (a domain's own name); nil otherwise.
+        public var sourceType: String?
 
-        public init(name: String, type: String, nullable: Bool) {
+        enum CodingKeys: String, CodingKey {
+            case name, type, nullable
+            case sourceType = "source_type"
+        }
+
+        public init(name: String, type: String, nullable: Bool, sourceType: String? = nil) {
             self.name = name
             self.type = type
             self.nullable = nullable
+            self.sourceType = sourceType
         }
     }
 

@@ -67,5 +67,16 @@ struct ManifestSchemaTests {
         let encoded = try #require(try JSONSerialization.jsonObject(with: manifest.encoded()) as? [String: Any])
         #expect(Set(encoded.keys) == required)
         #expect(properties == required)
+        // Columns: name, type and nullable always; source_type only when it differs from type (a domain).
+        let columnSchema = try #require(((schema["properties"] as? [String: Any])?["columns"] as? [String: Any])?["items"] as? [String: Any])
+        #expect(Set(try #require(columnSchema["required"] as? [String])) == ["name", "type", "nullable"])
+        #expect(Set(try #require(columnSchema["properties"] as? [String: Any]).keys) == ["name", "type", "nullable", "source_type"])
+        let columns = try #require(encoded["columns"] as? [[String: Any]])
+        #expect(Set(columns[0].keys) == ["name", "type", "nullable"])
+        var domain = manifest
+        domain.columns = [.init(name: "a", type: "character varying(100)", nullable: true, sourceType: "public.email")]
+        let domainColumns = try #require((try JSONSerialization.jsonObject(with: domain.encoded()) as? [String: Any])?["columns"] as? [[String: Any]])
+        #expect(domainColumns[0]["source_type"] as? String == "public.email")
+        #expect(try Manifest.decode(domain.encoded()) == domain)
     }
 }

@@ -74,3 +74,4 @@ COMMENT ON COLUMN starpipe.conflict.applied IS 'true: the policy wrote the stage
 ALTER TABLE starpipe.schema_version ADD COLUMN mapping_columns jsonb;
 COMMENT ON COLUMN starpipe.schema_version.mapping_version IS 'The client''s mapping version when this schema was first seen.';
 COMMENT ON COLUMN starpipe.schema_version.mapping_columns IS 'The table''s mapped column specs when this schema was first seen (NULL: no mapping); a retyped column is covered once the specs mapped from it differ.';
+COMMENT ON COLUMN starpipe.schema_version.columns IS 'Source columns in order: [{name, type, nullable, position[, source_type]}] as the manifest gave them.';

@@ -109,3 +109,10 @@ SELECT starpipe._schema_diff(
     '[{"name": "a2", "type": "bigint", "position": 1}, {"name": "b", "type": "date", "position": 2}, {"name": "c2", "type": "timestamp", "position": 3}]',
     '["a2"]');
 SELECT starpipe.accept_schema('acme', 'nope', 1);
+
+-- 8. A domain sent by its name (before 0.3.0) and then by its base type, with source_type naming it, is not retyped;
+-- a base type that changes under the same domain is.
+SELECT starpipe._schema_diff(
+    '[{"name": "e", "type": "email", "position": 1}, {"name": "n", "type": "integer", "source_type": "posint", "position": 2}]', '[]',
+    '[{"name": "e", "type": "character varying(100)", "source_type": "email", "position": 1},
+      {"name": "n", "type": "bigint", "source_type": "posint", "position": 2}]', '[]')->'retyped' AS retyped;
