@@ -39,7 +39,7 @@ public struct Extractor {
         try connection.execute("""
             BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
             SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'iso_8601';
-            SET LOCAL extra_float_digits = 3;
+            SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = 'hex'; SET LOCAL lc_monetary = 'C';
             """)
         defer { try? connection.execute("ROLLBACK") }
         // The first query takes the snapshot every table is read in; the time it reads is that snapshot's, to the
@@ -50,12 +50,12 @@ public struct Extractor {
             """)
         let database = snapshot.value(0, "database")
         let snapshotTime = snapshot.value(0, "taken") ?? ""
-        var manifests: [Manifest] = []
-        for table in try tableNames(connection) {
-            let source = try SourceTable.describe(connection, schema: options.schema, table: table)
-            manifests.append(try extract(source, connection: connection, database: database, snapshotTime: snapshotTime))
+        // Every table is described before anything is written, so a column that cannot be carried stops the run
+        // with nothing in the bucket.
+        let sources = try tableNames(connection).map {
+            try SourceTable.describe(connection, schema: options.schema, table: $0)
         }
-        return manifests
+        return try sources.map { try extract($0, connection: connection, database: database, snapshotTime: snapshotTime) }
     }
 
     private func tableNames(_ connection: PostgresConnection) throws -> [String] {
