@@ -12,15 +12,30 @@ import Testing
 /// worker and raw, and every value is compared in the database with what the source holds.
 @Suite("Type matrix")
 struct TypeMatrixTests {
+    /// With `hostileDefaults`, both databases default to another time zone, date, interval, float and bytea style, so
+    /// only the settings the extractor and the worker pin make the values equal. (lc_monetary cannot vary here: the
+    /// machine has only C locales.)
     @Test("every value of every matrix type lands in raw as the source holds it (source and raw output text equal)",
-          arguments: [true, false])
-    func roundTrip(binaryCopy: Bool) throws {
+          arguments: [(true, false), (false, false), (true, true)])
+    func roundTrip(binaryCopy: Bool, hostileDefaults: Bool) throws {
         let sourceURL = try TestServer.createDatabase("sp_matrix_source")
         let source = try PostgresConnection(url: sourceURL, settings: PostgresConnection.pipelineSettings)
         try source.execute(TypeMatrix.sourceSQL)
         let pipelineURL = try TestServer.createDatabase("sp_matrix")
         let pipeline = try PostgresConnection(url: pipelineURL, settings: PostgresConnection.pipelineSettings)
         try pipeline.execute("CREATE EXTENSION starpipe")
+        if hostileDefaults {
+            for url in [sourceURL, pipelineURL] {
+                let name = String(url.split(separator: "/").last!)
+                try source.execute("""
+                    ALTER DATABASE \(name) SET TimeZone = 'America/New_York';
+                    ALTER DATABASE \(name) SET DateStyle = 'SQL, DMY';
+                    ALTER DATABASE \(name) SET IntervalStyle = 'sql_standard';
+                    ALTER DATABASE \(name) SET extra_float_digits = -15;
+                    ALTER DATABASE \(name) SET bytea_output = 'escape';
+                    """)
+            }
+        }
         let bucket = LocalBucket(root: Self.temporaryDirectory())
         let manifests = try Extractor(options: ExtractOptions(sourceURL: sourceURL, client: "matrix", runID: "m"),
                                       bucket: bucket, logger: Self.logger).run()
