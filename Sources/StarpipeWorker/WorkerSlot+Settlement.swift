@@ -27,7 +27,7 @@ extension WorkerSlot {
             }
         case .fail, .retry, .giveUp:
             // (A job's stage never answers retry or give up.)
-            logger.error("job failed", metadata: ["starpipe.error": "\(error)"])
+            logger.error("job failed", metadata: ["starpipe.error": "\(error)", "starpipe.claimed_stage": "\(job.stage.rawValue)"])
             try fail(job, reason: "\(error)")
         }
     }

@@ -10,22 +10,11 @@ extension WorkerSlot {
     private static let steps = ["transform", "validate", "promote"]
 
     /// Drives `job` from its stage as far as it goes. Throws the error that stopped it, for the
-    /// settlement; a load refused for its content is settled here at once.
+    /// settlement, which runs once the lease keeper and deadline watcher have stopped; that includes a
+    /// load refused for its content, so no cancel request can land on the call that fails the job.
     func drive(_ job: ClaimedJob, keeper: LeaseKeeper, logger: Logger) throws {
         if job.stage == .registered {
-            let rows: Int64
-            do {
-                rows = try ingest(job, keeper: keeper, logger: logger)
-            } catch {
-                // The file or the extension refused the load (the table's `fail` at every stage):
-                // failed while the lease keeper still runs, as the worker always has.
-                let failure = ErrorDecision.Failure(error)
-                guard failure == .rejected || failure == .refused else { throw error }
-                logger.error(failure == .rejected ? "raw ingestion failed" : "raw ingestion refused",
-                             metadata: ["starpipe.error": "\(error)"])
-                try fail(job, reason: "\(error)")
-                return
-            }
+            let rows = try ingest(job, keeper: keeper, logger: logger)
             logger.info("raw version loaded", metadata: ["starpipe.rows": "\(rows)"])
         }
         for step in Self.steps {
