@@ -2,7 +2,7 @@
 # Issue 4's transport choice, measured: the same 1M-row patient table loaded, in one run, by
 #   psql-csv      psql `\copy … FROM csv` (the baseline of bench/ingest)
 #   libpq-text    libpq `COPY … FROM STDIN` (text), the file in 1 MiB PQputCopyData chunks
-#   nio-text      postgres-nio `copyFrom` (text, its only format), the same file in 1 MiB chunks
+#   nio-text      postgres-nio `copyFrom` (text), the same file in 1 MiB chunks
 #   libpq-binary  libpq `COPY … FROM STDIN (FORMAT binary)`, a binary dump of the same rows
 # The text and binary files are made once from the CSV by the server itself, so both text clients
 # send identical bytes. Each sample goes into a freshly created, checkpointed table; the order of the
