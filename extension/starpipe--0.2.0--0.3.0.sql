@@ -83,6 +83,31 @@ COMMENT ON COLUMN starpipe.schema_version.mapping_version IS 'The client''s mapp
 COMMENT ON COLUMN starpipe.schema_version.mapping_columns IS 'The table''s mapped column specs when this schema was first seen (NULL: no mapping); a retyped column is covered once the specs mapped from it differ.';
 COMMENT ON COLUMN starpipe.schema_version.columns IS 'Source columns in order: [{name, type, nullable, position[, source_type]}] as the manifest gave them.';
 
+-- Issue 10: conflict rows of a large promotion are not checked one by one against starpipe.job (only promote writes them).
+ALTER TABLE starpipe.conflict DROP CONSTRAINT conflict_job_id_fkey;
+COMMENT ON COLUMN starpipe.conflict.job_id IS 'The promoted job (starpipe.promotion, which references starpipe.job); not a foreign key, so that auditing a large promotion costs no per-row check. Only promote writes it, for the job it holds locked.';
+-- Issue 10: one row per promoted job, written in the promotion's transaction: what it did with the staged rows.
+CREATE TABLE starpipe.promotion (
+    job_id          bigint PRIMARY KEY REFERENCES starpipe.job (job_id),
+    target          text NOT NULL,
+    policy          text NOT NULL,
+    mapping_version integer NOT NULL,
+    fence           bigint,
+    actor           text NOT NULL,
+    manual          boolean NOT NULL,
+    staged          bigint NOT NULL,
+    inserted        bigint NOT NULL,
+    updated         bigint NOT NULL,
+    unchanged       bigint NOT NULL,
+    kept            bigint NOT NULL,
+    at              timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE starpipe.promotion IS 'Promotion audit: per promoted job, how many staged rows were inserted, updated or skipped (unchanged, or kept by the policy), with the fence, actor and mapping version.';
+COMMENT ON COLUMN starpipe.promotion.unchanged IS 'Staged rows skipped because production already holds what the policy would make of them.';
+COMMENT ON COLUMN starpipe.promotion.kept IS 'Staged rows skipped because the policy kept the differing production row (target_wins, older_snapshot, an older or NULL version under newer_wins); each has a conflict row with applied = false.';
+COMMENT ON COLUMN starpipe.promotion.actor IS 'SESSION_USER of the promotion: the worker''s login, or the admin''s for a manual promotion.';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.promotion', '');
+
 -- Functions of 00_schema.sql ---------------------------------------------------------------------------------------
 
 -- Raises with a stable SQLSTATE in starpipe's own class "SP".
@@ -2188,15 +2213,17 @@ DECLARE
     v_cols text[];
     v_key text[];
     v_col_list text;
-    v_key_list text;
     v_set text;
     v_current text;
     v_proposed text;
-    v_proposed_excluded text;
     v_changed text;
     v_applies text;
-    v_applies_excluded text;
-    v_action text;
+    v_join text;
+    v_key_staged text;
+    v_key_json text;
+    v_staged bigint;
+    v_matched bigint;
+    v_written bigint;
     v_kept bigint;
     v_inserted bigint;
     v_updated bigint;
@@ -2247,60 +2274,74 @@ BEGIN
     SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_cols FROM pg_catalog.jsonb_object_keys(v_map->'columns') k;
     SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_key FROM pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') k;
     SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c) INTO v_col_list FROM pg_catalog.unnest(v_cols) c;
-    SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c) INTO v_key_list FROM pg_catalog.unnest(v_key) c;
 
     -- What an existing row becomes under the policy, column by column: the staged value, or for merge_non_null the
     -- staged value where it is not NULL. A row is touched only when that differs from production and the policy
     -- applies it (newer_wins: a non-NULL staged version not older than production's, which may be NULL).
     SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', c, CASE WHEN v_policy = 'merge_non_null'
-               THEN pg_catalog.format('coalesce(EXCLUDED.%I, t.%I)', c, c) ELSE pg_catalog.format('EXCLUDED.%I', c) END), ', ' ORDER BY c),
+               THEN pg_catalog.format('coalesce(s.%I, t.%I)', c, c) ELSE pg_catalog.format('s.%I', c) END), ', ' ORDER BY c),
            pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ' ORDER BY c),
            pg_catalog.string_agg(CASE WHEN v_policy = 'merge_non_null'
                THEN pg_catalog.format('coalesce(s.%I, t.%I)', c, c) ELSE pg_catalog.format('s.%I', c) END, ', ' ORDER BY c),
-           pg_catalog.string_agg(CASE WHEN v_policy = 'merge_non_null'
-               THEN pg_catalog.format('coalesce(EXCLUDED.%I, t.%I)', c, c) ELSE pg_catalog.format('EXCLUDED.%I', c) END, ', ' ORDER BY c),
            pg_catalog.string_agg(pg_catalog.format('CASE WHEN t.%I IS DISTINCT FROM %s THEN %L END', c, CASE WHEN v_policy = 'merge_non_null'
                THEN pg_catalog.format('coalesce(s.%I, t.%I)', c, c) ELSE pg_catalog.format('s.%I', c) END, c), ', ' ORDER BY c)
-      INTO v_set, v_current, v_proposed, v_proposed_excluded, v_changed
+      INTO v_set, v_current, v_proposed, v_changed
       FROM pg_catalog.unnest(v_cols) c WHERE c <> ALL (v_key);
     v_applies := CASE WHEN v_policy IN ('target_wins', 'older_snapshot') THEN 'false'
-                      WHEN v_policy = 'newer_wins' THEN pg_catalog.format('(%1$s.%2$I IS NOT NULL AND (t.%2$I IS NULL OR %1$s.%2$I >= t.%2$I))', 's', v_map->>'version_column')
+                      WHEN v_policy = 'newer_wins' THEN pg_catalog.format('(s.%1$I IS NOT NULL AND (t.%1$I IS NULL OR s.%1$I >= t.%1$I))', v_map->>'version_column')
                       ELSE 'true' END;
-    v_applies_excluded := CASE WHEN v_policy = 'newer_wins'
-                               THEN pg_catalog.format('(%1$s.%2$I IS NOT NULL AND (t.%2$I IS NULL OR %1$s.%2$I >= t.%2$I))', 'EXCLUDED', v_map->>'version_column')
-                               ELSE v_applies END;
+    SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = s.%1$I', k), ' AND ' ORDER BY k),
+           pg_catalog.string_agg(pg_catalog.format('s.%I', k), ', ' ORDER BY k),
+           pg_catalog.string_agg(pg_catalog.format('%L, m.%I', k, k), ', ' ORDER BY k)
+      INTO v_join, v_key_staged, v_key_json
+      FROM pg_catalog.unnest(v_key) k;
 
-    -- Audit first, as starpipe_writer (it compares production types): every staged row whose key production has and
-    -- that the policy would change, the columns that would change, and whether the policy applies it or keeps production.
-    IF v_set IS NOT NULL THEN
+    -- The audit, as starpipe_writer (it compares production types), in one typed join of staging with production:
+    -- every staged row whose key production has and that the policy would change, the columns that would change,
+    -- and whether the policy applies it or keeps production; plus how many staged keys production has.
+    WITH a AS (
+        SELECT * FROM starpipe._as_writer_audit(pg_catalog.format(
+            'WITH m AS MATERIALIZED (SELECT %1$s, s._source_row, %2$s AS _promote_changed, %3$s AS _promote_applies FROM %4$s s JOIN %5$s t ON %6$s) '
+            'SELECT pg_catalog.jsonb_build_object(%7$s), m._promote_changed, m._source_row, m._promote_applies FROM m WHERE m._promote_changed <> %8$L '
+            'UNION ALL SELECT pg_catalog.jsonb_build_object(%9$L, pg_catalog.count(*)), NULL, NULL, NULL FROM m',
+            v_key_staged, coalesce(pg_catalog.format('pg_catalog.array_remove(ARRAY[%s]::text[], NULL)', v_changed), '''{}''::text[]'),
+            v_applies, v_staging, v_target, v_join, v_key_json, '{}', 'matched'))),
+    audited AS (
         INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied)
-        SELECT p_job_id, v_target, r->'key', ARRAY(SELECT pg_catalog.jsonb_array_elements_text(r->'changed')), v_policy,
-               (r->>'source_row')::bigint, (r->>'applied')::boolean
-          FROM starpipe._as_writer_query(pg_catalog.format(
-            'SELECT pg_catalog.jsonb_build_object(''key'', pg_catalog.jsonb_build_object(%s), '
-            '''changed'', pg_catalog.array_remove(ARRAY[%s], NULL), ''source_row'', s._source_row, ''applied'', %s) '
-            '  FROM %s s JOIN %s t USING (%s) WHERE ROW(%s) IS DISTINCT FROM ROW(%s) ORDER BY s._source_row',
-            (SELECT pg_catalog.string_agg(pg_catalog.format('%L, s.%I', k, k), ', ' ORDER BY k) FROM pg_catalog.unnest(v_key) k),
-            v_changed, v_applies, v_staging, v_target, v_key_list, v_current, v_proposed)) r;
-        GET DIAGNOSTICS v_conflicts = ROW_COUNT;
-    ELSE
-        v_conflicts := 0;
-    END IF;
-    v_kept := (SELECT pg_catalog.count(*) FROM starpipe.conflict c WHERE c.job_id = p_job_id AND NOT c.applied);
+        SELECT p_job_id, v_target, a.key, a.changed_columns, v_policy, a.source_row, a.applied
+          FROM a WHERE a.source_row IS NOT NULL ORDER BY a.source_row
+        RETURNING conflict.applied)
+    SELECT (SELECT (a.key->>'matched')::bigint FROM a WHERE a.source_row IS NULL), pg_catalog.count(*),
+           pg_catalog.count(*) FILTER (WHERE NOT audited.applied)
+      INTO v_matched, v_conflicts, v_kept
+      FROM audited;
+    v_staged := (SELECT j.rows_staged FROM starpipe.job j WHERE j.job_id = p_job_id);
 
-    -- The upsert, as starpipe_writer: production triggers, defaults and constraints run with its rights only.
-    IF v_set IS NULL OR v_applies = 'false' THEN
-        v_action := 'DO NOTHING';
+    -- The write, as starpipe_writer: production triggers, defaults and constraints run with its rights only. One
+    -- MERGE joins staging with production once: new keys are inserted, and a differing row the policy applies is
+    -- updated (the condition is evaluated again on the row MERGE sees). Nothing new or applied: nothing to run.
+    IF v_staged > v_matched OR v_conflicts > v_kept THEN
+        v_written := starpipe._as_writer_execute(pg_catalog.format(
+            'MERGE INTO %s t USING %s s ON %s %s WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)',
+            v_target, v_staging, v_join,
+            CASE WHEN v_set IS NOT NULL AND v_applies <> 'false' THEN pg_catalog.format(
+                'WHEN MATCHED AND ROW(%s) IS DISTINCT FROM ROW(%s) AND %s THEN UPDATE SET %s', v_current, v_proposed, v_applies, v_set)
+            ELSE '' END,
+            v_col_list,
+            (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', c), ', ' ORDER BY c) FROM pg_catalog.unnest(v_cols) c)));
     ELSE
-        v_action := pg_catalog.format('DO UPDATE SET %s WHERE ROW(%s) IS DISTINCT FROM ROW(%s) AND %s', v_set, v_current,
-                                      v_proposed_excluded, v_applies_excluded);
+        v_written := 0;
     END IF;
-    SELECT (r->>'inserted')::bigint, (r->>'updated')::bigint INTO v_inserted, v_updated
-      FROM starpipe._as_writer_query(pg_catalog.format(
-        'WITH up AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s ORDER BY %s ON CONFLICT (%s) %s RETURNING (t.xmax::text = %L) AS inserted) '
-        'SELECT pg_catalog.jsonb_build_object(''inserted'', pg_catalog.count(*) FILTER (WHERE inserted), '
-        '''updated'', pg_catalog.count(*) FILTER (WHERE NOT inserted)) FROM up',
-        v_target, v_col_list, v_col_list, v_staging, v_key_list, v_key_list, v_action, '0')) r;
+    -- MERGE counts rows written; the split follows the audit (a concurrent writer to production can shift rows
+    -- between updated and unchanged, never the total).
+    v_updated := LEAST(v_conflicts - v_kept, v_written);
+    v_inserted := v_written - v_updated;
+
+    -- The promotion's own audit row, in its transaction.
+    INSERT INTO starpipe.promotion (job_id, target, policy, mapping_version, fence, actor, manual, staged, inserted, updated,
+                                    unchanged, kept)
+    VALUES (p_job_id, v_target, v_policy, v_job.mapping_version, v_job.fence, SESSION_USER, p_manual, v_staged,
+            v_inserted, v_updated, v_staged - v_inserted - v_updated - v_kept, v_kept);
 
     EXECUTE pg_catalog.format('DROP TABLE %s', v_staging);
     UPDATE starpipe.job SET rows_inserted = v_inserted, rows_updated = v_updated WHERE job_id = p_job_id;
@@ -2436,6 +2477,19 @@ BEGIN
 END;
 $$;
 
+-- Runs promote's classify-and-upsert statement as starpipe_writer; returns its audit rows, typed (no jsonb per row).
+CREATE OR REPLACE FUNCTION starpipe._as_writer_audit(p_query text)
+RETURNS TABLE (key jsonb, changed_columns text[], source_row bigint, applied boolean)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Owned by starpipe_writer, like _as_writer_execute; a row with source_row NULL carries the statement's counts in key.
+    RETURN QUERY EXECUTE p_query;
+END;
+$$;
+
 -- After the functions (upgrade/0.2.0--0.3.0.after.sql) -------------------------------------------------------------
 
 -- Hand-written steps that run after the generated functions of 0.3.0: data migrations.
@@ -2502,6 +2556,7 @@ $$;
 
 
 
+
 REVOKE ALL ON ALL TABLES IN SCHEMA starpipe FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA starpipe FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA starpipe FROM PUBLIC;
@@ -2527,7 +2582,8 @@ GRANT USAGE ON SCHEMA starpipe_staging TO starpipe_admin, starpipe_writer;
 -- by nobody else but the extension's owner (a superuser), from inside its SECURITY DEFINER functions.
 ALTER FUNCTION starpipe._as_writer_execute(text) OWNER TO starpipe_writer;
 ALTER FUNCTION starpipe._as_writer_query(text) OWNER TO starpipe_writer;
-REVOKE ALL ON FUNCTION starpipe._as_writer_execute(text), starpipe._as_writer_query(text) FROM PUBLIC;
+ALTER FUNCTION starpipe._as_writer_audit(text) OWNER TO starpipe_writer;
+REVOKE ALL ON FUNCTION starpipe._as_writer_execute(text), starpipe._as_writer_query(text), starpipe._as_writer_audit(text) FROM PUBLIC;
 
 -- Raw schemas made before starpipe_writer existed (prepare_raw grants the others) let it reach a job's raw version.
 DO $$

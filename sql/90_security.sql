@@ -89,6 +89,19 @@ BEGIN
 END;
 $$;
 
+-- Runs promote's classify-and-upsert statement as starpipe_writer; returns its audit rows, typed (no jsonb per row).
+CREATE FUNCTION starpipe._as_writer_audit(p_query text)
+RETURNS TABLE (key jsonb, changed_columns text[], source_row bigint, applied boolean)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Owned by starpipe_writer, like _as_writer_execute; a row with source_row NULL carries the statement's counts in key.
+    RETURN QUERY EXECUTE p_query;
+END;
+$$;
+
 REVOKE ALL ON ALL TABLES IN SCHEMA starpipe FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA starpipe FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA starpipe FROM PUBLIC;
@@ -114,7 +127,8 @@ GRANT USAGE ON SCHEMA starpipe_staging TO starpipe_admin, starpipe_writer;
 -- by nobody else but the extension's owner (a superuser), from inside its SECURITY DEFINER functions.
 ALTER FUNCTION starpipe._as_writer_execute(text) OWNER TO starpipe_writer;
 ALTER FUNCTION starpipe._as_writer_query(text) OWNER TO starpipe_writer;
-REVOKE ALL ON FUNCTION starpipe._as_writer_execute(text), starpipe._as_writer_query(text) FROM PUBLIC;
+ALTER FUNCTION starpipe._as_writer_audit(text) OWNER TO starpipe_writer;
+REVOKE ALL ON FUNCTION starpipe._as_writer_execute(text), starpipe._as_writer_query(text), starpipe._as_writer_audit(text) FROM PUBLIC;
 
 -- Raw schemas made before starpipe_writer existed (prepare_raw grants the others) let it reach a job's raw version.
 DO $$

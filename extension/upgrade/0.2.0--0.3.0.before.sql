@@ -75,3 +75,28 @@ ALTER TABLE starpipe.schema_version ADD COLUMN mapping_columns jsonb;
 COMMENT ON COLUMN starpipe.schema_version.mapping_version IS 'The client''s mapping version when this schema was first seen.';
 COMMENT ON COLUMN starpipe.schema_version.mapping_columns IS 'The table''s mapped column specs when this schema was first seen (NULL: no mapping); a retyped column is covered once the specs mapped from it differ.';
 COMMENT ON COLUMN starpipe.schema_version.columns IS 'Source columns in order: [{name, type, nullable, position[, source_type]}] as the manifest gave them.';
+
+-- Issue 10: conflict rows of a large promotion are not checked one by one against starpipe.job (only promote writes them).
+ALTER TABLE starpipe.conflict DROP CONSTRAINT conflict_job_id_fkey;
+COMMENT ON COLUMN starpipe.conflict.job_id IS 'The promoted job (starpipe.promotion, which references starpipe.job); not a foreign key, so that auditing a large promotion costs no per-row check. Only promote writes it, for the job it holds locked.';
+-- Issue 10: one row per promoted job, written in the promotion's transaction: what it did with the staged rows.
+CREATE TABLE starpipe.promotion (
+    job_id          bigint PRIMARY KEY REFERENCES starpipe.job (job_id),
+    target          text NOT NULL,
+    policy          text NOT NULL,
+    mapping_version integer NOT NULL,
+    fence           bigint,
+    actor           text NOT NULL,
+    manual          boolean NOT NULL,
+    staged          bigint NOT NULL,
+    inserted        bigint NOT NULL,
+    updated         bigint NOT NULL,
+    unchanged       bigint NOT NULL,
+    kept            bigint NOT NULL,
+    at              timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE starpipe.promotion IS 'Promotion audit: per promoted job, how many staged rows were inserted, updated or skipped (unchanged, or kept by the policy), with the fence, actor and mapping version.';
+COMMENT ON COLUMN starpipe.promotion.unchanged IS 'Staged rows skipped because production already holds what the policy would make of them.';
+COMMENT ON COLUMN starpipe.promotion.kept IS 'Staged rows skipped because the policy kept the differing production row (target_wins, older_snapshot, an older or NULL version under newer_wins); each has a conflict row with applied = false.';
+COMMENT ON COLUMN starpipe.promotion.actor IS 'SESSION_USER of the promotion: the worker''s login, or the admin''s for a manual promotion.';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.promotion', '');
