@@ -5,8 +5,8 @@
 --                    fenced promote, fail, nack, release, heartbeat) and reads the ledger; owns nothing, no DDL anywhere.
 --   starpipe_admin:  everything starpipe offers, including mappings, settings, retries, manual promotion,
 --                    schema acceptance and the DLQ, plus read access to raw and staging tables.
---   starpipe_writer: the rights production-side code runs with. It owns _as_writer_execute and _as_writer_query,
---                    which run the statements transform, validate, promote and apply_mapping build, so triggers,
+--   starpipe_writer: the rights production-side code runs with. It owns _as_writer_execute, _as_writer_query and
+--                    _as_writer_audit, which run the statements transform, validate, promote and apply_mapping build, so triggers,
 --                    defaults, domain checks, casts and operators of production types run as this role, never
 --                    as the installer. It holds what a DBA grants it on target tables (SELECT, INSERT, UPDATE),
 --                    USAGE on starpipe_staging and raw schemas, and, only for the statement that needs it, SELECT
