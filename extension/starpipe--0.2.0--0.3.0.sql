@@ -2219,10 +2219,8 @@ DECLARE
     v_changed text;
     v_applies text;
     v_join text;
-    v_key_staged text;
     v_key_json text;
     v_staged bigint;
-    v_matched bigint;
     v_written bigint;
     v_kept bigint;
     v_inserted bigint;
@@ -2291,36 +2289,32 @@ BEGIN
                       WHEN v_policy = 'newer_wins' THEN pg_catalog.format('(s.%1$I IS NOT NULL AND (t.%1$I IS NULL OR s.%1$I >= t.%1$I))', v_map->>'version_column')
                       ELSE 'true' END;
     SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = s.%1$I', k), ' AND ' ORDER BY k),
-           pg_catalog.string_agg(pg_catalog.format('s.%I', k), ', ' ORDER BY k),
-           pg_catalog.string_agg(pg_catalog.format('%L, m.%I', k, k), ', ' ORDER BY k)
-      INTO v_join, v_key_staged, v_key_json
+           pg_catalog.string_agg(pg_catalog.format('%L, s.%I', k, k), ', ' ORDER BY k)
+      INTO v_join, v_key_json
       FROM pg_catalog.unnest(v_key) k;
 
     -- The audit, as starpipe_writer (it compares production types), in one typed join of staging with production:
     -- every staged row whose key production has and that the policy would change, the columns that would change,
-    -- and whether the policy applies it or keeps production; plus how many staged keys production has.
-    WITH a AS (
-        SELECT * FROM starpipe._as_writer_audit(pg_catalog.format(
-            'WITH m AS MATERIALIZED (SELECT %1$s, s._source_row, %2$s AS _promote_changed, %3$s AS _promote_applies FROM %4$s s JOIN %5$s t ON %6$s) '
-            'SELECT pg_catalog.jsonb_build_object(%7$s), m._promote_changed, m._source_row, m._promote_applies FROM m WHERE m._promote_changed <> %8$L '
-            'UNION ALL SELECT pg_catalog.jsonb_build_object(%9$L, pg_catalog.count(*)), NULL, NULL, NULL FROM m',
-            v_key_staged, coalesce(pg_catalog.format('pg_catalog.array_remove(ARRAY[%s]::text[], NULL)', v_changed), '''{}''::text[]'),
-            v_applies, v_staging, v_target, v_join, v_key_json, '{}', 'matched'))),
-    audited AS (
+    -- and whether the policy applies it or keeps production.
+    WITH audited AS (
         INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied)
         SELECT p_job_id, v_target, a.key, a.changed_columns, v_policy, a.source_row, a.applied
-          FROM a WHERE a.source_row IS NOT NULL ORDER BY a.source_row
+          FROM starpipe._as_writer_audit(pg_catalog.format(
+            'SELECT pg_catalog.jsonb_build_object(%1$s), %2$s, s._source_row, %3$s FROM %4$s s JOIN %5$s t ON %6$s '
+            'WHERE ROW(%7$s) IS DISTINCT FROM ROW(%8$s)',
+            v_key_json, coalesce(pg_catalog.format('pg_catalog.array_remove(ARRAY[%s]::text[], NULL)', v_changed), '''{}''::text[]'),
+            v_applies, v_staging, v_target, v_join, coalesce(v_current, 'NULL'), coalesce(v_proposed, 'NULL'))) a
+         ORDER BY a.source_row
         RETURNING conflict.applied)
-    SELECT (SELECT (a.key->>'matched')::bigint FROM a WHERE a.source_row IS NULL), pg_catalog.count(*),
-           pg_catalog.count(*) FILTER (WHERE NOT audited.applied)
-      INTO v_matched, v_conflicts, v_kept
-      FROM audited;
+    SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE NOT audited.applied) INTO v_conflicts, v_kept FROM audited;
     v_staged := (SELECT j.rows_staged FROM starpipe.job j WHERE j.job_id = p_job_id);
 
     -- The write, as starpipe_writer: production triggers, defaults and constraints run with its rights only. One
     -- MERGE joins staging with production once: new keys are inserted, and a differing row the policy applies is
-    -- updated (the condition is evaluated again on the row MERGE sees). Nothing new or applied: nothing to run.
-    IF v_staged > v_matched OR v_conflicts > v_kept THEN
+    -- updated (the condition is evaluated again on the row MERGE sees). Nothing applied and no new key: nothing to run.
+    IF v_conflicts > v_kept OR EXISTS (SELECT 1 FROM starpipe._as_writer_query(pg_catalog.format(
+           'SELECT pg_catalog.to_jsonb(true) WHERE EXISTS (SELECT 1 FROM %s s WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE %s))',
+           v_staging, v_target, v_join))) THEN
         v_written := starpipe._as_writer_execute(pg_catalog.format(
             'MERGE INTO %s t USING %s s ON %s %s WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)',
             v_target, v_staging, v_join,

@@ -51,6 +51,7 @@ trap 'stop_postgres bench-promote' EXIT
 
 now() { date +%s.%N; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+checkpoint() { psql "$DB" -q -c "CHECKPOINT"; }
 # Wall time of one SQL statement, connection included (the same for both sides).
 timed() {
     local start end
@@ -168,14 +169,26 @@ for run in $(seq "$RUNS"); do
     setup
     read -r job fence staging < <(stage_job "changed$run" $((HALF + 1)) "$ROWS")
     copy_for_baseline "$staging"
-    up_times+=("$(timed "$UPSERT")")
-    pr_times+=("$(timed "SELECT starpipe.promote($job, $fence)")")
+    # Each side starts from a checkpoint (neither writes out the other's dirty pages); odd runs time the upsert
+    # first, even runs promote first.
+    if [ $((run % 2)) = 1 ]; then
+        up_times+=("$(timed "$UPSERT")"); checkpoint
+        pr_times+=("$(timed "SELECT starpipe.promote($job, $fence)")")
+    else
+        pr_times+=("$(timed "SELECT starpipe.promote($job, $fence)")"); checkpoint
+        up_times+=("$(timed "$UPSERT")")
+    fi
     check_counts "$job" "$((ROWS - HALF)) $HALF $HALF"
     # The unchanged snapshot: the same rows again, now equal to production.
     read -r job fence staging < <(stage_job "same$run" $((HALF + 1)) "$ROWS")
     copy_for_baseline "$staging"
-    up_same+=("$(timed "$UPSERT")")
-    pr_same+=("$(timed "SELECT starpipe.promote($job, $fence)")")
+    if [ $((run % 2)) = 1 ]; then
+        up_same+=("$(timed "$UPSERT")"); checkpoint
+        pr_same+=("$(timed "SELECT starpipe.promote($job, $fence)")")
+    else
+        pr_same+=("$(timed "SELECT starpipe.promote($job, $fence)")"); checkpoint
+        up_same+=("$(timed "$UPSERT")")
+    fi
     check_counts "$job" "0 0 0"
     printf '  run %d: upsert %.2fs, promote %.2fs (%.2fx); unchanged: upsert %.2fs, promote %.2fs\n' "$run" \
         "${up_times[-1]}" "${pr_times[-1]}" "$(echo "${pr_times[-1]} / ${up_times[-1]}" | bc -l)" "${up_same[-1]}" "${pr_same[-1]}"
