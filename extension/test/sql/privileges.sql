@@ -30,10 +30,10 @@ SELECT p.oid::regprocedure AS function_without_pinned_search_path FROM pg_proc p
 SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer FROM pg_proc p
  WHERE p.pronamespace = 'starpipe'::regnamespace
    AND (p.prosecdef <> (p.proname !~ '^_' OR p.proowner = 'starpipe_writer'::regrole))
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 SELECT p.oid::regprocedure AS writer_owned, p.prosecdef AS security_definer, p.proacl AS acl FROM pg_proc p
  WHERE p.pronamespace = 'starpipe'::regnamespace AND p.proowner = 'starpipe_writer'::regrole
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 SELECT count(*) FILTER (WHERE prosecdef) AS definer, count(*) FILTER (WHERE NOT prosecdef) AS invoker
   FROM pg_proc WHERE pronamespace = 'starpipe'::regnamespace;
 
