@@ -86,7 +86,22 @@ COMMENT ON COLUMN starpipe.schema_version.columns IS 'Source columns in order: [
 -- Issue 10: conflict rows of a large promotion are not checked one by one against starpipe.job (only promote writes them).
 ALTER TABLE starpipe.conflict DROP CONSTRAINT conflict_job_id_fkey;
 COMMENT ON COLUMN starpipe.conflict.job_id IS 'The promoted job (starpipe.promotion, which references starpipe.job); not a foreign key, so that auditing a large promotion costs no per-row check. Only promote writes it, for the job it holds locked.';
--- Issue 10: one row per promoted job, written in the promotion's transaction: what it did with the staged rows.
+-- Issue 10: the delete audit, and one row per promoted job written in the promotion's transaction.
+-- Production rows a full snapshot deleted (or soft-deleted) because their key was no longer in it.
+CREATE TABLE starpipe.deletion (
+    job_id      bigint NOT NULL,
+    target      text NOT NULL,
+    key         jsonb NOT NULL,
+    rule        text NOT NULL CHECK (rule IN ('soft', 'hard')),
+    before_hash bigint,
+    at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX deletion_job ON starpipe.deletion (job_id);
+COMMENT ON TABLE starpipe.deletion IS 'Delete audit: each production row a full snapshot''s promotion deleted (hard) or marked deleted (soft), by key.';
+COMMENT ON COLUMN starpipe.deletion.before_hash IS 'Hash of the row''s mapped columns before it was deleted (for starpipe.verify).';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.deletion', '');
+
+-- One row per promoted job, written in the promotion's transaction: what it did with the staged rows.
 CREATE TABLE starpipe.promotion (
     job_id          bigint PRIMARY KEY REFERENCES starpipe.job (job_id),
     target          text NOT NULL,
@@ -100,13 +115,46 @@ CREATE TABLE starpipe.promotion (
     updated         bigint NOT NULL,
     unchanged       bigint NOT NULL,
     kept            bigint NOT NULL,
-    at              timestamptz NOT NULL DEFAULT pg_catalog.now()
+    at              timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    deleted         bigint NOT NULL DEFAULT 0,
+    mode            text NOT NULL DEFAULT 'full',
+    column_policies jsonb NOT NULL DEFAULT '{}',
+    skipped         jsonb NOT NULL DEFAULT '{}',
+    deletes         jsonb,
+    staged_digest   text,
+    promoted_digest text
 );
-COMMENT ON TABLE starpipe.promotion IS 'Promotion audit: per promoted job, how many staged rows were inserted, updated or skipped (unchanged, or kept by the policy), with the fence, actor and mapping version.';
+COMMENT ON TABLE starpipe.promotion IS 'Promotion audit: per promoted job, how many staged rows were inserted, updated or skipped (unchanged, or kept by the policy, and why) and how many production rows were deleted, with the fence, actor, mapping version and digests.';
 COMMENT ON COLUMN starpipe.promotion.unchanged IS 'Staged rows skipped because production already holds what the policy would make of them.';
 COMMENT ON COLUMN starpipe.promotion.kept IS 'Staged rows skipped because the policy kept the differing production row (target_wins, older_snapshot, an older or NULL version under newer_wins); each has a conflict row with applied = false.';
+COMMENT ON COLUMN starpipe.promotion.skipped IS 'Why rows were skipped: {"unchanged": n, "target_wins": n, "older_snapshot": n, "not_newer": n} (zero counts omitted).';
+COMMENT ON COLUMN starpipe.promotion.deletes IS 'The deletes rule and the mass-delete guard''s figures: {rule, max_fraction, missing, live_rows, allowed_by_override}; NULL when the rule is ignore or the file is incremental or older.';
 COMMENT ON COLUMN starpipe.promotion.actor IS 'SESSION_USER of the promotion: the worker''s login, or the admin''s for a manual promotion.';
+COMMENT ON COLUMN starpipe.promotion.staged_digest IS 'Digest of the staged rows promoted (equal to starpipe.job.staged_digest, checked at promotion).';
 SELECT pg_catalog.pg_extension_config_dump('starpipe.promotion', '');
+
+-- Issue 10: promotion with per-column policies, full-snapshot deletes and digests.
+DROP FUNCTION starpipe._promote(bigint, bigint, boolean);
+ALTER TABLE starpipe.job ADD COLUMN raw_digest text, ADD COLUMN staged_digest text, ADD COLUMN promoted_digest text,
+    ADD COLUMN rows_deleted bigint;
+COMMENT ON COLUMN starpipe.job.raw_digest IS 'Digest ("rows:sum", see starpipe._digest) of the raw version''s data columns, computed when it was loaded.';
+COMMENT ON COLUMN starpipe.job.staged_digest IS 'Digest of the staged rows'' mapped columns, computed by validate; promote refuses a staging table that no longer matches it.';
+COMMENT ON COLUMN starpipe.job.promoted_digest IS 'Digest of the job''s keys'' rows in production right after its promotion (mapped columns); starpipe.verify recomputes it.';
+COMMENT ON COLUMN starpipe.job.rows_deleted IS 'Production rows the promotion of a full snapshot deleted or soft-deleted (the mapping''s deletes rule).';
+-- The audit's identity is unique by construction; its index cost a large promotion more than the rest of the audit.
+ALTER TABLE starpipe.conflict DROP CONSTRAINT conflict_pkey;
+ALTER TABLE starpipe.conflict ADD COLUMN applied_columns text[], ADD COLUMN before_hash bigint, ADD COLUMN before_values jsonb,
+    ADD COLUMN after_values jsonb;
+COMMENT ON TABLE starpipe.conflict IS 'Conflict audit trail: each promoted row that differed from production, the columns that differed and the policy applied.';
+COMMENT ON COLUMN starpipe.conflict.conflict_id IS 'Increasing in audit order; unique by construction (an identity), not indexed: a large promotion writes hundreds of thousands of rows, and the audit is read by job.';
+COMMENT ON COLUMN starpipe.conflict.job_id IS 'The promoted job (starpipe.promotion, which references starpipe.job); not a foreign key, so that auditing a large promotion costs no per-row check. Only promote writes it, for the job it holds locked.';
+COMMENT ON COLUMN starpipe.conflict.key IS 'The conflict key''s values. Keys are kept (they identify the row to trace it); document what your keys hold.';
+COMMENT ON COLUMN starpipe.conflict.policy IS 'The table''s policy (older_snapshot for a late snapshot); per-column overrides are in starpipe.promotion.column_policies.';
+COMMENT ON COLUMN starpipe.conflict.applied IS 'true: the policy wrote staged values (applied_columns); false: it kept the production row (target_wins, older_snapshot, an older or NULL version under newer_wins); NULL: audited before 0.3.0 under newer_wins.';
+COMMENT ON COLUMN starpipe.conflict.applied_columns IS 'The changed columns whose staged value the policy wrote (a subset of changed_columns; NULL before 0.3.0).';
+COMMENT ON COLUMN starpipe.conflict.before_hash IS 'Hash of the production row''s mapped columns before this promotion (the digest term verify uses for rows a later job changed).';
+COMMENT ON COLUMN starpipe.conflict.before_values IS 'Production values of the changed columns before this promotion; only with the mapping''s audit_values: true (they may be PHI).';
+COMMENT ON COLUMN starpipe.conflict.after_values IS 'Staged values of the changed columns; only with audit_values: true (they may be PHI).';
 
 -- Functions of 00_schema.sql ---------------------------------------------------------------------------------------
 
@@ -114,6 +162,7 @@ SELECT pg_catalog.pg_extension_config_dump('starpipe.promotion', '');
 --   SP001 illegal state transition     SP002 stale fencing token
 --   SP003 integrity mismatch           SP004 schema drift / missing column
 --   SP005 invalid manifest             SP006 invalid mapping
+--   SP007 mass delete refused (the guard; allow_mass_delete overrides it)
 CREATE OR REPLACE FUNCTION starpipe._raise(p_code text, p_message text, p_detail text DEFAULT NULL, p_hint text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
@@ -248,6 +297,106 @@ END;
 $$;
 COMMENT ON FUNCTION starpipe.set_setting(text, text) IS
     'Overrides a starpipe setting after checking its type; NULL restores the documented default.';
+
+-- Functions of 08_digest.sql ---------------------------------------------------------------------------------------
+
+-- Whether values of a type can be hashed by hash_record_extended (json, xml, point and the like cannot).
+CREATE OR REPLACE FUNCTION starpipe._hashable(p_type regtype)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_type oid := p_type;
+BEGIN
+    -- A domain hashes as its base type. Resolving it here, not by casting to it, keeps its checks (production-side
+    -- code) from running as the extension's owner.
+    WHILE (SELECT t.typtype = 'd' FROM pg_catalog.pg_type t WHERE t.oid = v_type) LOOP
+        v_type := (SELECT t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = v_type);
+    END LOOP;
+    -- A NULL field is enough: the hash function is looked up before the value is read, and casting NULL to a
+    -- type that is not a domain runs no code.
+    EXECUTE pg_catalog.format('SELECT pg_catalog.hash_record_extended(ROW(NULL::%s), 0)', v_type::regtype);
+    RETURN true;
+EXCEPTION WHEN undefined_function THEN
+    RETURN false;
+END;
+$$;
+
+-- The hash of one row of p_rel aliased p_alias over p_columns (in the given order): an SQL expression. A column
+-- whose type has no hash function is hashed through its text form, which the pinned settings make stable.
+CREATE OR REPLACE FUNCTION starpipe._row_hash_expr(p_rel regclass, p_alias text, p_columns text[])
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.format('pg_catalog.hash_record_extended(ROW(%s), 0)', pg_catalog.string_agg(
+               CASE WHEN starpipe._hashable(a.atttypid::regtype) THEN pg_catalog.format('%I.%I', p_alias, c.name)
+                    ELSE pg_catalog.format('%I.%I::text', p_alias, c.name) END, ', ' ORDER BY c.n))
+      FROM pg_catalog.unnest(p_columns) WITH ORDINALITY AS c(name, n)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = p_rel AND a.attname = c.name AND NOT a.attisdropped;
+$$;
+
+-- A digest from a row count and a sum of row hashes (any integer: it is reduced modulo 2^64).
+CREATE OR REPLACE FUNCTION starpipe._digest(p_rows bigint, p_sum numeric)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.format('%s:%s', p_rows,
+        pg_catalog.mod(pg_catalog.mod(coalesce(p_sum, 0), 18446744073709551616) + 18446744073709551616, 18446744073709551616));
+$$;
+
+-- The row count and the sum of a digest.
+CREATE OR REPLACE FUNCTION starpipe._digest_rows(p_digest text)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.split_part(p_digest, ':', 1)::bigint;
+$$;
+
+CREATE OR REPLACE FUNCTION starpipe._digest_sum(p_digest text)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.split_part(p_digest, ':', 2)::numeric;
+$$;
+
+-- The digest of the rows of p_rel over p_columns, as the caller (raw versions hold built-in types only).
+CREATE OR REPLACE FUNCTION starpipe._digest_of(p_rel regclass, p_columns text[])
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rows bigint;
+    v_sum numeric;
+BEGIN
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), pg_catalog.sum(%s) FROM %s r',
+                              starpipe._row_hash_expr(p_rel, 'r', p_columns), p_rel)
+       INTO v_rows, v_sum;
+    RETURN starpipe._digest(v_rows, v_sum);
+END;
+$$;
+
+-- The same, as starpipe_writer: staging and production hold production types, whose hash functions are
+-- production-side code. The writer must be able to read p_rel.
+CREATE OR REPLACE FUNCTION starpipe._digest_as_writer(p_rel regclass, p_columns text[], p_where text DEFAULT 'true')
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_result jsonb;
+BEGIN
+    SELECT d INTO v_result FROM starpipe._as_writer_query(pg_catalog.format(
+        'SELECT pg_catalog.jsonb_build_object(''rows'', pg_catalog.count(*), ''sum'', pg_catalog.sum(%s)) FROM %s r WHERE %s',
+        starpipe._row_hash_expr(p_rel, 'r', p_columns), p_rel, p_where)) d;
+    RETURN starpipe._digest((v_result->>'rows')::bigint, (v_result->>'sum')::numeric);
+END;
+$$;
 
 -- Functions of 10_jobs.sql -----------------------------------------------------------------------------------------
 
@@ -513,6 +662,10 @@ BEGIN
     IF pg_catalog.jsonb_typeof(p_manifest->'extracted_at') <> 'null' AND NOT starpipe._is_rfc3339(p_manifest->'extracted_at') THEN
         PERFORM starpipe._raise('SP005', 'manifest "extracted_at" must be an RFC 3339 date-time with an offset',
             'For example 2026-11-01T08:00:00.123456Z or 2026-11-01T09:00:00+01:00.');
+    END IF;
+    -- mode: a full snapshot of the table (the default), or an incremental batch that is upserted and never deletes.
+    IF p_manifest ? 'mode' AND (pg_catalog.jsonb_typeof(p_manifest->'mode') <> 'string' OR p_manifest->>'mode' NOT IN ('full', 'incremental')) THEN
+        PERFORM starpipe._raise('SP005', 'manifest "mode" must be full or incremental');
     END IF;
     -- The primary key feeds the schema registry; it must name manifest columns.
     IF p_manifest ? 'primary_key' AND (pg_catalog.jsonb_typeof(p_manifest->'primary_key') <> 'array' OR EXISTS (
@@ -1162,7 +1315,16 @@ $$;
 COMMENT ON FUNCTION starpipe.begin_raw(bigint, bigint) IS
     'Creates the loading table of a job attempt; returns it with its COPY columns (the row number last), their types, and whether binary COPY may be used. Run the COPY and finish_raw in the same transaction.';
 
--- Ends a loading attempt: verifies checksum, size and row count against the manifest under the job's row
+-- The data columns of a raw version or load table, in order (without the lineage columns starpipe adds).
+CREATE OR REPLACE FUNCTION starpipe._raw_columns(p_rel regclass)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = p_rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attname NOT IN ('_ingestion_id', '_client_name', '_source_file', '_ingested_at', '_source_row');
+$$;
+
 -- lock, then attaches the attempt as the job's raw version and records the stage.
 CREATE OR REPLACE FUNCTION starpipe.finish_raw(p_job_id bigint, p_fence bigint, p_rows bigint, p_bytes bigint, p_sha256 text)
 RETURNS bigint
@@ -1184,6 +1346,7 @@ DECLARE
     v_part text;
     v_count bigint;
     v_schema jsonb;
+    v_digest text;
 BEGIN
     -- Any mismatch raises SP003 (a lost lease SP002), which rolls back the COPY of this transaction.
     v_job := starpipe._lock_job(p_job_id);
@@ -1207,8 +1370,10 @@ BEGIN
             pg_catalog.format('manifest byte_count %s, data file %s bytes', v_job.byte_count, p_bytes));
     END IF;
     -- Counted, not taken from the statistics counters: those count rows of rolled-back subtransactions too, and
-    -- read 0 with track_counts off. The new table was just written, so its pages are still in memory.
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_load) INTO v_count;
+    -- read 0 with track_counts off. The new table was just written, so its pages are still in memory; the same
+    -- pass computes the raw version's digest (starpipe.verify recomputes it).
+    v_digest := starpipe._digest_of(v_load, starpipe._raw_columns(v_load));
+    v_count := starpipe._digest_rows(v_digest);
     IF v_count <> v_job.row_count OR p_rows IS DISTINCT FROM v_job.row_count THEN
         PERFORM starpipe._raise('SP003', 'row count mismatch: the data file does not match its manifest',
             pg_catalog.format('manifest row_count %s, parsed %s rows, raw version holds %s rows', v_job.row_count, p_rows, v_count));
@@ -1220,7 +1385,8 @@ BEGIN
     EXECUTE pg_catalog.format('ALTER TABLE %I.%I ATTACH PARTITION %I.%I FOR VALUES IN (%s)',
                               'raw_' || v_job.client, v_job.table_name, 'raw_' || v_job.client, v_part, v_job.job_id);
     v_schema := starpipe._record_schema(v_job);
-    UPDATE starpipe.job SET rows_raw = v_count, schema_version = (v_schema->>'schema_version')::integer WHERE job_id = p_job_id;
+    UPDATE starpipe.job SET rows_raw = v_count, raw_digest = v_digest, schema_version = (v_schema->>'schema_version')::integer
+     WHERE job_id = p_job_id;
     v_job.rows_raw := v_count;
     PERFORM starpipe._transition(v_job, 'PROCESSING', 'raw_loaded', 'raw_loaded',
                                  pg_catalog.jsonb_build_object('rows', v_count, 'raw_version', v_part) || v_schema);
@@ -1620,6 +1786,90 @@ BEGIN
 END;
 $$;
 
+-- Checks the promotion settings of one mapping table: the conflict policy and its per-column overrides, the
+-- version column, what a full snapshot does with keys it lacks (deletes) and whether conflicts keep values.
+CREATE OR REPLACE FUNCTION starpipe._check_promotion_mapping(p_where text, p_target regclass, p_map jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_col text;
+    v_policy text;
+    v_deletes jsonb := starpipe._deletes_rule(p_map);
+    v_type text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM starpipe.conflict_policy c WHERE c.name = coalesce(p_map->>'conflict_policy', 'source_wins')) THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('%s.conflict_policy: one of %s', p_where, starpipe._known('starpipe.conflict_policy')));
+    END IF;
+    -- column_policies: {column: policy} overrides the table's policy for non-key mapped columns.
+    IF p_map ? 'column_policies' AND pg_catalog.jsonb_typeof(p_map->'column_policies') <> 'object' THEN
+        PERFORM starpipe._raise('SP006', p_where || '.column_policies: must map column names to policies');
+    END IF;
+    FOR v_col IN SELECT k FROM pg_catalog.jsonb_object_keys(coalesce(p_map->'column_policies', '{}')) k ORDER BY k LOOP
+        v_policy := p_map->'column_policies'->>v_col;
+        IF NOT (p_map->'columns' ? v_col) OR p_map->'conflict_key' ? v_col THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.column_policies.%s: not a mapped non-key column', p_where, v_col),
+                NULL, 'Key columns identify the row; they are never overwritten.');
+        END IF;
+        IF pg_catalog.jsonb_typeof(p_map->'column_policies'->v_col) <> 'string'
+           OR NOT EXISTS (SELECT 1 FROM starpipe.conflict_policy c WHERE c.name = v_policy) THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.column_policies.%s: one of %s', p_where, v_col,
+                                                               starpipe._known('starpipe.conflict_policy')));
+        END IF;
+    END LOOP;
+    -- newer_wins compares version_column when there is one, else the snapshots' order (which every policy obeys).
+    IF p_map ? 'version_column' AND (pg_catalog.jsonb_typeof(p_map->'version_column') <> 'string'
+                                     OR NOT (p_map->'columns' ? (p_map->>'version_column'))) THEN
+        PERFORM starpipe._raise('SP006', p_where || '.version_column: must name a mapped column');
+    END IF;
+    IF p_map ? 'audit_values' AND pg_catalog.jsonb_typeof(p_map->'audit_values') <> 'boolean' THEN
+        PERFORM starpipe._raise('SP006', p_where || '.audit_values: true or false');
+    END IF;
+    -- deletes: ignore | soft | hard, or {rule, column (soft), max_fraction}.
+    IF v_deletes IS NULL THEN
+        PERFORM starpipe._raise('SP006', p_where || '.deletes: ignore, soft or hard, or {"rule": ..., "column": ..., "max_fraction": ...}');
+    END IF;
+    IF v_deletes->>'rule' = 'soft' THEN
+        v_col := v_deletes->>'column';
+        v_type := starpipe._column_type(p_target, coalesce(v_col, ''));
+        IF v_type IS NULL OR p_map->'columns' ? v_col THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.deletes.column: soft deletes need an unmapped column of %s', p_where, p_target),
+                NULL, 'It is set when a key leaves the snapshot and cleared when the key comes back.');
+        END IF;
+        IF v_type NOT IN ('timestamp with time zone', 'timestamp without time zone', 'date', 'boolean') THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.deletes.column: %I is %s; soft deletes mark a timestamp, date or boolean column',
+                                                               p_where, v_col, v_type));
+        END IF;
+    END IF;
+    IF v_deletes->>'rule' = 'hard' AND NOT pg_catalog.has_table_privilege('starpipe_writer', p_target, 'DELETE') THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('%s.deletes: starpipe_writer lacks DELETE on %s', p_where, p_target), NULL,
+            pg_catalog.format('A DBA grants it: GRANT DELETE ON %s TO starpipe_writer;', p_target));
+    END IF;
+END;
+$$;
+
+-- A mapping table's deletes rule as {rule, column, max_fraction} with its defaults; NULL when malformed.
+CREATE OR REPLACE FUNCTION starpipe._deletes_rule(p_map jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN d IS NULL THEN '{"rule": "ignore", "max_fraction": 0.1}'::jsonb
+        WHEN pg_catalog.jsonb_typeof(d) = 'string' AND d->>0 IN ('ignore', 'hard')
+            THEN pg_catalog.jsonb_build_object('rule', d->>0, 'max_fraction', 0.1)
+        WHEN pg_catalog.jsonb_typeof(d) = 'object' AND d->>'rule' IN ('ignore', 'soft', 'hard')
+             AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(d) k WHERE k NOT IN ('rule', 'column', 'max_fraction'))
+             AND (d->>'rule' = 'soft') = (coalesce(pg_catalog.jsonb_typeof(d->'column'), '') = 'string')
+             AND (NOT d ? 'max_fraction' OR pg_catalog.jsonb_typeof(d->'max_fraction') = 'number'
+                  AND (d->>'max_fraction')::numeric BETWEEN 0 AND 1)
+            THEN pg_catalog.jsonb_build_object('rule', d->>'rule', 'max_fraction', coalesce(d->'max_fraction', '0.1'))
+                 || CASE WHEN d ? 'column' THEN pg_catalog.jsonb_build_object('column', d->'column') ELSE '{}' END
+    END
+    FROM (SELECT p_map->'deletes' AS d) x;
+$$;
+
 -- Checks one table entry of a mapping config against the production catalog.
 CREATE OR REPLACE FUNCTION starpipe._check_table_mapping(p_schema text, p_source text, p_map jsonb)
 RETURNS void
@@ -1704,12 +1954,7 @@ BEGIN
                 NULL, 'Use a comparable type such as jsonb or text for the production column.');
         END;
     END LOOP;
-    IF NOT EXISTS (SELECT 1 FROM starpipe.conflict_policy c WHERE c.name = coalesce(p_map->>'conflict_policy', 'source_wins')) THEN
-        PERFORM starpipe._raise('SP006', pg_catalog.format('%s.conflict_policy: one of %s', v_where, starpipe._known('starpipe.conflict_policy')));
-    END IF;
-    IF p_map->>'conflict_policy' = 'newer_wins' AND NOT (p_map->'columns' ? coalesce(p_map->>'version_column', '')) THEN
-        PERFORM starpipe._raise('SP006', v_where || '.version_column: newer_wins needs a mapped version_column');
-    END IF;
+    PERFORM starpipe._check_promotion_mapping(v_where, v_target, p_map);
     IF coalesce(p_map->>'promotion', 'auto') NOT IN ('auto', 'manual') THEN
         PERFORM starpipe._raise('SP006', v_where || '.promotion: auto or manual');
     END IF;
@@ -1753,6 +1998,7 @@ DECLARE
     v_latest starpipe.mapping;
     v_source text;
     v_map jsonb;
+    v_other text;
 BEGIN
     -- A mapping is proven against the production catalog before any job can use it.
     IF pg_catalog.jsonb_typeof(p_config) <> 'object' OR p_config->>'version' IS DISTINCT FROM '1' THEN
@@ -1766,6 +2012,25 @@ BEGIN
     END IF;
     FOR v_source, v_map IN SELECT key, value FROM pg_catalog.jsonb_each(p_config->'tables') LOOP
         PERFORM starpipe._check_table_mapping(v_schema, v_source, v_map);
+        -- A full snapshot deletes the production rows its keys lack, so those rows must be this table's alone: the
+        -- target has no other feed, or the mapping's const columns (a practice id, say) scope the deletes.
+        IF starpipe._deletes_rule(v_map)->>'rule' <> 'ignore'
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(v_map->'columns') c WHERE c.value ? 'const') THEN
+            SELECT f.feed INTO v_other FROM (
+                SELECT pg_catalog.format('%s.%s', v_client, t.key) AS feed FROM pg_catalog.jsonb_each(p_config->'tables') t
+                 WHERE t.key <> v_source AND t.value->>'target' = v_map->>'target'
+                UNION ALL
+                SELECT pg_catalog.format('%s.%s', m.client, t.key) FROM starpipe.mapping m
+                 CROSS JOIN LATERAL pg_catalog.jsonb_each(m.config->'tables') t
+                 WHERE m.client <> v_client AND m.config->>'target_schema' = v_schema AND t.value->>'target' = v_map->>'target'
+                   AND m.version = (SELECT pg_catalog.max(l.version) FROM starpipe.mapping l WHERE l.client = m.client)) f
+             ORDER BY f.feed LIMIT 1;
+            IF FOUND THEN
+                PERFORM starpipe._raise('SP006', pg_catalog.format('tables.%s.deletes: %I.%I is also written by %s', v_source, v_schema,
+                                                                   v_map->>'target', v_other),
+                    NULL, 'Deletes would remove the other feed''s rows: map a const column (such as a practice id) that tells them apart.');
+            END IF;
+        END IF;
     END LOOP;
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('starpipe.mapping:' || v_client));
     SELECT * INTO v_latest FROM starpipe.mapping WHERE client = v_client ORDER BY version DESC LIMIT 1;
@@ -2102,6 +2367,7 @@ DECLARE
     v_rows bigint;
     v_frac numeric;
     v_key text;
+    v_digest text;
 BEGIN
     -- Gates that fail block the job before production is touched; the staging rows stay for review.
     v_job := starpipe._lock_job(p_job_id);
@@ -2118,9 +2384,13 @@ BEGIN
     SELECT m.config->'tables'->v_job.table_name INTO v_map FROM starpipe.mapping m
      WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
     v_staging := starpipe._staging_table(v_job, v_map);
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_staging) INTO v_rows;
     -- The gates run as starpipe_writer, which reads this staging table only while they run.
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
+    -- The digest of the staged rows as checked here; promote refuses a staging table that no longer matches it.
+    v_digest := starpipe._digest_as_writer(v_staging::regclass,
+                                           ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(v_map->'columns') k ORDER BY k));
+    v_rows := starpipe._digest_rows(v_digest);
+    UPDATE starpipe.job SET staged_digest = v_digest WHERE job_id = p_job_id;
 
     -- The conflict key is always a gate: promotion cannot place a row without it.
     FOR v_col IN SELECT pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') LOOP
@@ -2197,8 +2467,9 @@ COMMENT ON FUNCTION starpipe.validate(bigint, bigint) IS
 -- Functions of 70_promote.sql --------------------------------------------------------------------------------------
 
 -- Promotes a validated job into production in one transaction; returns the job's status after.
--- A second call on a promoted job is a no-op. p_manual: a human promotes a job awaiting manual promotion (no fence).
-CREATE OR REPLACE FUNCTION starpipe._promote(p_job_id bigint, p_fence bigint, p_manual boolean)
+-- A second call on a promoted job is a no-op. p_manual: a human promotes a job awaiting manual promotion or held by
+-- the mass-delete guard (no fence); p_allow_mass_delete (manual only) lets a full snapshot delete more than the guard allows.
+CREATE OR REPLACE FUNCTION starpipe._promote(p_job_id bigint, p_fence bigint, p_manual boolean, p_allow_mass_delete boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -2210,22 +2481,55 @@ DECLARE
     v_target text;
     v_staging text;
     v_policy text;
+    v_policies jsonb := '{}';
+    v_col_policy text;
     v_cols text[];
     v_key text[];
-    v_col_list text;
-    v_set text;
-    v_current text;
-    v_proposed text;
-    v_changed text;
-    v_applies text;
+    v_nonkey text[];
+    v_version_col text;
+    v_newer text;
+    v_deletes jsonb;
+    v_mode text;
+    v_soft text;
+    v_soft_type text;
+    v_soft_set text;
+    v_soft_clear text;
+    v_live text;
+    v_scope text;
+    v_col text;
+    v_cand text;
+    v_res text;
+    v_candidates text[] := '{}';
+    v_results text[] := '{}';
+    v_currents text[] := '{}';
+    v_changed text[] := '{}';
+    v_applied_cols text[] := '{}';
+    v_set text[] := '{}';
+    v_before text[] := '{}';
+    v_after text[] := '{}';
+    v_res_hash text[] := '{}';
+    v_s_list text[] := '{}';
+    v_s_hash text;
+    v_t_hash text;
+    v_has_merge boolean := false;
+    v_can_write boolean := false;
     v_join text;
+    v_anti text;
     v_key_json text;
+    v_key_json_t text;
+    v_digest text;
     v_staged bigint;
     v_written bigint;
     v_kept bigint;
     v_inserted bigint;
     v_updated bigint;
     v_conflicts bigint;
+    v_deleted bigint := 0;
+    v_delta numeric;
+    v_skipped jsonb;
+    v_guard jsonb;
+    v_missing bigint;
+    v_live_rows bigint;
     v_newest starpipe.job;
     v_older boolean;
     v_dropped bigint[];
@@ -2266,94 +2570,260 @@ BEGIN
     -- The allowlist and the writer's grants may have changed since the mapping was applied.
     PERFORM starpipe._check_target_schema(v_config->>'target_schema');
     PERFORM starpipe._check_writer_rights(pg_catalog.format('tables.%s', v_job.table_name), v_target::regclass);
-    -- Production is read and written as starpipe_writer, which reads this staging table until it is dropped below.
+    v_mode := coalesce(v_job.manifest->>'mode', 'full');
+    v_deletes := starpipe._deletes_rule(v_map);
+    IF v_deletes->>'rule' = 'hard' AND NOT pg_catalog.has_table_privilege('starpipe_writer', v_target, 'DELETE') THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('tables.%s.deletes: starpipe_writer lacks DELETE on %s', v_job.table_name, v_target),
+            NULL, pg_catalog.format('A DBA grants it: GRANT DELETE ON %s TO starpipe_writer;', v_target));
+    END IF;
+    -- Production is read and written as starpipe_writer, which reads this staging table during the promotion only.
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
-    v_policy := CASE WHEN v_older THEN 'older_snapshot' ELSE coalesce(v_map->>'conflict_policy', 'source_wins') END;
     SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_cols FROM pg_catalog.jsonb_object_keys(v_map->'columns') k;
     SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_key FROM pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') k;
-    SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c) INTO v_col_list FROM pg_catalog.unnest(v_cols) c;
+    v_nonkey := ARRAY(SELECT c FROM pg_catalog.unnest(v_cols) c WHERE c <> ALL (v_key) ORDER BY c);
 
-    -- What an existing row becomes under the policy, column by column: the staged value, or for merge_non_null the
-    -- staged value where it is not NULL. A row is touched only when that differs from production and the policy
-    -- applies it (newer_wins: a non-NULL staged version not older than production's, which may be NULL).
-    SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', c, CASE WHEN v_policy = 'merge_non_null'
-               THEN pg_catalog.format('coalesce(s.%I, t.%I)', c, c) ELSE pg_catalog.format('s.%I', c) END), ', ' ORDER BY c),
-           pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ' ORDER BY c),
-           pg_catalog.string_agg(CASE WHEN v_policy = 'merge_non_null'
-               THEN pg_catalog.format('coalesce(s.%I, t.%I)', c, c) ELSE pg_catalog.format('s.%I', c) END, ', ' ORDER BY c),
-           pg_catalog.string_agg(pg_catalog.format('CASE WHEN t.%I IS DISTINCT FROM %s THEN %L END', c, CASE WHEN v_policy = 'merge_non_null'
-               THEN pg_catalog.format('coalesce(s.%I, t.%I)', c, c) ELSE pg_catalog.format('s.%I', c) END, c), ', ' ORDER BY c)
-      INTO v_set, v_current, v_proposed, v_changed
-      FROM pg_catalog.unnest(v_cols) c WHERE c <> ALL (v_key);
-    v_applies := CASE WHEN v_policy IN ('target_wins', 'older_snapshot') THEN 'false'
-                      WHEN v_policy = 'newer_wins' THEN pg_catalog.format('(s.%1$I IS NOT NULL AND (t.%1$I IS NULL OR s.%1$I >= t.%1$I))', v_map->>'version_column')
-                      ELSE 'true' END;
+    -- Staging must still hold what validate checked: same rows, same values.
+    v_digest := starpipe._digest_as_writer(v_staging::regclass, v_cols);
+    IF v_job.staged_digest IS NOT NULL AND v_digest IS DISTINCT FROM v_job.staged_digest THEN
+        EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+        PERFORM starpipe._transition(v_job, 'FAILED', v_job.stage, 'staging_changed',
+            pg_catalog.jsonb_build_object('validated_digest', v_job.staged_digest, 'staging_digest', v_digest),
+            pg_catalog.format('staging table %s changed after validation; nothing was promoted (retry re-runs the job from its raw version)', v_staging));
+        RETURN 'FAILED';
+    END IF;
+
+    -- Each non-key column's policy: the table's, or its column_policies override; every column of a late, older
+    -- snapshot keeps production. newer_wins compares version_column, or without one follows the snapshot order.
+    v_policy := CASE WHEN v_older THEN 'older_snapshot' ELSE coalesce(v_map->>'conflict_policy', 'source_wins') END;
+    v_version_col := v_map->>'version_column';
+    v_newer := CASE WHEN v_version_col IS NULL THEN 'true'
+                    ELSE pg_catalog.format('(s.%1$I IS NOT NULL AND (t.%1$I IS NULL OR s.%1$I >= t.%1$I))', v_version_col) END;
+    v_s_hash := starpipe._row_hash_expr(v_staging::regclass, 's', v_cols);
+    v_t_hash := starpipe._row_hash_expr(v_target::regclass, 't', v_cols);
+    FOREACH v_col IN ARRAY v_cols LOOP
+        v_s_list := v_s_list || CASE WHEN starpipe._hashable(starpipe._column_type(v_target::regclass, v_col)::regtype)
+                                     THEN pg_catalog.format('s.%I', v_col) ELSE pg_catalog.format('s.%I::text', v_col) END;
+        IF v_col = ANY (v_key) THEN
+            v_res_hash := v_res_hash || v_s_list[pg_catalog.cardinality(v_s_list)];
+            CONTINUE;
+        END IF;
+        v_col_policy := CASE WHEN v_older THEN 'older_snapshot' ELSE coalesce(v_map->'column_policies'->>v_col, v_policy) END;
+        v_policies := v_policies || pg_catalog.jsonb_build_object(v_col, v_col_policy);
+        -- candidate: what the staged row says the column should be; result: what the policy writes.
+        v_cand := CASE WHEN v_col_policy = 'merge_non_null' THEN pg_catalog.format('coalesce(s.%1$I, t.%1$I)', v_col)
+                       ELSE pg_catalog.format('s.%I', v_col) END;
+        v_res := CASE v_col_policy
+                     WHEN 'source_wins' THEN pg_catalog.format('s.%I', v_col)
+                     WHEN 'merge_non_null' THEN pg_catalog.format('coalesce(s.%1$I, t.%1$I)', v_col)
+                     WHEN 'newer_wins' THEN pg_catalog.format('CASE WHEN %2$s THEN s.%1$I ELSE t.%1$I END', v_col, v_newer)
+                     ELSE pg_catalog.format('t.%I', v_col) END;
+        v_has_merge := v_has_merge OR v_col_policy = 'merge_non_null';
+        v_can_write := v_can_write OR v_col_policy IN ('source_wins', 'merge_non_null', 'newer_wins');
+        v_currents := v_currents || pg_catalog.format('t.%I', v_col);
+        v_candidates := v_candidates || v_cand;
+        v_results := v_results || v_res;
+        v_changed := v_changed || pg_catalog.format('CASE WHEN t.%I IS DISTINCT FROM %s THEN %L END', v_col, v_cand, v_col);
+        v_applied_cols := v_applied_cols || pg_catalog.format('CASE WHEN t.%I IS DISTINCT FROM %s THEN %L END', v_col, v_res, v_col);
+        v_set := v_set || pg_catalog.format('%I = %s', v_col, v_res);
+        v_before := v_before || pg_catalog.format('CASE WHEN t.%1$I IS DISTINCT FROM %2$s THEN pg_catalog.jsonb_build_object(%3$L, t.%1$I) ELSE ''{}'' END', v_col, v_cand, v_col);
+        v_after := v_after || pg_catalog.format('CASE WHEN t.%1$I IS DISTINCT FROM %2$s THEN pg_catalog.jsonb_build_object(%3$L, s.%1$I) ELSE ''{}'' END', v_col, v_cand, v_col);
+        v_res_hash := v_res_hash || CASE WHEN starpipe._hashable(starpipe._column_type(v_target::regclass, v_col)::regtype)
+                                         THEN v_res ELSE pg_catalog.format('(%s)::text', v_res) END;
+    END LOOP;
+
+    -- Soft deletes mark a column; a key that comes back in a snapshot (not an older one) is undeleted.
+    IF v_deletes->>'rule' = 'soft' THEN
+        v_soft := v_deletes->>'column';
+        v_soft_type := starpipe._column_type(v_target::regclass, v_soft);
+        v_soft_clear := CASE WHEN v_soft_type = 'boolean' THEN 'false' ELSE 'NULL' END;
+        v_soft_set := CASE v_soft_type
+            WHEN 'boolean' THEN 'true'
+            WHEN 'date' THEN pg_catalog.format('%L::date', v_job.snapshot_date)
+            ELSE pg_catalog.format('%L::%s', coalesce(starpipe._extracted_at(v_job), v_job.snapshot_date::timestamptz), v_soft_type) END;
+        v_live := CASE WHEN v_soft_type = 'boolean' THEN pg_catalog.format('t.%I IS NOT TRUE', v_soft)
+                       ELSE pg_catalog.format('t.%I IS NULL', v_soft) END;
+        IF NOT v_older THEN
+            v_currents := v_currents || pg_catalog.format('t.%I', v_soft);
+            v_candidates := v_candidates || v_soft_clear;
+            v_results := v_results || v_soft_clear;
+            v_changed := v_changed || pg_catalog.format('CASE WHEN NOT (%s) THEN %L END', v_live, v_soft);
+            v_applied_cols := v_applied_cols || pg_catalog.format('CASE WHEN NOT (%s) THEN %L END', v_live, v_soft);
+            v_set := v_set || pg_catalog.format('%I = %s', v_soft, v_soft_clear);
+            v_can_write := true;
+        END IF;
+    END IF;
     SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = s.%1$I', k), ' AND ' ORDER BY k),
-           pg_catalog.string_agg(pg_catalog.format('%L, s.%I', k, k), ', ' ORDER BY k)
-      INTO v_join, v_key_json
+           pg_catalog.string_agg(pg_catalog.format('%L, s.%I', k, k), ', ' ORDER BY k),
+           pg_catalog.string_agg(pg_catalog.format('%L, t.%I', k, k), ', ' ORDER BY k)
+      INTO v_join, v_key_json, v_key_json_t
       FROM pg_catalog.unnest(v_key) k;
 
+    -- A full snapshot that is not older than production's: the deletes rule handles the keys it lacks, within the
+    -- rows the mapping's const columns scope (all rows without one), behind the mass-delete guard.
+    IF v_deletes->>'rule' <> 'ignore' AND v_mode = 'full' AND NOT v_older THEN
+        SELECT pg_catalog.string_agg(pg_catalog.format('t.%I = %s', c.key,
+                   starpipe._column_expr(c.value, starpipe._column_type(v_target::regclass, c.key))), ' AND ' ORDER BY c.key)
+          INTO v_scope FROM pg_catalog.jsonb_each(v_map->'columns') c WHERE c.value ? 'const';
+        v_scope := coalesce(v_scope, 'true') || coalesce(' AND ' || v_live, '');
+        v_anti := pg_catalog.format('NOT EXISTS (SELECT 1 FROM %s s WHERE %s)', v_staging, v_join);
+        SELECT (r->>'live')::bigint, (r->>'missing')::bigint INTO v_live_rows, v_missing
+          FROM starpipe._as_writer_query(pg_catalog.format(
+              'SELECT pg_catalog.jsonb_build_object(''live'', pg_catalog.count(*), ''missing'', pg_catalog.count(*) FILTER (WHERE %s)) '
+              'FROM %s t WHERE %s', v_anti, v_target, v_scope)) r;
+        v_guard := pg_catalog.jsonb_build_object('rule', v_deletes->>'rule', 'max_fraction', v_deletes->'max_fraction',
+                                                 'missing', v_missing, 'live_rows', v_live_rows,
+                                                 'allowed_by_override', p_allow_mass_delete AND p_manual);
+        IF v_missing > 0 AND v_missing > (v_deletes->>'max_fraction')::numeric * v_live_rows
+           AND NOT (p_allow_mass_delete AND p_manual) THEN
+            EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+            IF p_manual THEN
+                PERFORM starpipe._raise('SP007', pg_catalog.format('promotion of job %s would delete %s of %s rows of %s (more than %s)',
+                                                                   p_job_id, v_missing, v_live_rows, v_target, v_deletes->>'max_fraction'),
+                    NULL, 'If the snapshot is right, promote with allow_mass_delete (starpipe promote JOB --allow-mass-delete).');
+            END IF;
+            PERFORM starpipe._transition(v_job, 'BLOCKED', 'validated', 'mass_delete_blocked', v_guard,
+                pg_catalog.format('mass-delete guard: the snapshot lacks %s of %s rows of %s (%s%%, more than %s%%); nothing was promoted. '
+                                  'Check the source table, then starpipe promote %s --allow-mass-delete, or fix the extract and send a new snapshot',
+                                  v_missing, v_live_rows, v_target, pg_catalog.round(100.0 * v_missing / v_live_rows, 1),
+                                  pg_catalog.round(100 * (v_deletes->>'max_fraction')::numeric, 1), p_job_id));
+            RETURN 'BLOCKED';
+        END IF;
+        IF v_missing > 0 THEN
+            INSERT INTO starpipe.deletion (job_id, target, key, rule, before_hash)
+            SELECT p_job_id, v_target, (r->'key'), v_deletes->>'rule', (r->>'hash')::bigint
+              FROM starpipe._as_writer_query(pg_catalog.format(
+                  CASE WHEN v_deletes->>'rule' = 'hard' THEN 'WITH d AS (DELETE FROM %1$s t WHERE %2$s AND %3$s RETURNING %4$s AS key, %5$s AS hash) '
+                       ELSE 'WITH d AS (UPDATE %1$s t SET %6$I = %7$s WHERE %2$s AND %3$s RETURNING %4$s AS key, %5$s AS hash) ' END
+                  || 'SELECT pg_catalog.jsonb_build_object(''key'', d.key, ''hash'', d.hash) FROM d',
+                  v_target, v_scope, v_anti, pg_catalog.format('pg_catalog.jsonb_build_object(%s)', v_key_json_t),
+                  v_t_hash, v_soft, v_soft_set)) r;
+            GET DIAGNOSTICS v_deleted = ROW_COUNT;
+        END IF;
+    END IF;
+
     -- The audit, as starpipe_writer (it compares production types), in one typed join of staging with production:
-    -- every staged row whose key production has and that the policy would change, the columns that would change,
-    -- and whether the policy applies it or keeps production.
-    WITH audited AS (
-        INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied)
-        SELECT p_job_id, v_target, a.key, a.changed_columns, v_policy, a.source_row, a.applied
-          FROM starpipe._as_writer_audit(pg_catalog.format(
-            'SELECT pg_catalog.jsonb_build_object(%1$s), %2$s, s._source_row, %3$s FROM %4$s s JOIN %5$s t ON %6$s '
-            'WHERE ROW(%7$s) IS DISTINCT FROM ROW(%8$s)',
-            v_key_json, coalesce(pg_catalog.format('pg_catalog.array_remove(ARRAY[%s]::text[], NULL)', v_changed), '''{}''::text[]'),
-            v_applies, v_staging, v_target, v_join, coalesce(v_current, 'NULL'), coalesce(v_proposed, 'NULL'))) a
-         ORDER BY a.source_row
+    -- every staged row whose key production has and that differs from what the staged row says, the columns that
+    -- differ and those the policy writes; with merge_non_null also the rows whose staged NULLs keep production
+    -- values (not conflicts, but what production holds then differs from the staged row, for the digest).
+    WITH audit AS MATERIALIZED (
+        SELECT * FROM starpipe._as_writer_audit(pg_catalog.format(
+            'SELECT pg_catalog.jsonb_build_object(%1$s), pg_catalog.array_remove(ARRAY[%2$s]::text[], NULL), '
+            'pg_catalog.array_remove(ARRAY[%3$s]::text[], NULL), s._source_row, ROW(%4$s) IS DISTINCT FROM ROW(%5$s), %6$s, '
+            'CASE WHEN ROW(%7$s) IS DISTINCT FROM ROW(%8$s) THEN pg_catalog.hash_record_extended(ROW(%7$s), 0)::numeric - %9$s ELSE 0 END, '
+            '%10$s, %11$s, %12$s FROM %13$s s JOIN %14$s t ON %15$s WHERE ROW(%4$s) IS DISTINCT FROM ROW(%5$s)%16$s',
+            v_key_json, coalesce(pg_catalog.array_to_string(v_changed, ', '), ''),
+            coalesce(pg_catalog.array_to_string(v_applied_cols, ', '), ''),
+            coalesce(pg_catalog.array_to_string(v_currents, ', '), 'NULL'), coalesce(pg_catalog.array_to_string(v_candidates, ', '), 'NULL'),
+            v_t_hash,
+            pg_catalog.array_to_string(v_res_hash, ', '),
+            pg_catalog.array_to_string(v_s_list, ', '),
+            v_s_hash,
+            CASE WHEN coalesce((v_map->>'audit_values')::boolean, false) AND v_before <> '{}'
+                 THEN pg_catalog.array_to_string(v_before, ' || ') ELSE 'NULL::jsonb' END,
+            CASE WHEN coalesce((v_map->>'audit_values')::boolean, false) AND v_after <> '{}'
+                 THEN pg_catalog.array_to_string(v_after, ' || ') ELSE 'NULL::jsonb' END,
+            CASE WHEN v_older THEN '''older_snapshot'''
+                 WHEN v_version_col IS NOT NULL THEN pg_catalog.format('CASE WHEN %s THEN ''target_wins'' ELSE ''not_newer'' END', v_newer)
+                 ELSE '''target_wins''' END,
+            v_staging, v_target, v_join,
+            CASE WHEN v_has_merge THEN pg_catalog.format(' OR ROW(%s) IS DISTINCT FROM ROW(%s)',
+                     pg_catalog.array_to_string(v_results, ', '),
+                     (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', c), ', ' ORDER BY c) FROM pg_catalog.unnest(v_nonkey) c))
+                 ELSE '' END))),
+    audited AS (
+        INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied, applied_columns,
+                                       before_hash, before_values, after_values)
+        SELECT p_job_id, v_target, a.key, a.changed_columns, v_policy, a.source_row, a.applied_columns <> '{}', a.applied_columns,
+               a.before_hash, a.before_values, a.after_values
+          FROM audit a WHERE a.is_conflict
         RETURNING conflict.applied)
-    SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE NOT audited.applied) INTO v_conflicts, v_kept FROM audited;
-    v_staged := (SELECT j.rows_staged FROM starpipe.job j WHERE j.job_id = p_job_id);
+    SELECT (SELECT pg_catalog.count(*) FROM audited), (SELECT pg_catalog.count(*) FILTER (WHERE NOT audited.applied) FROM audited),
+           (SELECT pg_catalog.sum(a.delta) FROM audit a),
+           (SELECT pg_catalog.jsonb_object_agg(r.reason, r.n) FROM (
+                SELECT a.reason, pg_catalog.count(*) AS n FROM audit a WHERE a.is_conflict AND a.applied_columns = '{}'
+                 GROUP BY a.reason) r)
+      INTO v_conflicts, v_kept, v_delta, v_skipped;
+    v_staged := starpipe._digest_rows(v_digest);
 
     -- The write, as starpipe_writer: production triggers, defaults and constraints run with its rights only. One
-    -- MERGE joins staging with production once: new keys are inserted, and a differing row the policy applies is
-    -- updated (the condition is evaluated again on the row MERGE sees). Nothing applied and no new key: nothing to run.
+    -- MERGE joins staging with production once: new keys are inserted, and a row the policy changes is updated
+    -- (the condition is evaluated again on the row MERGE sees). Nothing applied and no new key: nothing to run.
     IF v_conflicts > v_kept OR EXISTS (SELECT 1 FROM starpipe._as_writer_query(pg_catalog.format(
            'SELECT pg_catalog.to_jsonb(true) WHERE EXISTS (SELECT 1 FROM %s s WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE %s))',
            v_staging, v_target, v_join))) THEN
         v_written := starpipe._as_writer_execute(pg_catalog.format(
             'MERGE INTO %s t USING %s s ON %s %s WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)',
             v_target, v_staging, v_join,
-            CASE WHEN v_set IS NOT NULL AND v_applies <> 'false' THEN pg_catalog.format(
-                'WHEN MATCHED AND ROW(%s) IS DISTINCT FROM ROW(%s) AND %s THEN UPDATE SET %s', v_current, v_proposed, v_applies, v_set)
+            CASE WHEN v_can_write AND v_set <> '{}' THEN pg_catalog.format(
+                'WHEN MATCHED AND ROW(%s) IS DISTINCT FROM ROW(%s) THEN UPDATE SET %s',
+                pg_catalog.array_to_string(v_currents, ', '), pg_catalog.array_to_string(v_results, ', '),
+                pg_catalog.array_to_string(v_set, ', '))
             ELSE '' END,
-            v_col_list,
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c) FROM pg_catalog.unnest(v_cols) c),
             (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', c), ', ' ORDER BY c) FROM pg_catalog.unnest(v_cols) c)));
     ELSE
         v_written := 0;
     END IF;
+    EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
     -- MERGE counts rows written; the split follows the audit (a concurrent writer to production can shift rows
     -- between updated and unchanged, never the total).
     v_updated := LEAST(v_conflicts - v_kept, v_written);
     v_inserted := v_written - v_updated;
+    v_skipped := coalesce(v_skipped, '{}') || CASE WHEN v_staged - v_inserted - v_updated - v_kept > 0
+        THEN pg_catalog.jsonb_build_object('unchanged', v_staged - v_inserted - v_updated - v_kept) ELSE '{}' END;
 
-    -- The promotion's own audit row, in its transaction.
+    -- The promotion's own audit row, in its transaction, with the digest of what production now holds for the
+    -- job's keys: the staged digest, with the terms of rows the policy did not take as staged replaced.
     INSERT INTO starpipe.promotion (job_id, target, policy, mapping_version, fence, actor, manual, staged, inserted, updated,
-                                    unchanged, kept)
+                                    unchanged, kept, deleted, mode, column_policies, skipped, deletes, staged_digest,
+                                    promoted_digest)
     VALUES (p_job_id, v_target, v_policy, v_job.mapping_version, v_job.fence, SESSION_USER, p_manual, v_staged,
-            v_inserted, v_updated, v_staged - v_inserted - v_updated - v_kept, v_kept);
-
-    EXECUTE pg_catalog.format('DROP TABLE %s', v_staging);
-    UPDATE starpipe.job SET rows_inserted = v_inserted, rows_updated = v_updated WHERE job_id = p_job_id;
+            v_inserted, v_updated, v_staged - v_inserted - v_updated - v_kept, v_kept, v_deleted, v_mode, v_policies,
+            v_skipped, v_guard, v_digest,
+            starpipe._digest(v_staged, starpipe._digest_sum(v_digest) + coalesce(v_delta, 0)));
+    UPDATE starpipe.job SET rows_inserted = v_inserted, rows_updated = v_updated, rows_deleted = v_deleted,
+                            staged_digest = coalesce(staged_digest, v_digest),
+                            promoted_digest = starpipe._digest(v_staged, starpipe._digest_sum(v_digest) + coalesce(v_delta, 0))
+     WHERE job_id = p_job_id;
     PERFORM starpipe._transition(v_job, 'SUCCESS', 'promoted', 'promoted',
         pg_catalog.jsonb_build_object('target', v_target, 'inserted', v_inserted, 'updated', v_updated, 'kept', v_kept,
-                                      'conflicts', v_conflicts, 'policy', v_policy, 'manual', p_manual)
+                                      'deleted', v_deleted, 'conflicts', v_conflicts, 'policy', v_policy, 'manual', p_manual)
+        || CASE WHEN v_guard IS NOT NULL AND p_allow_mass_delete AND p_manual
+                THEN pg_catalog.jsonb_build_object('mass_delete_allowed_by', SESSION_USER) ELSE '{}'::jsonb END
         || CASE WHEN v_older THEN pg_catalog.jsonb_build_object(
                 'older_snapshot', true, 'newest_promoted_snapshot', v_newest.snapshot_date, 'newest_promoted_job', v_newest.job_id,
-                'kept_existing', (SELECT j.rows_staged FROM starpipe.job j WHERE j.job_id = p_job_id) - v_inserted)
+                'kept_existing', v_staged - v_inserted)
            ELSE '{}'::jsonb END);
+    -- Raw versions (and their staging tables, which verify reads) beyond the retention are dropped.
     v_dropped := starpipe._drop_old_raw_versions(v_job);
     IF v_dropped <> '{}' THEN
+        PERFORM starpipe._drop_staging_of(v_dropped);
         INSERT INTO starpipe.job_event (job_id, fence, from_status, to_status, stage, event, detail)
         VALUES (p_job_id, v_job.fence, 'SUCCESS', 'SUCCESS', 'promoted', 'raw_retention',
                 pg_catalog.jsonb_build_object('dropped_raw_versions_of_jobs', pg_catalog.to_jsonb(v_dropped),
                                               'keep', starpipe._setting_value('raw_keep_promoted_versions')::integer));
     END IF;
     RETURN 'SUCCESS';
+END;
+$$;
+
+-- Drops the staging tables of promoted jobs whose raw versions retention dropped.
+CREATE OR REPLACE FUNCTION starpipe._drop_staging_of(p_jobs bigint[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_staging text;
+BEGIN
+    FOR v_staging IN
+        SELECT starpipe._staging_table(j, m.config->'tables'->j.table_name)
+          FROM starpipe.job j JOIN starpipe.mapping m ON m.client = j.client AND m.version = j.mapping_version
+         WHERE j.job_id = ANY (p_jobs) AND m.config->'tables' ? j.table_name
+         ORDER BY j.job_id
+    LOOP
+        EXECUTE pg_catalog.format('DROP TABLE IF EXISTS %s', v_staging);
+    END LOOP;
 END;
 $$;
 
@@ -2378,7 +2848,7 @@ BEGIN
         PERFORM starpipe._raise('22004', 'promote(job, fence) needs the fencing token', NULL,
                                 'Promote a job awaiting manual promotion with starpipe.promote(job).');
     END IF;
-    RETURN starpipe._promote(p_job_id, p_fence, false);
+    RETURN starpipe._promote(p_job_id, p_fence, false, false);
 END;
 $$;
 COMMENT ON FUNCTION starpipe.promote(bigint, bigint) IS
@@ -2400,12 +2870,194 @@ SET standard_conforming_strings = on
 SET lc_monetary = 'C'
 AS $$
 BEGIN
-    -- Same promotion as the worker's, for a job BLOCKED at stage validated by "promotion: manual".
-    RETURN starpipe._promote(p_job_id, NULL, true);
+    -- Same promotion as the worker's, for a job BLOCKED at stage validated ("promotion: manual", or the
+    -- mass-delete guard, which this call applies again).
+    RETURN starpipe._promote(p_job_id, NULL, true, false);
 END;
 $$;
 COMMENT ON FUNCTION starpipe.promote(bigint) IS
     'Promotes a job awaiting manual promotion (BLOCKED at stage validated) into production; a second call is a no-op.';
+
+-- A human's promotion of a job the mass-delete guard holds, deleting what the snapshot lacks anyway (audited).
+CREATE OR REPLACE FUNCTION starpipe.promote_allow_mass_delete(p_job_id bigint)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
+SET lc_monetary = 'C'
+AS $$
+BEGIN
+    -- The override is recorded on the promotion (deletes.allowed_by_override, actor) and its event.
+    RETURN starpipe._promote(p_job_id, NULL, true, true);
+END;
+$$;
+COMMENT ON FUNCTION starpipe.promote_allow_mass_delete(bigint) IS
+    'Promotes a job held by the mass-delete guard (or awaiting manual promotion), letting its full snapshot delete more than deletes.max_fraction of the table; audited.';
+
+-- Functions of 75_verify.sql ---------------------------------------------------------------------------------------
+
+-- Recomputes a job's digests and says, stage by stage, whether they still agree with what was recorded:
+--   raw        the raw version against the digest taken when it was loaded;
+--   staged     the staging table against the digest validate took (promote checked it too);
+--   production the rows of the job's keys in production against the digest of what the promotion left there. A
+--              row a later promotion changed or deleted counts with the hash that promotion recorded of it before
+--              its change, so a chain of promotions still verifies and a row changed by hand in between does not.
+-- A stage that cannot be recomputed (raw and staging dropped by retention, a job not promoted) says why, with
+-- agrees NULL. Rows are named by source row number, never by value.
+CREATE OR REPLACE FUNCTION starpipe.verify(p_job_id bigint)
+RETURNS TABLE (stage text, recorded text, recomputed text, agrees boolean, detail jsonb)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
+SET lc_monetary = 'C'
+AS $$
+DECLARE
+    v_job starpipe.job;
+    v_promotion starpipe.promotion;
+    v_map jsonb;
+    v_raw regclass;
+    v_staging regclass;
+    v_target regclass;
+    v_cols text[];
+    v_key text[];
+    v_join text;
+    v_key_json text;
+    v_candidates text;
+    v_currents text;
+    v_result jsonb;
+    v_digest text;
+BEGIN
+    SELECT * INTO v_job FROM starpipe.job j WHERE j.job_id = p_job_id;
+    IF NOT FOUND THEN
+        PERFORM starpipe._raise('P0002', pg_catalog.format('job %s does not exist', p_job_id));
+    END IF;
+    SELECT m.config->'tables'->v_job.table_name INTO v_map FROM starpipe.mapping m
+     WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
+
+    -- raw
+    v_raw := pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'raw_' || v_job.client,
+                                                      starpipe._version_name(v_job.table_name, v_job.job_id)));
+    stage := 'raw'; recorded := v_job.raw_digest;
+    IF v_raw IS NULL OR v_job.stage = 'registered' THEN
+        recomputed := NULL; agrees := NULL;
+        detail := pg_catalog.jsonb_build_object('reason', CASE WHEN v_job.stage = 'registered' THEN 'the job has no raw version yet'
+                                                              ELSE 'the raw version was dropped by retention' END);
+    ELSE
+        recomputed := starpipe._digest_of(v_raw, starpipe._raw_columns(v_raw));
+        agrees := CASE WHEN recorded IS NULL THEN NULL ELSE recorded = recomputed END;
+        detail := pg_catalog.jsonb_build_object('raw_version', v_raw::text)
+                  || CASE WHEN recorded IS NULL THEN '{"reason": "loaded before digests were recorded"}'::jsonb ELSE '{}' END;
+    END IF;
+    RETURN NEXT;
+
+    stage := 'staged'; recorded := v_job.staged_digest; recomputed := NULL; agrees := NULL;
+    IF v_map IS NULL THEN
+        detail := '{"reason": "the job has no mapping (raw only)"}';
+        RETURN NEXT;
+        stage := 'production'; recorded := NULL; detail := '{"reason": "the job has no mapping (raw only)"}';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    v_staging := pg_catalog.to_regclass(starpipe._staging_table(v_job, v_map));
+    SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_cols FROM pg_catalog.jsonb_object_keys(v_map->'columns') k;
+    SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_key FROM pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') k;
+    IF v_staging IS NULL OR v_job.stage IN ('registered', 'raw_loaded') THEN
+        detail := pg_catalog.jsonb_build_object('reason', CASE WHEN v_job.stage IN ('registered', 'raw_loaded') THEN 'the job was not transformed'
+                                                              ELSE 'the staging table was dropped with the raw version by retention' END);
+        RETURN NEXT;
+        stage := 'production'; recorded := v_job.promoted_digest;
+        detail := '{"reason": "the job''s keys are known from its staging table, which is gone"}';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    -- Staging and production hold production types: read and hashed as starpipe_writer.
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
+    recomputed := starpipe._digest_as_writer(v_staging, v_cols);
+    agrees := CASE WHEN recorded IS NULL THEN NULL ELSE recorded = recomputed END;
+    detail := pg_catalog.jsonb_build_object('staging', v_staging::text);
+    RETURN NEXT;
+
+    -- production
+    stage := 'production'; recorded := v_job.promoted_digest; recomputed := NULL; agrees := NULL;
+    SELECT * INTO v_promotion FROM starpipe.promotion p WHERE p.job_id = p_job_id;
+    IF NOT FOUND OR v_job.stage <> 'promoted' THEN
+        EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+        detail := '{"reason": "the job was not promoted"}';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    v_target := v_promotion.target::regclass;
+    SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = s.%1$I', k), ' AND ' ORDER BY k),
+           pg_catalog.string_agg(pg_catalog.format('%L, s.%I', k, k), ', ' ORDER BY k)
+      INTO v_join, v_key_json FROM pg_catalog.unnest(v_key) k;
+    -- What the staged row says each column is, under the policy the promotion recorded (merge_non_null: a NULL
+    -- staged value says nothing), to point at rows that differ.
+    SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ' ORDER BY c),
+           pg_catalog.string_agg(CASE WHEN v_promotion.column_policies->>c = 'merge_non_null'
+                                      THEN pg_catalog.format('coalesce(s.%1$I, t.%1$I)', c) ELSE pg_catalog.format('s.%I', c) END, ', ' ORDER BY c)
+      INTO v_currents, v_candidates FROM pg_catalog.unnest(v_cols) c WHERE c <> ALL (v_key);
+    -- The earliest later change of each of the job's keys (an applied conflict or a delete by a later promotion
+    -- into the same target), with the hash of the row that change found.
+    CREATE TEMPORARY TABLE starpipe_verify_later ON COMMIT DROP AS
+    SELECT DISTINCT ON (x.key) x.key, x.job_id, x.before_hash
+      FROM (SELECT c.key, c.job_id, c.before_hash, p.at FROM starpipe.conflict c JOIN starpipe.promotion p ON p.job_id = c.job_id
+             WHERE c.target = v_promotion.target AND c.applied AND (p.at, p.job_id) > (v_promotion.at, v_promotion.job_id)
+            UNION ALL
+            SELECT d.key, d.job_id, d.before_hash, p.at FROM starpipe.deletion d JOIN starpipe.promotion p ON p.job_id = d.job_id
+             WHERE d.target = v_promotion.target AND (p.at, p.job_id) > (v_promotion.at, v_promotion.job_id)) x
+     ORDER BY x.key, x.at, x.job_id;
+    -- The job's own conflicts where the policy kept production values: such a row may differ from its staged one.
+    CREATE TEMPORARY TABLE starpipe_verify_kept ON COMMIT DROP AS
+    SELECT DISTINCT c.key FROM starpipe.conflict c
+     WHERE c.job_id = p_job_id AND c.applied_columns IS DISTINCT FROM c.changed_columns;
+    GRANT SELECT ON pg_temp.starpipe_verify_later, pg_temp.starpipe_verify_kept TO starpipe_writer;
+    SELECT r INTO v_result FROM starpipe._as_writer_query(pg_catalog.format(
+        'WITH k AS ('
+        '  SELECT s._source_row, l.job_id AS later_job, l.before_hash, t.ctid IS NOT NULL AS present, '
+        '         CASE WHEN t.ctid IS NOT NULL THEN %1$s END AS t_hash, '
+        '         ROW(%2$s) IS DISTINCT FROM ROW(%3$s) AS differs, '
+        '         EXISTS (SELECT 1 FROM pg_temp.starpipe_verify_kept c WHERE c.key = pg_catalog.jsonb_build_object(%4$s)) AS kept_by_policy '
+        '    FROM %5$s s LEFT JOIN %6$s t ON %7$s '
+        '    LEFT JOIN pg_temp.starpipe_verify_later l ON l.key = pg_catalog.jsonb_build_object(%4$s)) '
+        'SELECT pg_catalog.jsonb_build_object('
+        '  ''rows'', pg_catalog.count(*), '
+        '  ''sum'', pg_catalog.sum(CASE WHEN later_job IS NOT NULL THEN before_hash ELSE t_hash END), '
+        '  ''changed_later'', (SELECT pg_catalog.jsonb_object_agg(j, n) FROM (SELECT later_job AS j, pg_catalog.count(*) AS n FROM k '
+        '                      WHERE later_job IS NOT NULL GROUP BY later_job) g), '
+        '  ''missing'', pg_catalog.count(*) FILTER (WHERE later_job IS NULL AND NOT present), '
+        '  ''differing'', pg_catalog.count(*) FILTER (WHERE later_job IS NULL AND present AND differs AND NOT kept_by_policy), '
+        '  ''sample_source_rows'', coalesce((pg_catalog.array_agg(_source_row ORDER BY _source_row) FILTER ('
+        '      WHERE later_job IS NULL AND (NOT present OR differs AND NOT kept_by_policy)))[1:5], ''{}'')) FROM k',
+        starpipe._row_hash_expr(v_target, 't', v_cols), coalesce(v_currents, 'NULL'), coalesce(v_candidates, 'NULL'),
+        v_key_json, v_staging, v_target, v_join)) r;
+    DROP TABLE pg_temp.starpipe_verify_later, pg_temp.starpipe_verify_kept;
+    EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+    recomputed := starpipe._digest((v_result->>'rows')::bigint, (v_result->>'sum')::numeric);
+    agrees := CASE WHEN recorded IS NULL THEN NULL ELSE recorded = recomputed END;
+    detail := pg_catalog.jsonb_build_object('target', v_promotion.target,
+                                            'changed_by_later_jobs', coalesce(NULLIF(v_result->'changed_later', 'null'::jsonb), '{}'),
+                                            'missing_rows', v_result->'missing',
+                                            'differing_rows', v_result->'differing',
+                                            'sample_source_rows', v_result->'sample_source_rows');
+    RETURN NEXT;
+END;
+$$;
+COMMENT ON FUNCTION starpipe.verify(bigint) IS
+    'Recomputes a job''s raw, staged and production digests and says whether each still agrees with what was recorded (rows named by source row number).';
 
 -- Functions of 90_security.sql -------------------------------------------------------------------------------------
 
@@ -2473,13 +3125,14 @@ $$;
 
 -- Runs promote's classify-and-upsert statement as starpipe_writer; returns its audit rows, typed (no jsonb per row).
 CREATE OR REPLACE FUNCTION starpipe._as_writer_audit(p_query text)
-RETURNS TABLE (key jsonb, changed_columns text[], source_row bigint, applied boolean)
+RETURNS TABLE (key jsonb, changed_columns text[], applied_columns text[], source_row bigint, is_conflict boolean,
+               before_hash bigint, delta numeric, before_values jsonb, after_values jsonb, reason text)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    -- Owned by starpipe_writer, like _as_writer_execute; a row with source_row NULL carries the statement's counts in key.
+    -- Owned by starpipe_writer, like _as_writer_execute.
     RETURN QUERY EXECUTE p_query;
 END;
 $$;
@@ -2619,6 +3272,8 @@ GRANT EXECUTE ON FUNCTION
     starpipe.set_setting(text, text),
     starpipe.retry(bigint),
     starpipe.promote(bigint),
+    starpipe.promote_allow_mass_delete(bigint),
+    starpipe.verify(bigint),
     starpipe.accept_schema(text, text, integer),
     starpipe.dlq_list(),
     starpipe.dlq_inspect(bigint),
