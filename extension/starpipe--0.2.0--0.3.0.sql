@@ -2007,6 +2007,10 @@ BEGIN
     v_client := starpipe._check_name('client', p_config->>'client');
     v_schema := p_config->>'target_schema';
     PERFORM starpipe._check_target_schema(v_schema);
+    -- production: the name of a separate production database (its URL is the worker's configuration, never here).
+    IF p_config ? 'production' THEN
+        PERFORM starpipe._check_name('production', p_config->>'production');
+    END IF;
     IF pg_catalog.jsonb_typeof(p_config->'tables') <> 'object' THEN
         PERFORM starpipe._raise('SP006', 'mapping config needs a "tables" object');
     END IF;
@@ -2466,11 +2470,12 @@ COMMENT ON FUNCTION starpipe.validate(bigint, bigint) IS
 
 -- Functions of 70_promote.sql --------------------------------------------------------------------------------------
 
--- Promotes a validated job into production in one transaction; returns the job's status after.
--- A second call on a promoted job is a no-op. p_manual: a human promotes a job awaiting manual promotion or held by
--- the mass-delete guard (no fence); p_allow_mass_delete (manual only) lets a full snapshot delete more than the guard allows.
-CREATE OR REPLACE FUNCTION starpipe._promote(p_job_id bigint, p_fence bigint, p_manual boolean, p_allow_mass_delete boolean DEFAULT false)
-RETURNS text
+-- The start of every promotion (local, remote plan, remote record): locks the job, checks that the caller may
+-- promote it, serialises promotions of its client table and decides whether it is an older snapshot arriving late.
+-- Returns {already: true} for a promoted job, else {older, newest_job, newest_snapshot, mapping (the table's entry),
+-- target_schema, target, staging, production}.
+CREATE OR REPLACE FUNCTION starpipe._promotion_start(p_job_id bigint, p_fence bigint, p_manual boolean)
+RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -2478,67 +2483,13 @@ DECLARE
     v_job starpipe.job;
     v_config jsonb;
     v_map jsonb;
-    v_target text;
-    v_staging text;
-    v_policy text;
-    v_policies jsonb := '{}';
-    v_col_policy text;
-    v_cols text[];
-    v_key text[];
-    v_nonkey text[];
-    v_version_col text;
-    v_newer text;
-    v_deletes jsonb;
-    v_mode text;
-    v_soft text;
-    v_soft_type text;
-    v_soft_set text;
-    v_soft_clear text;
-    v_live text;
-    v_scope text;
-    v_col text;
-    v_cand text;
-    v_res text;
-    v_candidates text[] := '{}';
-    v_results text[] := '{}';
-    v_currents text[] := '{}';
-    v_changed text[] := '{}';
-    v_applied_cols text[] := '{}';
-    v_set text[] := '{}';
-    v_before text[] := '{}';
-    v_after text[] := '{}';
-    v_res_hash text[] := '{}';
-    v_s_list text[] := '{}';
-    v_s_hash text;
-    v_t_hash text;
-    v_has_merge boolean := false;
-    v_can_write boolean := false;
-    v_join text;
-    v_anti text;
-    v_key_json text;
-    v_key_json_t text;
-    v_digest text;
-    v_staged bigint;
-    v_written bigint;
-    v_kept bigint;
-    v_inserted bigint;
-    v_updated bigint;
-    v_conflicts bigint;
-    v_deleted bigint := 0;
-    v_delta numeric;
-    v_skipped jsonb;
-    v_guard jsonb;
-    v_missing bigint;
-    v_live_rows bigint;
     v_newest starpipe.job;
     v_older boolean;
-    v_dropped bigint[];
 BEGIN
     -- The job row lock makes concurrent promotes of one job apply it once.
     v_job := starpipe._lock_job(p_job_id);
     IF v_job.status = 'SUCCESS' AND v_job.stage = 'promoted' THEN
-        RAISE NOTICE 'job % is already promoted; nothing to do', p_job_id;
-        RETURN 'SUCCESS';
+        RETURN '{"already": true}';
     END IF;
     IF v_job.status = 'PROCESSING' AND v_job.stage = 'validated' AND NOT p_manual THEN
         PERFORM starpipe._check_fence(v_job, p_fence);
@@ -2565,49 +2516,102 @@ BEGIN
     SELECT m.config INTO v_config FROM starpipe.mapping m
      WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
     v_map := v_config->'tables'->v_job.table_name;
-    v_target := pg_catalog.format('%I.%I', v_config->>'target_schema', v_map->>'target');
-    v_staging := starpipe._staging_table(v_job, v_map);
-    -- The allowlist and the writer's grants may have changed since the mapping was applied.
-    PERFORM starpipe._check_target_schema(v_config->>'target_schema');
-    PERFORM starpipe._check_writer_rights(pg_catalog.format('tables.%s', v_job.table_name), v_target::regclass);
-    v_mode := coalesce(v_job.manifest->>'mode', 'full');
-    v_deletes := starpipe._deletes_rule(v_map);
-    IF v_deletes->>'rule' = 'hard' AND NOT pg_catalog.has_table_privilege('starpipe_writer', v_target, 'DELETE') THEN
-        PERFORM starpipe._raise('SP006', pg_catalog.format('tables.%s.deletes: starpipe_writer lacks DELETE on %s', v_job.table_name, v_target),
-            NULL, pg_catalog.format('A DBA grants it: GRANT DELETE ON %s TO starpipe_writer;', v_target));
+    RETURN pg_catalog.jsonb_build_object(
+        'already', false, 'older', v_older, 'newest_job', v_newest.job_id, 'newest_snapshot', v_newest.snapshot_date,
+        'mapping', v_map, 'target_schema', v_config->>'target_schema',
+        'target', pg_catalog.format('%I.%I', v_config->>'target_schema', v_map->>'target'),
+        'staging', starpipe._staging_table(v_job, v_map), 'production', v_config->'production');
+END;
+$$;
+
+-- Staging must still hold what validate checked (same rows, same values): returns the digest, or NULL after failing
+-- the job when it changed. The caller has granted starpipe_writer SELECT on the staging table.
+CREATE OR REPLACE FUNCTION starpipe._check_staged_digest(p_job starpipe.job, p_staging text, p_columns text[])
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_digest text := starpipe._digest_as_writer(p_staging::regclass, p_columns);
+BEGIN
+    IF p_job.staged_digest IS NOT NULL AND v_digest IS DISTINCT FROM p_job.staged_digest THEN
+        PERFORM starpipe._transition(p_job, 'FAILED', p_job.stage, 'staging_changed',
+            pg_catalog.jsonb_build_object('validated_digest', p_job.staged_digest, 'staging_digest', v_digest),
+            pg_catalog.format('staging table %s changed after validation; nothing was promoted (retry re-runs the job from its raw version)', p_staging));
+        RETURN NULL;
     END IF;
-    -- Production is read and written as starpipe_writer, which reads this staging table during the promotion only.
-    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
-    SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_cols FROM pg_catalog.jsonb_object_keys(v_map->'columns') k;
-    SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_key FROM pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') k;
+    RETURN v_digest;
+END;
+$$;
+
+-- The statements of a promotion, built from the mapping for the staging rows in p_staging and the production table
+-- p_target (the same statements run in the pipeline database, or in a separate production database against a
+-- temporary copy of staging). Returns {policy, policies, columns, key, deletes, mode, audit, new_keys, merge,
+-- guard, delete}: audit selects the audit rows (the columns of _as_writer_audit); new_keys is a query of one
+-- boolean; merge is NULL when the policies write nothing; guard (live and missing row counts) and delete (a
+-- "WITH d AS (… RETURNING key, hash)" prefix) are NULL when the file deletes nothing.
+CREATE OR REPLACE FUNCTION starpipe._promotion_sql(p_job starpipe.job, p_map jsonb, p_target regclass, p_staging text, p_older boolean)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_policy text;
+    v_policies jsonb := '{}';
+    v_col_policy text;
+    v_cols text[];
+    v_key text[];
+    v_nonkey text[];
+    v_version_col text := p_map->>'version_column';
+    v_newer text;
+    v_deletes jsonb := starpipe._deletes_rule(p_map);
+    v_mode text := coalesce(p_job.manifest->>'mode', 'full');
+    v_soft text;
+    v_soft_type text;
+    v_soft_set text;
+    v_soft_clear text;
+    v_live text;
+    v_scope text;
+    v_col text;
+    v_cand text;
+    v_res text;
+    v_hashable boolean;
+    v_candidates text[] := '{}';
+    v_results text[] := '{}';
+    v_currents text[] := '{}';
+    v_changed text[] := '{}';
+    v_applied_cols text[] := '{}';
+    v_set text[] := '{}';
+    v_before text[] := '{}';
+    v_after text[] := '{}';
+    v_res_hash text[] := '{}';
+    v_s_list text[] := '{}';
+    v_has_merge boolean := false;
+    v_can_write boolean := false;
+    v_join text;
+    v_anti text;
+    v_key_json text;
+    v_key_json_t text;
+    v_audit_values boolean := coalesce((p_map->>'audit_values')::boolean, false);
+    v_guard text;
+    v_delete text;
+BEGIN
+    SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_cols FROM pg_catalog.jsonb_object_keys(p_map->'columns') k;
+    SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_key FROM pg_catalog.jsonb_array_elements_text(p_map->'conflict_key') k;
     v_nonkey := ARRAY(SELECT c FROM pg_catalog.unnest(v_cols) c WHERE c <> ALL (v_key) ORDER BY c);
-
-    -- Staging must still hold what validate checked: same rows, same values.
-    v_digest := starpipe._digest_as_writer(v_staging::regclass, v_cols);
-    IF v_job.staged_digest IS NOT NULL AND v_digest IS DISTINCT FROM v_job.staged_digest THEN
-        EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
-        PERFORM starpipe._transition(v_job, 'FAILED', v_job.stage, 'staging_changed',
-            pg_catalog.jsonb_build_object('validated_digest', v_job.staged_digest, 'staging_digest', v_digest),
-            pg_catalog.format('staging table %s changed after validation; nothing was promoted (retry re-runs the job from its raw version)', v_staging));
-        RETURN 'FAILED';
-    END IF;
-
     -- Each non-key column's policy: the table's, or its column_policies override; every column of a late, older
     -- snapshot keeps production. newer_wins compares version_column, or without one follows the snapshot order.
-    v_policy := CASE WHEN v_older THEN 'older_snapshot' ELSE coalesce(v_map->>'conflict_policy', 'source_wins') END;
-    v_version_col := v_map->>'version_column';
+    v_policy := CASE WHEN p_older THEN 'older_snapshot' ELSE coalesce(p_map->>'conflict_policy', 'source_wins') END;
     v_newer := CASE WHEN v_version_col IS NULL THEN 'true'
                     ELSE pg_catalog.format('(s.%1$I IS NOT NULL AND (t.%1$I IS NULL OR s.%1$I >= t.%1$I))', v_version_col) END;
-    v_s_hash := starpipe._row_hash_expr(v_staging::regclass, 's', v_cols);
-    v_t_hash := starpipe._row_hash_expr(v_target::regclass, 't', v_cols);
     FOREACH v_col IN ARRAY v_cols LOOP
-        v_s_list := v_s_list || CASE WHEN starpipe._hashable(starpipe._column_type(v_target::regclass, v_col)::regtype)
-                                     THEN pg_catalog.format('s.%I', v_col) ELSE pg_catalog.format('s.%I::text', v_col) END;
+        v_hashable := starpipe._hashable(starpipe._column_type(p_target, v_col)::regtype);
+        v_s_list := v_s_list || CASE WHEN v_hashable THEN pg_catalog.format('s.%I', v_col) ELSE pg_catalog.format('s.%I::text', v_col) END;
         IF v_col = ANY (v_key) THEN
             v_res_hash := v_res_hash || v_s_list[pg_catalog.cardinality(v_s_list)];
             CONTINUE;
         END IF;
-        v_col_policy := CASE WHEN v_older THEN 'older_snapshot' ELSE coalesce(v_map->'column_policies'->>v_col, v_policy) END;
+        v_col_policy := CASE WHEN p_older THEN 'older_snapshot' ELSE coalesce(p_map->'column_policies'->>v_col, v_policy) END;
         v_policies := v_policies || pg_catalog.jsonb_build_object(v_col, v_col_policy);
         -- candidate: what the staged row says the column should be; result: what the policy writes.
         v_cand := CASE WHEN v_col_policy = 'merge_non_null' THEN pg_catalog.format('coalesce(s.%1$I, t.%1$I)', v_col)
@@ -2627,22 +2631,21 @@ BEGIN
         v_set := v_set || pg_catalog.format('%I = %s', v_col, v_res);
         v_before := v_before || pg_catalog.format('CASE WHEN t.%1$I IS DISTINCT FROM %2$s THEN pg_catalog.jsonb_build_object(%3$L, t.%1$I) ELSE ''{}'' END', v_col, v_cand, v_col);
         v_after := v_after || pg_catalog.format('CASE WHEN t.%1$I IS DISTINCT FROM %2$s THEN pg_catalog.jsonb_build_object(%3$L, s.%1$I) ELSE ''{}'' END', v_col, v_cand, v_col);
-        v_res_hash := v_res_hash || CASE WHEN starpipe._hashable(starpipe._column_type(v_target::regclass, v_col)::regtype)
-                                         THEN v_res ELSE pg_catalog.format('(%s)::text', v_res) END;
+        v_res_hash := v_res_hash || CASE WHEN v_hashable THEN v_res ELSE pg_catalog.format('(%s)::text', v_res) END;
     END LOOP;
 
     -- Soft deletes mark a column; a key that comes back in a snapshot (not an older one) is undeleted.
     IF v_deletes->>'rule' = 'soft' THEN
         v_soft := v_deletes->>'column';
-        v_soft_type := starpipe._column_type(v_target::regclass, v_soft);
+        v_soft_type := starpipe._column_type(p_target, v_soft);
         v_soft_clear := CASE WHEN v_soft_type = 'boolean' THEN 'false' ELSE 'NULL' END;
         v_soft_set := CASE v_soft_type
             WHEN 'boolean' THEN 'true'
-            WHEN 'date' THEN pg_catalog.format('%L::date', v_job.snapshot_date)
-            ELSE pg_catalog.format('%L::%s', coalesce(starpipe._extracted_at(v_job), v_job.snapshot_date::timestamptz), v_soft_type) END;
+            WHEN 'date' THEN pg_catalog.format('%L::date', p_job.snapshot_date)
+            ELSE pg_catalog.format('%L::%s', coalesce(starpipe._extracted_at(p_job), p_job.snapshot_date::timestamptz), v_soft_type) END;
         v_live := CASE WHEN v_soft_type = 'boolean' THEN pg_catalog.format('t.%I IS NOT TRUE', v_soft)
                        ELSE pg_catalog.format('t.%I IS NULL', v_soft) END;
-        IF NOT v_older THEN
+        IF NOT p_older THEN
             v_currents := v_currents || pg_catalog.format('t.%I', v_soft);
             v_candidates := v_candidates || v_soft_clear;
             v_results := v_results || v_soft_clear;
@@ -2660,53 +2663,30 @@ BEGIN
 
     -- A full snapshot that is not older than production's: the deletes rule handles the keys it lacks, within the
     -- rows the mapping's const columns scope (all rows without one), behind the mass-delete guard.
-    IF v_deletes->>'rule' <> 'ignore' AND v_mode = 'full' AND NOT v_older THEN
+    IF v_deletes->>'rule' <> 'ignore' AND v_mode = 'full' AND NOT p_older THEN
         SELECT pg_catalog.string_agg(pg_catalog.format('t.%I = %s', c.key,
-                   starpipe._column_expr(c.value, starpipe._column_type(v_target::regclass, c.key))), ' AND ' ORDER BY c.key)
-          INTO v_scope FROM pg_catalog.jsonb_each(v_map->'columns') c WHERE c.value ? 'const';
+                   starpipe._column_expr(c.value, starpipe._column_type(p_target, c.key))), ' AND ' ORDER BY c.key)
+          INTO v_scope FROM pg_catalog.jsonb_each(p_map->'columns') c WHERE c.value ? 'const';
         v_scope := coalesce(v_scope, 'true') || coalesce(' AND ' || v_live, '');
-        v_anti := pg_catalog.format('NOT EXISTS (SELECT 1 FROM %s s WHERE %s)', v_staging, v_join);
-        SELECT (r->>'live')::bigint, (r->>'missing')::bigint INTO v_live_rows, v_missing
-          FROM starpipe._as_writer_query(pg_catalog.format(
-              'SELECT pg_catalog.jsonb_build_object(''live'', pg_catalog.count(*), ''missing'', pg_catalog.count(*) FILTER (WHERE %s)) '
-              'FROM %s t WHERE %s', v_anti, v_target, v_scope)) r;
-        v_guard := pg_catalog.jsonb_build_object('rule', v_deletes->>'rule', 'max_fraction', v_deletes->'max_fraction',
-                                                 'missing', v_missing, 'live_rows', v_live_rows,
-                                                 'allowed_by_override', p_allow_mass_delete AND p_manual);
-        IF v_missing > 0 AND v_missing > (v_deletes->>'max_fraction')::numeric * v_live_rows
-           AND NOT (p_allow_mass_delete AND p_manual) THEN
-            EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
-            IF p_manual THEN
-                PERFORM starpipe._raise('SP007', pg_catalog.format('promotion of job %s would delete %s of %s rows of %s (more than %s)',
-                                                                   p_job_id, v_missing, v_live_rows, v_target, v_deletes->>'max_fraction'),
-                    NULL, 'If the snapshot is right, promote with allow_mass_delete (starpipe promote JOB --allow-mass-delete).');
-            END IF;
-            PERFORM starpipe._transition(v_job, 'BLOCKED', 'validated', 'mass_delete_blocked', v_guard,
-                pg_catalog.format('mass-delete guard: the snapshot lacks %s of %s rows of %s (%s%%, more than %s%%); nothing was promoted. '
-                                  'Check the source table, then starpipe promote %s --allow-mass-delete, or fix the extract and send a new snapshot',
-                                  v_missing, v_live_rows, v_target, pg_catalog.round(100.0 * v_missing / v_live_rows, 1),
-                                  pg_catalog.round(100 * (v_deletes->>'max_fraction')::numeric, 1), p_job_id));
-            RETURN 'BLOCKED';
-        END IF;
-        IF v_missing > 0 THEN
-            INSERT INTO starpipe.deletion (job_id, target, key, rule, before_hash)
-            SELECT p_job_id, v_target, (r->'key'), v_deletes->>'rule', (r->>'hash')::bigint
-              FROM starpipe._as_writer_query(pg_catalog.format(
-                  CASE WHEN v_deletes->>'rule' = 'hard' THEN 'WITH d AS (DELETE FROM %1$s t WHERE %2$s AND %3$s RETURNING %4$s AS key, %5$s AS hash) '
-                       ELSE 'WITH d AS (UPDATE %1$s t SET %6$I = %7$s WHERE %2$s AND %3$s RETURNING %4$s AS key, %5$s AS hash) ' END
-                  || 'SELECT pg_catalog.jsonb_build_object(''key'', d.key, ''hash'', d.hash) FROM d',
-                  v_target, v_scope, v_anti, pg_catalog.format('pg_catalog.jsonb_build_object(%s)', v_key_json_t),
-                  v_t_hash, v_soft, v_soft_set)) r;
-            GET DIAGNOSTICS v_deleted = ROW_COUNT;
-        END IF;
+        v_anti := pg_catalog.format('NOT EXISTS (SELECT 1 FROM %s s WHERE %s)', p_staging, v_join);
+        v_guard := pg_catalog.format('SELECT pg_catalog.count(*) AS live, pg_catalog.count(*) FILTER (WHERE %s) AS missing FROM %s t WHERE %s',
+                                     v_anti, p_target, v_scope);
+        v_delete := pg_catalog.format(
+            CASE WHEN v_deletes->>'rule' = 'hard' THEN 'WITH d AS (DELETE FROM %1$s t WHERE %2$s AND %3$s RETURNING %4$s AS key, %5$s AS hash) '
+                 ELSE 'WITH d AS (UPDATE %1$s t SET %6$I = %7$s WHERE %2$s AND %3$s RETURNING %4$s AS key, %5$s AS hash) ' END,
+            p_target, v_scope, v_anti, pg_catalog.format('pg_catalog.jsonb_build_object(%s)', v_key_json_t),
+            starpipe._row_hash_expr(p_target, 't', v_cols), v_soft, v_soft_set);
     END IF;
 
-    -- The audit, as starpipe_writer (it compares production types), in one typed join of staging with production:
-    -- every staged row whose key production has and that differs from what the staged row says, the columns that
-    -- differ and those the policy writes; with merge_non_null also the rows whose staged NULLs keep production
-    -- values (not conflicts, but what production holds then differs from the staged row, for the digest).
-    WITH audit AS MATERIALIZED (
-        SELECT * FROM starpipe._as_writer_audit(pg_catalog.format(
+    RETURN pg_catalog.jsonb_build_object(
+        'policy', v_policy, 'policies', v_policies, 'columns', pg_catalog.to_jsonb(v_cols), 'key', pg_catalog.to_jsonb(v_key),
+        'deletes', v_deletes, 'mode', v_mode, 'guard', v_guard, 'delete', v_delete,
+        -- The audit: every staged row whose key production has and that differs from what the staged row says, the
+        -- columns that differ and those the policy writes, the hash of the production row before, and what the
+        -- promoted digest must add for the row (its term as the policy leaves it minus its staged term); with
+        -- merge_non_null also the rows whose staged NULLs keep production values (not conflicts, but the row then
+        -- differs from its staged one).
+        'audit', pg_catalog.format(
             'SELECT pg_catalog.jsonb_build_object(%1$s), pg_catalog.array_remove(ARRAY[%2$s]::text[], NULL), '
             'pg_catalog.array_remove(ARRAY[%3$s]::text[], NULL), s._source_row, ROW(%4$s) IS DISTINCT FROM ROW(%5$s), %6$s, '
             'CASE WHEN ROW(%7$s) IS DISTINCT FROM ROW(%8$s) THEN pg_catalog.hash_record_extended(ROW(%7$s), 0)::numeric - %9$s ELSE 0 END, '
@@ -2714,27 +2694,202 @@ BEGIN
             v_key_json, coalesce(pg_catalog.array_to_string(v_changed, ', '), ''),
             coalesce(pg_catalog.array_to_string(v_applied_cols, ', '), ''),
             coalesce(pg_catalog.array_to_string(v_currents, ', '), 'NULL'), coalesce(pg_catalog.array_to_string(v_candidates, ', '), 'NULL'),
-            v_t_hash,
-            pg_catalog.array_to_string(v_res_hash, ', '),
-            pg_catalog.array_to_string(v_s_list, ', '),
-            v_s_hash,
-            CASE WHEN coalesce((v_map->>'audit_values')::boolean, false) AND v_before <> '{}'
-                 THEN pg_catalog.array_to_string(v_before, ' || ') ELSE 'NULL::jsonb' END,
-            CASE WHEN coalesce((v_map->>'audit_values')::boolean, false) AND v_after <> '{}'
-                 THEN pg_catalog.array_to_string(v_after, ' || ') ELSE 'NULL::jsonb' END,
-            CASE WHEN v_older THEN '''older_snapshot'''
+            starpipe._row_hash_expr(p_target, 't', v_cols),
+            pg_catalog.array_to_string(v_res_hash, ', '), pg_catalog.array_to_string(v_s_list, ', '),
+            pg_catalog.format('pg_catalog.hash_record_extended(ROW(%s), 0)', pg_catalog.array_to_string(v_s_list, ', ')),
+            CASE WHEN v_audit_values AND v_before <> '{}' THEN pg_catalog.array_to_string(v_before, ' || ') ELSE 'NULL::jsonb' END,
+            CASE WHEN v_audit_values AND v_after <> '{}' THEN pg_catalog.array_to_string(v_after, ' || ') ELSE 'NULL::jsonb' END,
+            CASE WHEN p_older THEN '''older_snapshot'''
                  WHEN v_version_col IS NOT NULL THEN pg_catalog.format('CASE WHEN %s THEN ''target_wins'' ELSE ''not_newer'' END', v_newer)
                  ELSE '''target_wins''' END,
-            v_staging, v_target, v_join,
+            p_staging, p_target, v_join,
             CASE WHEN v_has_merge THEN pg_catalog.format(' OR ROW(%s) IS DISTINCT FROM ROW(%s)',
                      pg_catalog.array_to_string(v_results, ', '),
                      (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', c), ', ' ORDER BY c) FROM pg_catalog.unnest(v_nonkey) c))
-                 ELSE '' END))),
+                 ELSE '' END),
+        'new_keys', pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s s WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE %s))',
+                                      p_staging, p_target, v_join),
+        -- The write: one MERGE joins staging with production once; new keys are inserted, and a row the policy
+        -- changes is updated (the condition is evaluated again on the row MERGE sees).
+        'merge', pg_catalog.format(
+            'MERGE INTO %s t USING %s s ON %s %s WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)',
+            p_target, p_staging, v_join,
+            CASE WHEN v_can_write AND v_set <> '{}' THEN pg_catalog.format(
+                'WHEN MATCHED AND ROW(%s) IS DISTINCT FROM ROW(%s) THEN UPDATE SET %s',
+                pg_catalog.array_to_string(v_currents, ', '), pg_catalog.array_to_string(v_results, ', '),
+                pg_catalog.array_to_string(v_set, ', '))
+            ELSE '' END,
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c) FROM pg_catalog.unnest(v_cols) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', c), ', ' ORDER BY c) FROM pg_catalog.unnest(v_cols) c)));
+END;
+$$;
+
+-- Holds a job whose full snapshot would delete more than the mapping allows: BLOCKED (or, for a human's call, an
+-- error), nothing promoted. p_figures: {rule, max_fraction, missing, live_rows, allowed_by_override}.
+CREATE OR REPLACE FUNCTION starpipe._mass_delete_blocked(p_job starpipe.job, p_manual boolean, p_target text, p_figures jsonb)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_manual THEN
+        PERFORM starpipe._raise('SP007', pg_catalog.format('promotion of job %s would delete %s of %s rows of %s (more than %s)',
+                                                           p_job.job_id, p_figures->>'missing', p_figures->>'live_rows', p_target,
+                                                           p_figures->>'max_fraction'),
+            NULL, 'If the snapshot is right, promote with allow_mass_delete (starpipe promote JOB --allow-mass-delete).');
+    END IF;
+    PERFORM starpipe._transition(p_job, 'BLOCKED', 'validated', 'mass_delete_blocked', p_figures,
+        pg_catalog.format('mass-delete guard: the snapshot lacks %s of %s rows of %s (%s%%, more than %s%%); nothing was promoted. '
+                          'Check the source table, then starpipe promote %s --allow-mass-delete, or fix the extract and send a new snapshot',
+                          p_figures->>'missing', p_figures->>'live_rows', p_target,
+                          pg_catalog.round(100.0 * (p_figures->>'missing')::numeric / (p_figures->>'live_rows')::numeric, 1),
+                          pg_catalog.round(100 * (p_figures->>'max_fraction')::numeric, 1), p_job.job_id));
+    RETURN 'BLOCKED';
+END;
+$$;
+
+-- Whether the guard's figures stop a promotion.
+CREATE OR REPLACE FUNCTION starpipe._mass_delete_exceeded(p_figures jsonb)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (p_figures->>'missing')::bigint > 0
+       AND (p_figures->>'missing')::numeric > (p_figures->>'max_fraction')::numeric * (p_figures->>'live_rows')::numeric
+       AND NOT (p_figures->>'allowed_by_override')::boolean;
+$$;
+
+-- The end of every promotion, in its transaction: the promotion row (with the digest of what production now holds
+-- for the job's keys: the staged digest with the terms of rows the policies did not take as staged replaced), the
+-- job's counts and digests, the promoted event, and retention. p_counts: {inserted, updated, kept, conflicts,
+-- deleted, delta, skipped}.
+CREATE OR REPLACE FUNCTION starpipe._finish_promotion(p_job starpipe.job, p_manual boolean, p_start jsonb, p_sql jsonb, p_digest text,
+                                           p_guard jsonb, p_counts jsonb)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_staged bigint := starpipe._digest_rows(p_digest);
+    v_inserted bigint := (p_counts->>'inserted')::bigint;
+    v_updated bigint := (p_counts->>'updated')::bigint;
+    v_kept bigint := (p_counts->>'kept')::bigint;
+    v_unchanged bigint := v_staged - v_inserted - v_updated - v_kept;
+    v_promoted text := starpipe._digest(v_staged, starpipe._digest_sum(p_digest) + coalesce((p_counts->>'delta')::numeric, 0));
+    v_dropped bigint[];
+BEGIN
+    INSERT INTO starpipe.promotion (job_id, target, policy, mapping_version, fence, actor, manual, staged, inserted, updated,
+                                    unchanged, kept, deleted, mode, column_policies, skipped, deletes, staged_digest,
+                                    promoted_digest)
+    VALUES (p_job.job_id, p_start->>'target', p_sql->>'policy', p_job.mapping_version, p_job.fence, SESSION_USER, p_manual,
+            v_staged, v_inserted, v_updated, v_unchanged, v_kept, (p_counts->>'deleted')::bigint, p_sql->>'mode',
+            p_sql->'policies',
+            coalesce(NULLIF(p_counts->'skipped', 'null'::jsonb), '{}') || CASE WHEN v_unchanged > 0 THEN pg_catalog.jsonb_build_object('unchanged', v_unchanged)
+                                                        ELSE '{}' END,
+            p_guard, p_digest, v_promoted);
+    UPDATE starpipe.job SET rows_inserted = v_inserted, rows_updated = v_updated, rows_deleted = (p_counts->>'deleted')::bigint,
+                            staged_digest = coalesce(staged_digest, p_digest), promoted_digest = v_promoted
+     WHERE job_id = p_job.job_id;
+    PERFORM starpipe._transition(p_job, 'SUCCESS', 'promoted', 'promoted',
+        pg_catalog.jsonb_build_object('target', p_start->>'target', 'inserted', v_inserted, 'updated', v_updated, 'kept', v_kept,
+                                      'deleted', (p_counts->>'deleted')::bigint, 'conflicts', (p_counts->>'conflicts')::bigint,
+                                      'policy', p_sql->>'policy', 'manual', p_manual)
+        || CASE WHEN p_start->'production' IS NOT NULL AND p_start->>'production' IS NOT NULL
+                THEN pg_catalog.jsonb_build_object('production', p_start->'production') ELSE '{}'::jsonb END
+        || CASE WHEN (p_guard->>'allowed_by_override')::boolean
+                THEN pg_catalog.jsonb_build_object('mass_delete_allowed_by', SESSION_USER) ELSE '{}'::jsonb END
+        || CASE WHEN (p_start->>'older')::boolean THEN pg_catalog.jsonb_build_object(
+                'older_snapshot', true, 'newest_promoted_snapshot', p_start->'newest_snapshot',
+                'newest_promoted_job', p_start->'newest_job', 'kept_existing', v_staged - v_inserted)
+           ELSE '{}'::jsonb END);
+    -- Raw versions (and their staging tables, which verify reads) beyond the retention are dropped.
+    v_dropped := starpipe._drop_old_raw_versions(p_job);
+    IF v_dropped <> '{}' THEN
+        PERFORM starpipe._drop_staging_of(v_dropped);
+        INSERT INTO starpipe.job_event (job_id, fence, from_status, to_status, stage, event, detail)
+        VALUES (p_job.job_id, p_job.fence, 'SUCCESS', 'SUCCESS', 'promoted', 'raw_retention',
+                pg_catalog.jsonb_build_object('dropped_raw_versions_of_jobs', pg_catalog.to_jsonb(v_dropped),
+                                              'keep', starpipe._setting_value('raw_keep_promoted_versions')::integer));
+    END IF;
+    RETURN 'SUCCESS';
+END;
+$$;
+
+-- Promotes a validated job into production in one transaction; returns the job's status after.
+-- A second call on a promoted job is a no-op. p_manual: a human promotes a job awaiting manual promotion or held by
+-- the mass-delete guard (no fence); p_allow_mass_delete (manual only) lets a full snapshot delete more than the guard allows.
+CREATE OR REPLACE FUNCTION starpipe._promote(p_job_id bigint, p_fence bigint, p_manual boolean, p_allow_mass_delete boolean DEFAULT false)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_start jsonb := starpipe._promotion_start(p_job_id, p_fence, p_manual);
+    v_job starpipe.job;
+    v_map jsonb := v_start->'mapping';
+    v_target text := v_start->>'target';
+    v_staging text := v_start->>'staging';
+    v_sql jsonb;
+    v_digest text;
+    v_guard jsonb;
+    v_deleted bigint := 0;
+    v_conflicts bigint;
+    v_kept bigint;
+    v_delta numeric;
+    v_skipped jsonb;
+    v_written bigint := 0;
+    v_updated bigint;
+BEGIN
+    IF (v_start->>'already')::boolean THEN
+        RAISE NOTICE 'job % is already promoted; nothing to do', p_job_id;
+        RETURN 'SUCCESS';
+    END IF;
+    SELECT * INTO v_job FROM starpipe.job WHERE job_id = p_job_id;
+    IF v_start->>'production' IS NOT NULL THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s promotes into production database %s: the worker applies it there (starpipe promote JOB for a manual one)',
+                                                           p_job_id, v_start->>'production'));
+    END IF;
+    -- The allowlist and the writer's grants may have changed since the mapping was applied.
+    PERFORM starpipe._check_target_schema(v_start->>'target_schema');
+    PERFORM starpipe._check_writer_rights(pg_catalog.format('tables.%s', v_job.table_name), v_target::regclass);
+    IF starpipe._deletes_rule(v_map)->>'rule' = 'hard' AND NOT pg_catalog.has_table_privilege('starpipe_writer', v_target, 'DELETE') THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('tables.%s.deletes: starpipe_writer lacks DELETE on %s', v_job.table_name, v_target),
+            NULL, pg_catalog.format('A DBA grants it: GRANT DELETE ON %s TO starpipe_writer;', v_target));
+    END IF;
+    -- Production is read and written as starpipe_writer, which reads this staging table during the promotion only.
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
+    v_sql := starpipe._promotion_sql(v_job, v_map, v_target::regclass, v_staging, (v_start->>'older')::boolean);
+    v_digest := starpipe._check_staged_digest(v_job, v_staging, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_sql->'columns')));
+    IF v_digest IS NULL THEN
+        EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+        RETURN 'FAILED';
+    END IF;
+
+    IF v_sql->>'guard' IS NOT NULL THEN
+        SELECT pg_catalog.jsonb_build_object('rule', v_sql->'deletes'->>'rule', 'max_fraction', v_sql->'deletes'->'max_fraction',
+                                             'missing', (r->>'missing')::bigint, 'live_rows', (r->>'live')::bigint,
+                                             'allowed_by_override', p_allow_mass_delete AND p_manual)
+          INTO v_guard FROM starpipe._as_writer_query(pg_catalog.format('SELECT pg_catalog.to_jsonb(g) FROM (%s) g', v_sql->>'guard')) r;
+        IF starpipe._mass_delete_exceeded(v_guard) THEN
+            EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+            RETURN starpipe._mass_delete_blocked(v_job, p_manual, v_target, v_guard);
+        END IF;
+        IF (v_guard->>'missing')::bigint > 0 THEN
+            INSERT INTO starpipe.deletion (job_id, target, key, rule, before_hash)
+            SELECT p_job_id, v_target, r->'key', v_sql->'deletes'->>'rule', (r->>'hash')::bigint
+              FROM starpipe._as_writer_query((v_sql->>'delete') || 'SELECT pg_catalog.jsonb_build_object(''key'', d.key, ''hash'', d.hash) FROM d') r;
+            GET DIAGNOSTICS v_deleted = ROW_COUNT;
+        END IF;
+    END IF;
+
+    -- The audit, as starpipe_writer (it compares production types), in one typed join of staging with production.
+    WITH audit AS MATERIALIZED (
+        SELECT * FROM starpipe._as_writer_audit(v_sql->>'audit')),
     audited AS (
         INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied, applied_columns,
                                        before_hash, before_values, after_values)
-        SELECT p_job_id, v_target, a.key, a.changed_columns, v_policy, a.source_row, a.applied_columns <> '{}', a.applied_columns,
-               a.before_hash, a.before_values, a.after_values
+        SELECT p_job_id, v_target, a.key, a.changed_columns, v_sql->>'policy', a.source_row, a.applied_columns <> '{}',
+               a.applied_columns, a.before_hash, a.before_values, a.after_values
           FROM audit a WHERE a.is_conflict
         RETURNING conflict.applied)
     SELECT (SELECT pg_catalog.count(*) FROM audited), (SELECT pg_catalog.count(*) FILTER (WHERE NOT audited.applied) FROM audited),
@@ -2743,67 +2898,20 @@ BEGIN
                 SELECT a.reason, pg_catalog.count(*) AS n FROM audit a WHERE a.is_conflict AND a.applied_columns = '{}'
                  GROUP BY a.reason) r)
       INTO v_conflicts, v_kept, v_delta, v_skipped;
-    v_staged := starpipe._digest_rows(v_digest);
 
-    -- The write, as starpipe_writer: production triggers, defaults and constraints run with its rights only. One
-    -- MERGE joins staging with production once: new keys are inserted, and a row the policy changes is updated
-    -- (the condition is evaluated again on the row MERGE sees). Nothing applied and no new key: nothing to run.
-    IF v_conflicts > v_kept OR EXISTS (SELECT 1 FROM starpipe._as_writer_query(pg_catalog.format(
-           'SELECT pg_catalog.to_jsonb(true) WHERE EXISTS (SELECT 1 FROM %s s WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE %s))',
-           v_staging, v_target, v_join))) THEN
-        v_written := starpipe._as_writer_execute(pg_catalog.format(
-            'MERGE INTO %s t USING %s s ON %s %s WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)',
-            v_target, v_staging, v_join,
-            CASE WHEN v_can_write AND v_set <> '{}' THEN pg_catalog.format(
-                'WHEN MATCHED AND ROW(%s) IS DISTINCT FROM ROW(%s) THEN UPDATE SET %s',
-                pg_catalog.array_to_string(v_currents, ', '), pg_catalog.array_to_string(v_results, ', '),
-                pg_catalog.array_to_string(v_set, ', '))
-            ELSE '' END,
-            (SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c) FROM pg_catalog.unnest(v_cols) c),
-            (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', c), ', ' ORDER BY c) FROM pg_catalog.unnest(v_cols) c)));
-    ELSE
-        v_written := 0;
+    -- The write, as starpipe_writer: production triggers, defaults and constraints run with its rights only.
+    -- Nothing applied and no new key: nothing to run.
+    IF v_conflicts > v_kept OR (SELECT (r->>0)::boolean FROM starpipe._as_writer_query(pg_catalog.format(
+           'SELECT pg_catalog.jsonb_build_array(x.exists) FROM (%s) x', v_sql->>'new_keys')) r) THEN
+        v_written := starpipe._as_writer_execute(v_sql->>'merge');
     END IF;
     EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
     -- MERGE counts rows written; the split follows the audit (a concurrent writer to production can shift rows
     -- between updated and unchanged, never the total).
     v_updated := LEAST(v_conflicts - v_kept, v_written);
-    v_inserted := v_written - v_updated;
-    v_skipped := coalesce(v_skipped, '{}') || CASE WHEN v_staged - v_inserted - v_updated - v_kept > 0
-        THEN pg_catalog.jsonb_build_object('unchanged', v_staged - v_inserted - v_updated - v_kept) ELSE '{}' END;
-
-    -- The promotion's own audit row, in its transaction, with the digest of what production now holds for the
-    -- job's keys: the staged digest, with the terms of rows the policy did not take as staged replaced.
-    INSERT INTO starpipe.promotion (job_id, target, policy, mapping_version, fence, actor, manual, staged, inserted, updated,
-                                    unchanged, kept, deleted, mode, column_policies, skipped, deletes, staged_digest,
-                                    promoted_digest)
-    VALUES (p_job_id, v_target, v_policy, v_job.mapping_version, v_job.fence, SESSION_USER, p_manual, v_staged,
-            v_inserted, v_updated, v_staged - v_inserted - v_updated - v_kept, v_kept, v_deleted, v_mode, v_policies,
-            v_skipped, v_guard, v_digest,
-            starpipe._digest(v_staged, starpipe._digest_sum(v_digest) + coalesce(v_delta, 0)));
-    UPDATE starpipe.job SET rows_inserted = v_inserted, rows_updated = v_updated, rows_deleted = v_deleted,
-                            staged_digest = coalesce(staged_digest, v_digest),
-                            promoted_digest = starpipe._digest(v_staged, starpipe._digest_sum(v_digest) + coalesce(v_delta, 0))
-     WHERE job_id = p_job_id;
-    PERFORM starpipe._transition(v_job, 'SUCCESS', 'promoted', 'promoted',
-        pg_catalog.jsonb_build_object('target', v_target, 'inserted', v_inserted, 'updated', v_updated, 'kept', v_kept,
-                                      'deleted', v_deleted, 'conflicts', v_conflicts, 'policy', v_policy, 'manual', p_manual)
-        || CASE WHEN v_guard IS NOT NULL AND p_allow_mass_delete AND p_manual
-                THEN pg_catalog.jsonb_build_object('mass_delete_allowed_by', SESSION_USER) ELSE '{}'::jsonb END
-        || CASE WHEN v_older THEN pg_catalog.jsonb_build_object(
-                'older_snapshot', true, 'newest_promoted_snapshot', v_newest.snapshot_date, 'newest_promoted_job', v_newest.job_id,
-                'kept_existing', v_staged - v_inserted)
-           ELSE '{}'::jsonb END);
-    -- Raw versions (and their staging tables, which verify reads) beyond the retention are dropped.
-    v_dropped := starpipe._drop_old_raw_versions(v_job);
-    IF v_dropped <> '{}' THEN
-        PERFORM starpipe._drop_staging_of(v_dropped);
-        INSERT INTO starpipe.job_event (job_id, fence, from_status, to_status, stage, event, detail)
-        VALUES (p_job_id, v_job.fence, 'SUCCESS', 'SUCCESS', 'promoted', 'raw_retention',
-                pg_catalog.jsonb_build_object('dropped_raw_versions_of_jobs', pg_catalog.to_jsonb(v_dropped),
-                                              'keep', starpipe._setting_value('raw_keep_promoted_versions')::integer));
-    END IF;
-    RETURN 'SUCCESS';
+    RETURN starpipe._finish_promotion(v_job, p_manual, v_start, v_sql, v_digest, v_guard,
+        pg_catalog.jsonb_build_object('inserted', v_written - v_updated, 'updated', v_updated, 'kept', v_kept,
+                                      'conflicts', v_conflicts, 'deleted', v_deleted, 'delta', v_delta, 'skipped', v_skipped));
 END;
 $$;
 
@@ -2901,6 +3009,372 @@ $$;
 COMMENT ON FUNCTION starpipe.promote_allow_mass_delete(bigint) IS
     'Promotes a job held by the mass-delete guard (or awaiting manual promotion), letting its full snapshot delete more than deletes.max_fraction of the table; audited.';
 
+-- Functions of 72_remote.sql ---------------------------------------------------------------------------------------
+
+-- The production side's ledger: the DDL `starpipe production init` runs there.
+CREATE OR REPLACE FUNCTION starpipe.production_ledger_sql()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT $ddl$
+CREATE SCHEMA IF NOT EXISTS starpipe_ledger;
+COMMENT ON SCHEMA starpipe_ledger IS 'starpipe''s ledger in this production database: the jobs applied here, written in the same transaction as their rows.';
+CREATE TABLE IF NOT EXISTS starpipe_ledger.applied (
+    pipeline      text NOT NULL,
+    job_id        bigint NOT NULL,
+    client        text NOT NULL,
+    table_name    text NOT NULL,
+    target        text NOT NULL,
+    staged_digest text NOT NULL,
+    written       bigint NOT NULL,
+    deleted       bigint NOT NULL,
+    guard         jsonb,
+    applied_at    timestamptz NOT NULL DEFAULT now(),
+    applied_by    text NOT NULL DEFAULT current_user,
+    PRIMARY KEY (pipeline, job_id)
+);
+COMMENT ON TABLE starpipe_ledger.applied IS 'One row per starpipe job applied to this database, committed with its rows; pipeline names the pipeline database (system identifier/database).';
+CREATE TABLE IF NOT EXISTS starpipe_ledger.applied_audit (
+    pipeline        text NOT NULL,
+    job_id          bigint NOT NULL,
+    kind            text NOT NULL CHECK (kind IN ('conflict', 'delete')),
+    key             jsonb NOT NULL,
+    changed_columns text[],
+    applied_columns text[],
+    source_row      bigint,
+    is_conflict     boolean,
+    before_hash     bigint,
+    delta           numeric,
+    before_values   jsonb,
+    after_values    jsonb,
+    reason          text
+);
+CREATE INDEX IF NOT EXISTS applied_audit_job ON starpipe_ledger.applied_audit (pipeline, job_id);
+COMMENT ON TABLE starpipe_ledger.applied_audit IS 'The conflict and delete audit of each applied job, until the pipeline database has recorded it (kept afterwards as this database''s own trail).';
+$ddl$;
+$$;
+
+-- The columns of starpipe_ledger.applied_audit the pipeline reads back, in COPY order.
+CREATE OR REPLACE FUNCTION starpipe._remote_audit_columns()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT 'kind text, key jsonb, changed_columns text[], applied_columns text[], source_row bigint, is_conflict boolean, '
+           'before_hash bigint, delta numeric, before_values jsonb, after_values jsonb, reason text';
+$$;
+
+-- This pipeline database, as production's ledger names it.
+CREATE OR REPLACE FUNCTION starpipe._pipeline_identity()
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (SELECT c.system_identifier::text FROM pg_catalog.pg_control_system() c) || '/' || pg_catalog.current_database();
+$$;
+
+-- The plan of a job's promotion into its mapping's production database, or NULL when the mapping promotes here.
+-- p_fence NULL: a human's promotion of a job awaiting it (starpipe_admin). Returns {status: SUCCESS} for a promoted
+-- job, {status: FAILED} when staging changed after validation (the job is failed), else {status: PROCESSING,
+-- production, target, staging, pipeline, job, columns, types, create_stage, copy_out, ledger_check, guard, delete,
+-- audit, write_needed, merge, ledger_insert, audit_out, remote_audit_columns, ...}: the statements in the order
+-- the worker runs them in one production transaction ($1 pipeline, $2 job id).
+CREATE OR REPLACE FUNCTION starpipe.remote_plan(p_job_id bigint, p_fence bigint, p_allow_mass_delete boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
+SET lc_monetary = 'C'
+AS $$
+DECLARE
+    v_start jsonb;
+    v_job starpipe.job;
+    v_map jsonb;
+    v_staging text;
+    v_target regclass;
+    v_sql jsonb;
+    v_digest text;
+    v_stage text := 'pg_temp.starpipe_stage';
+    v_columns text[];
+    v_types text[];
+BEGIN
+    IF p_fence IS NULL AND NOT pg_catalog.pg_has_role(SESSION_USER, 'starpipe_admin', 'MEMBER') THEN
+        PERFORM starpipe._raise('42501', 'a promotion without the fencing token is manual and needs starpipe_admin');
+    END IF;
+    -- A local mapping: nothing to plan (checked before locking, so the worker's local promotions pay nothing).
+    IF NOT EXISTS (SELECT 1 FROM starpipe.job j JOIN starpipe.mapping m ON m.client = j.client AND m.version = j.mapping_version
+                    WHERE j.job_id = p_job_id AND m.config ? 'production') THEN
+        RETURN NULL;
+    END IF;
+    v_start := starpipe._promotion_start(p_job_id, p_fence, p_fence IS NULL);
+    IF (v_start->>'already')::boolean THEN
+        RETURN '{"status": "SUCCESS", "already": true}';
+    END IF;
+    SELECT * INTO v_job FROM starpipe.job WHERE job_id = p_job_id;
+    v_map := v_start->'mapping';
+    v_staging := v_start->>'staging';
+    v_target := (v_start->>'target')::regclass;
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
+    v_sql := starpipe._promotion_sql(v_job, v_map, v_target, v_stage, (v_start->>'older')::boolean);
+    v_digest := starpipe._check_staged_digest(v_job, v_staging, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_sql->'columns')));
+    EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+    IF v_digest IS NULL THEN
+        RETURN '{"status": "FAILED"}';
+    END IF;
+    -- The worker copies the staged rows out (mapped columns and source row numbers, in text: production's types
+    -- may have other OIDs) and holds SELECT on this staging table until the promotion is recorded.
+    SELECT pg_catalog.array_agg(c ORDER BY n), pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY n)
+      INTO v_columns, v_types
+      FROM pg_catalog.unnest(ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_sql->'columns')) || '_source_row'::text)
+           WITH ORDINALITY AS x(c, n)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = v_staging::regclass AND a.attname = x.c AND NOT a.attisdropped;
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_worker', v_staging);
+    RETURN v_sql || pg_catalog.jsonb_build_object(
+        'status', 'PROCESSING', 'job', p_job_id, 'fence', p_fence, 'manual', p_fence IS NULL,
+        'production', v_start->'production', 'target', v_start->>'target', 'staging', v_staging,
+        'pipeline', starpipe._pipeline_identity(), 'older', (v_start->>'older')::boolean, 'staged_digest', v_digest,
+        'client', v_job.client, 'table', v_job.table_name,
+        'columns', pg_catalog.to_jsonb(v_columns), 'types', pg_catalog.to_jsonb(v_types),
+        'create_stage', pg_catalog.format('CREATE TEMPORARY TABLE starpipe_stage (%s) ON COMMIT DROP',
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, t), ', ' ORDER BY n)
+               FROM unnest(v_columns, v_types) WITH ORDINALITY AS x(c, t, n))),
+        'copy_out', pg_catalog.format('COPY (SELECT %s FROM %s) TO STDOUT',
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY n) FROM pg_catalog.unnest(v_columns) WITH ORDINALITY AS x(c, n)),
+            v_staging),
+        'copy_in', pg_catalog.format('COPY %s (%s) FROM STDIN', v_stage,
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY n) FROM pg_catalog.unnest(v_columns) WITH ORDINALITY AS x(c, n))),
+        'analyze_stage', pg_catalog.format('ANALYZE %s', v_stage),
+        'lock', pg_catalog.format('SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(''starpipe.promote''), pg_catalog.hashtext(%L))',
+                                  v_start->>'target'),
+        'ledger_check', 'SELECT written, deleted, guard, staged_digest FROM starpipe_ledger.applied WHERE pipeline = $1 AND job_id = $2',
+        'guard', CASE WHEN v_sql->>'guard' IS NOT NULL THEN pg_catalog.format(
+            'SELECT pg_catalog.jsonb_build_object(''rule'', %1$L, ''max_fraction'', %2$s, ''missing'', g.missing, ''live_rows'', g.live, '
+            '''allowed_by_override'', %3$L::boolean, ''exceeded'', g.missing > 0 AND g.missing > %2$s * g.live AND NOT %3$L::boolean) '
+            'FROM (%4$s) g',
+            v_sql->'deletes'->>'rule', v_sql->'deletes'->>'max_fraction', p_allow_mass_delete AND p_fence IS NULL, v_sql->>'guard') END,
+        'delete', CASE WHEN v_sql->>'delete' IS NOT NULL THEN (v_sql->>'delete')
+            || 'INSERT INTO starpipe_ledger.applied_audit (pipeline, job_id, kind, key, before_hash) SELECT $1, $2, ''delete'', d.key, d.hash FROM d' END,
+        'audit', 'INSERT INTO starpipe_ledger.applied_audit (pipeline, job_id, kind, key, changed_columns, applied_columns, source_row, '
+                 'is_conflict, before_hash, delta, before_values, after_values, reason) SELECT $1, $2, ''conflict'', a.* FROM ('
+                 || (v_sql->>'audit') || ') a',
+        'write_needed', pg_catalog.format(
+            'SELECT EXISTS (SELECT 1 FROM starpipe_ledger.applied_audit a WHERE a.pipeline = $1 AND a.job_id = $2 AND a.kind = ''conflict'' '
+            'AND a.is_conflict AND a.applied_columns <> ''{}'') OR (%s)', v_sql->>'new_keys'),
+        'ledger_insert', 'INSERT INTO starpipe_ledger.applied (pipeline, job_id, client, table_name, target, staged_digest, written, deleted, guard) '
+                         'VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+        'audit_out', pg_catalog.format(
+            'COPY (SELECT kind, key, changed_columns, applied_columns, source_row, is_conflict, before_hash, delta, before_values, '
+            'after_values, reason FROM starpipe_ledger.applied_audit WHERE pipeline = %L AND job_id = %s) TO STDOUT',
+            starpipe._pipeline_identity(), p_job_id),
+        'remote_audit', pg_catalog.format('CREATE TEMPORARY TABLE starpipe_remote_audit (%s) ON COMMIT DROP', starpipe._remote_audit_columns()),
+        'audit_in', 'COPY pg_temp.starpipe_remote_audit FROM STDIN');
+END;
+$$;
+COMMENT ON FUNCTION starpipe.remote_plan(bigint, bigint, boolean) IS
+    'The statements of a job''s promotion into a separate production database (mapping "production: NAME"), or NULL for a local one.';
+
+-- Records a promotion the worker applied in the production database: p_applied is that database's ledger row
+-- ({written, deleted, guard, staged_digest}) and pg_temp.starpipe_remote_audit holds its audit rows. Idempotent.
+CREATE OR REPLACE FUNCTION starpipe.record_remote_promotion(p_job_id bigint, p_fence bigint, p_applied jsonb)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
+SET lc_monetary = 'C'
+AS $$
+DECLARE
+    v_start jsonb;
+    v_job starpipe.job;
+    v_sql jsonb;
+    v_conflicts bigint;
+    v_kept bigint;
+    v_delta numeric;
+    v_skipped jsonb;
+    v_deleted bigint;
+    v_updated bigint;
+    v_written bigint := (p_applied->>'written')::bigint;
+BEGIN
+    IF p_fence IS NULL AND NOT pg_catalog.pg_has_role(SESSION_USER, 'starpipe_admin', 'MEMBER') THEN
+        PERFORM starpipe._raise('42501', 'a promotion without the fencing token is manual and needs starpipe_admin');
+    END IF;
+    v_start := starpipe._promotion_start(p_job_id, p_fence, p_fence IS NULL);
+    IF (v_start->>'already')::boolean THEN
+        RETURN 'SUCCESS';
+    END IF;
+    SELECT * INTO v_job FROM starpipe.job WHERE job_id = p_job_id;
+    IF v_start->>'production' IS NULL THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s promotes into this database, not into a production database', p_job_id));
+    END IF;
+    IF p_applied->>'staged_digest' IS DISTINCT FROM v_job.staged_digest THEN
+        PERFORM starpipe._raise('SP003', pg_catalog.format('production applied job %s from staged rows with digest %s, the job''s is %s',
+                                                           p_job_id, p_applied->>'staged_digest', v_job.staged_digest));
+    END IF;
+    v_sql := starpipe._promotion_sql(v_job, v_start->'mapping', (v_start->>'target')::regclass, 'pg_temp.starpipe_stage',
+                                     (v_start->>'older')::boolean);
+    INSERT INTO starpipe.deletion (job_id, target, key, rule, before_hash)
+    SELECT p_job_id, v_start->>'target', a.key, v_sql->'deletes'->>'rule', a.before_hash
+      FROM pg_temp.starpipe_remote_audit a WHERE a.kind = 'delete';
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    WITH audited AS (
+        INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied, applied_columns,
+                                       before_hash, before_values, after_values)
+        SELECT p_job_id, v_start->>'target', a.key, a.changed_columns, v_sql->>'policy', a.source_row, a.applied_columns <> '{}',
+               a.applied_columns, a.before_hash, a.before_values, a.after_values
+          FROM pg_temp.starpipe_remote_audit a WHERE a.kind = 'conflict' AND a.is_conflict
+         ORDER BY a.source_row
+        RETURNING conflict.applied)
+    SELECT (SELECT pg_catalog.count(*) FROM audited), (SELECT pg_catalog.count(*) FILTER (WHERE NOT audited.applied) FROM audited)
+      INTO v_conflicts, v_kept;
+    SELECT pg_catalog.sum(a.delta) INTO v_delta FROM pg_temp.starpipe_remote_audit a WHERE a.kind = 'conflict';
+    SELECT pg_catalog.jsonb_object_agg(r.reason, r.n) INTO v_skipped FROM (
+        SELECT a.reason, pg_catalog.count(*) AS n FROM pg_temp.starpipe_remote_audit a
+         WHERE a.kind = 'conflict' AND a.is_conflict AND a.applied_columns = '{}' GROUP BY a.reason) r;
+    IF v_deleted <> (p_applied->>'deleted')::bigint THEN
+        PERFORM starpipe._raise('SP003', pg_catalog.format('production deleted %s rows for job %s but its audit holds %s',
+                                                           p_applied->>'deleted', p_job_id, v_deleted));
+    END IF;
+    EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_worker', v_start->>'staging');
+    v_updated := LEAST(v_conflicts - v_kept, v_written);
+    RETURN starpipe._finish_promotion(v_job, p_fence IS NULL, v_start, v_sql, v_job.staged_digest,
+        NULLIF(p_applied->'guard', 'null'::jsonb),
+        pg_catalog.jsonb_build_object('inserted', v_written - v_updated, 'updated', v_updated, 'kept', v_kept,
+                                      'conflicts', v_conflicts, 'deleted', v_deleted, 'delta', v_delta, 'skipped', v_skipped));
+END;
+$$;
+COMMENT ON FUNCTION starpipe.record_remote_promotion(bigint, bigint, jsonb) IS
+    'Records a promotion applied in a separate production database, with the audit rows the worker copied into pg_temp.starpipe_remote_audit; idempotent.';
+
+-- Holds a job whose full snapshot would delete more than its mapping allows from a separate production database
+-- (the worker found it with the plan's guard query and applied nothing). Returns BLOCKED; a human's call raises SP007.
+CREATE OR REPLACE FUNCTION starpipe.remote_blocked(p_job_id bigint, p_fence bigint, p_figures jsonb)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_start jsonb;
+    v_job starpipe.job;
+BEGIN
+    IF p_fence IS NULL AND NOT pg_catalog.pg_has_role(SESSION_USER, 'starpipe_admin', 'MEMBER') THEN
+        PERFORM starpipe._raise('42501', 'a promotion without the fencing token is manual and needs starpipe_admin');
+    END IF;
+    v_start := starpipe._promotion_start(p_job_id, p_fence, p_fence IS NULL);
+    IF (v_start->>'already')::boolean THEN
+        RETURN 'SUCCESS';
+    END IF;
+    IF NOT starpipe._mass_delete_exceeded(p_figures) THEN
+        PERFORM starpipe._raise('22023', pg_catalog.format('job %s: these figures do not exceed the mass-delete guard', p_job_id));
+    END IF;
+    SELECT * INTO v_job FROM starpipe.job WHERE job_id = p_job_id;
+    EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_worker', v_start->>'staging');
+    RETURN starpipe._mass_delete_blocked(v_job, p_fence IS NULL, v_start->>'target', p_figures);
+END;
+$$;
+COMMENT ON FUNCTION starpipe.remote_blocked(bigint, bigint, jsonb) IS
+    'BLOCKs a job whose promotion into a separate production database the mass-delete guard stopped.';
+
+-- A query to run in production database p_production (as the login the worker uses there) that returns one row
+-- (object, problem) per thing that stops promotions into it: a target table or mapped column missing or of
+-- another type than the pipeline's copy of its shape, no unique index on the conflict key, a missing privilege,
+-- or a ledger the login cannot use. No rows: production is ready. `starpipe production init` runs it.
+CREATE OR REPLACE FUNCTION starpipe.production_check_sql(p_production text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_expected text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format('(%L, %L, %L, %L, %L::boolean, %L::boolean)', e.nsp, e.tbl, e.col, e.type,
+                                                   e.is_key, e.needs_delete), ', ' ORDER BY e.nsp, e.tbl, e.col)
+      INTO v_expected
+      FROM (SELECT DISTINCT m.config->>'target_schema' AS nsp, t.value->>'target' AS tbl, c.key AS col,
+                   pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, t.value->'conflict_key' ? c.key AS is_key,
+                   starpipe._deletes_rule(t.value)->>'rule' = 'hard' AS needs_delete
+              FROM starpipe.mapping m
+             CROSS JOIN LATERAL pg_catalog.jsonb_each(m.config->'tables') t
+             CROSS JOIN LATERAL pg_catalog.jsonb_each(t.value->'columns') c
+              JOIN pg_catalog.pg_attribute a
+                ON a.attrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', m.config->>'target_schema', t.value->>'target'))
+               AND a.attname = c.key AND NOT a.attisdropped
+             WHERE m.config->>'production' = p_production
+               AND m.version = (SELECT pg_catalog.max(l.version) FROM starpipe.mapping l WHERE l.client = m.client)) e;
+    IF v_expected IS NULL THEN
+        PERFORM starpipe._raise('P0002', pg_catalog.format('no mapping in force promotes into production database %L', p_production));
+    END IF;
+    -- Objects are looked up in the catalog, not by name resolution, so a schema without USAGE is a problem to
+    -- report rather than an error.
+    RETURN pg_catalog.format($q$
+WITH expected (nsp, tbl, col, type, is_key, needs_delete) AS (VALUES %s),
+tables AS (SELECT e.nsp, e.tbl, pg_catalog.format('%%I.%%I', e.nsp, e.tbl) AS target, n.oid AS nsp_oid, c.oid AS rel,
+                  pg_catalog.bool_or(e.needs_delete) AS needs_delete,
+                  pg_catalog.array_agg(e.col ORDER BY e.col) FILTER (WHERE e.is_key) AS key
+             FROM expected e
+             LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = e.nsp
+             LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = e.tbl AND c.relkind IN ('r', 'p')
+            GROUP BY e.nsp, e.tbl, n.oid, c.oid),
+ledger AS (SELECT l.name, l.privilege, n.oid AS nsp_oid, c.oid AS rel
+             FROM (VALUES ('applied', 'SELECT'), ('applied', 'INSERT'), ('applied_audit', 'SELECT'), ('applied_audit', 'INSERT')) l (name, privilege)
+             LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'starpipe_ledger'
+             LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = l.name)
+SELECT object, problem FROM (
+    SELECT t.target AS object, CASE WHEN t.nsp_oid IS NULL THEN 'schema does not exist' ELSE 'table does not exist' END AS problem
+      FROM tables t WHERE t.rel IS NULL
+    UNION ALL
+    SELECT t.target, pg_catalog.format('%%s has no USAGE on schema %%I', current_user, t.nsp)
+      FROM tables t WHERE t.rel IS NOT NULL AND NOT pg_catalog.has_schema_privilege(t.nsp_oid, 'USAGE')
+    UNION ALL
+    SELECT t.target, pg_catalog.format('column %%I is %%s, the pipeline''s copy has %%s', e.col,
+                                       coalesce(pg_catalog.format_type(a.atttypid, a.atttypmod), 'missing'), e.type)
+      FROM expected e JOIN tables t ON t.nsp = e.nsp AND t.tbl = e.tbl AND t.rel IS NOT NULL
+      LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = t.rel AND a.attname = e.col AND NOT a.attisdropped
+     WHERE a.attname IS NULL OR pg_catalog.format_type(a.atttypid, a.atttypmod) <> e.type
+    UNION ALL
+    SELECT t.target, pg_catalog.format('no unique index on exactly (%%s)', pg_catalog.array_to_string(t.key, ', '))
+      FROM tables t WHERE t.rel IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = t.rel AND i.indisunique AND i.indimmediate AND i.indisvalid
+              AND i.indpred IS NULL AND i.indexprs IS NULL
+              AND (SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attname)
+                     FROM pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = t.rel AND a.attnum = k.attnum WHERE k.n <= i.indnkeyatts) = t.key)
+    UNION ALL
+    SELECT t.target, pg_catalog.format('%%s lacks %%s on it', current_user, p.privilege)
+      FROM tables t CROSS JOIN LATERAL (VALUES ('SELECT'), ('INSERT'), ('UPDATE'), ('DELETE')) p (privilege)
+     WHERE t.rel IS NOT NULL AND (p.privilege <> 'DELETE' OR t.needs_delete)
+       AND NOT pg_catalog.has_table_privilege(t.rel, p.privilege)
+    UNION ALL
+    SELECT DISTINCT 'starpipe_ledger', CASE WHEN l.nsp_oid IS NULL THEN 'schema does not exist: run starpipe production init as a login that may create it'
+                                            ELSE pg_catalog.format('%%s has no USAGE on it', current_user) END
+      FROM ledger l WHERE l.nsp_oid IS NULL OR NOT pg_catalog.has_schema_privilege(l.nsp_oid, 'USAGE')
+    UNION ALL
+    SELECT 'starpipe_ledger.' || l.name, CASE WHEN l.rel IS NULL THEN 'table does not exist'
+                                              ELSE pg_catalog.format('%%s lacks %%s on it', current_user, l.privilege) END
+      FROM ledger l WHERE l.nsp_oid IS NOT NULL AND (l.rel IS NULL OR NOT pg_catalog.has_table_privilege(l.rel, l.privilege))
+) p ORDER BY 1, 2
+$q$, v_expected);
+END;
+$$;
+COMMENT ON FUNCTION starpipe.production_check_sql(text) IS
+    'A query that lists what stops promotions into a separate production database (run there by starpipe production init).';
+
 -- Functions of 75_verify.sql ---------------------------------------------------------------------------------------
 
 -- Recomputes a job's digests and says, stage by stage, whether they still agree with what was recorded:
@@ -2939,13 +3413,13 @@ DECLARE
     v_candidates text;
     v_currents text;
     v_result jsonb;
-    v_digest text;
+    v_production text;
 BEGIN
     SELECT * INTO v_job FROM starpipe.job j WHERE j.job_id = p_job_id;
     IF NOT FOUND THEN
         PERFORM starpipe._raise('P0002', pg_catalog.format('job %s does not exist', p_job_id));
     END IF;
-    SELECT m.config->'tables'->v_job.table_name INTO v_map FROM starpipe.mapping m
+    SELECT m.config->'tables'->v_job.table_name, m.config->>'production' INTO v_map, v_production FROM starpipe.mapping m
      WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
 
     -- raw
@@ -2994,6 +3468,13 @@ BEGIN
     -- production
     stage := 'production'; recorded := v_job.promoted_digest; recomputed := NULL; agrees := NULL;
     SELECT * INTO v_promotion FROM starpipe.promotion p WHERE p.job_id = p_job_id;
+    IF v_production IS NOT NULL THEN
+        EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+        detail := pg_catalog.jsonb_build_object('reason', 'production is the separate database ' || v_production
+                                                || '; its ledger (starpipe_ledger.applied) holds the job with its staged digest');
+        RETURN NEXT;
+        RETURN;
+    END IF;
     IF NOT FOUND OR v_job.stage <> 'promoted' THEN
         EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
         detail := '{"reason": "the job was not promoted"}';
@@ -3263,7 +3744,12 @@ GRANT EXECUTE ON FUNCTION
     starpipe.release(bigint, bigint),
     starpipe.heartbeat(bigint, bigint, interval),
     starpipe.next_claimable_at(),
-    starpipe.raw_version(bigint)
+    starpipe.raw_version(bigint),
+    starpipe.remote_plan(bigint, bigint, boolean),
+    starpipe.record_remote_promotion(bigint, bigint, jsonb),
+    starpipe.remote_blocked(bigint, bigint, jsonb),
+    starpipe.production_ledger_sql(),
+    starpipe.production_check_sql(text)
 TO starpipe_worker, starpipe_admin;
 
 -- Decisions that need a human.

@@ -464,6 +464,10 @@ BEGIN
     v_client := starpipe._check_name('client', p_config->>'client');
     v_schema := p_config->>'target_schema';
     PERFORM starpipe._check_target_schema(v_schema);
+    -- production: the name of a separate production database (its URL is the worker's configuration, never here).
+    IF p_config ? 'production' THEN
+        PERFORM starpipe._check_name('production', p_config->>'production');
+    END IF;
     IF pg_catalog.jsonb_typeof(p_config->'tables') <> 'object' THEN
         PERFORM starpipe._raise('SP006', 'mapping config needs a "tables" object');
     END IF;

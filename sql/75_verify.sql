@@ -36,13 +36,13 @@ DECLARE
     v_candidates text;
     v_currents text;
     v_result jsonb;
-    v_digest text;
+    v_production text;
 BEGIN
     SELECT * INTO v_job FROM starpipe.job j WHERE j.job_id = p_job_id;
     IF NOT FOUND THEN
         PERFORM starpipe._raise('P0002', pg_catalog.format('job %s does not exist', p_job_id));
     END IF;
-    SELECT m.config->'tables'->v_job.table_name INTO v_map FROM starpipe.mapping m
+    SELECT m.config->'tables'->v_job.table_name, m.config->>'production' INTO v_map, v_production FROM starpipe.mapping m
      WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
 
     -- raw
@@ -91,6 +91,13 @@ BEGIN
     -- production
     stage := 'production'; recorded := v_job.promoted_digest; recomputed := NULL; agrees := NULL;
     SELECT * INTO v_promotion FROM starpipe.promotion p WHERE p.job_id = p_job_id;
+    IF v_production IS NOT NULL THEN
+        EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+        detail := pg_catalog.jsonb_build_object('reason', 'production is the separate database ' || v_production
+                                                || '; its ledger (starpipe_ledger.applied) holds the job with its staged digest');
+        RETURN NEXT;
+        RETURN;
+    END IF;
     IF NOT FOUND OR v_job.stage <> 'promoted' THEN
         EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
         detail := '{"reason": "the job was not promoted"}';

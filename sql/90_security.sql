@@ -162,7 +162,12 @@ GRANT EXECUTE ON FUNCTION
     starpipe.release(bigint, bigint),
     starpipe.heartbeat(bigint, bigint, interval),
     starpipe.next_claimable_at(),
-    starpipe.raw_version(bigint)
+    starpipe.raw_version(bigint),
+    starpipe.remote_plan(bigint, bigint, boolean),
+    starpipe.record_remote_promotion(bigint, bigint, jsonb),
+    starpipe.remote_blocked(bigint, bigint, jsonb),
+    starpipe.production_ledger_sql(),
+    starpipe.production_check_sql(text)
 TO starpipe_worker, starpipe_admin;
 
 -- Decisions that need a human.

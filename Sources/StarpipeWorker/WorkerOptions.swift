@@ -23,10 +23,14 @@ public struct WorkerOptions: Sendable {
     /// Use binary COPY when every raw column type has a binary encoder (values not in canonical
     /// form make that load start again in text). False always uses text COPY. Defaults to true.
     public var binaryCopy: Bool
+    /// The production databases mappings with `production: NAME` promote into. Defaults to none (each name then
+    /// comes from `STARPIPE_PRODUCTION_<NAME>`).
+    public var production: ProductionDatabases
 
     public init(databaseURL: String, redisURL: String? = nil, workerID: String? = nil, concurrency: Int = 1,
                 leaseSeconds: Int = 300, pollSeconds: Double = 2, untilIdle: Bool = false, chunkSize: Int = 1 << 20,
-                retry: RetryPolicy = RetryPolicy(), binaryCopy: Bool = true) {
+                retry: RetryPolicy = RetryPolicy(), binaryCopy: Bool = true,
+                production: ProductionDatabases = ProductionDatabases.fromEnvironment) {
         self.databaseURL = databaseURL
         self.redisURL = redisURL
         self.workerID = workerID ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
@@ -37,5 +41,6 @@ public struct WorkerOptions: Sendable {
         self.chunkSize = chunkSize
         self.retry = retry
         self.binaryCopy = binaryCopy
+        self.production = production
     }
 }

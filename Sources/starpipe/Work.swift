@@ -51,6 +51,8 @@ struct Work: AsyncParsableCommand {
     @Option(help: "Name of this worker in the ledger. Defaults to host:pid.")
     var workerId: String?
 
+    @OptionGroup var production: ProductionOptions
+
     @OptionGroup var common: CommonOptions
 
     func run() async throws {
@@ -67,7 +69,7 @@ struct Work: AsyncParsableCommand {
             databaseURL: try database.url(), redisURL: redis ?? Environment.value("STARPIPE_REDIS_URL"),
             workerID: workerId, concurrency: concurrency, leaseSeconds: lease, pollSeconds: pollInterval,
             untilIdle: untilIdle, retry: RetryPolicy(baseSeconds: retryBase, capSeconds: retryCap, attempts: retryAttempts),
-            binaryCopy: copyFormat == "auto")
+            binaryCopy: copyFormat == "auto", production: try production.databases())
         let worker = Worker(options: options, bucket: try BucketFactory.open(bucketURL), logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: WorkerService(worker: worker, shutdownDeadline: shutdownDeadline),

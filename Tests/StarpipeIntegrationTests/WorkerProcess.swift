@@ -10,10 +10,13 @@ final class WorkerProcess {
         TestServer.repo.appendingPathComponent(".build/debug/starpipe")
     }
 
-    init(database: String, bucket: String, arguments: [String]) throws {
+    init(database: String, bucket: String, arguments: [String], environment: [String: String] = [:]) throws {
         process = Process.unblocked(Self.executable.path, [
             "worker", "--database", database, "--bucket", "file://\(bucket)", "--log-level", "info",
         ] + arguments)
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardOutput = output
         process.standardError = output
         try process.run()
