@@ -176,3 +176,30 @@ SELECT stage, agrees, detail->>'reason' AS reason FROM starpipe.verify(19);
 SET ROLE starpipe_worker;
 SELECT * FROM starpipe.verify(18);
 RESET ROLE;
+
+-- 12. The other table policies with per-column overrides, and newer_wins by snapshot order (no version column).
+CREATE TABLE production.policy_t (id integer PRIMARY KEY, a text, b text, c text);
+GRANT SELECT, INSERT, UPDATE ON production.policy_t TO starpipe_writer;
+INSERT INTO production.policy_t VALUES (1, 'a1', 'b1', 'c1'), (2, 'a2', 'b2', 'c2'), (3, 'a3', 'b3', 'c3');
+\set abc '[{"name": "id", "type": "integer"}, {"name": "a", "type": "text"}, {"name": "b", "type": "text"}, {"name": "c", "type": "text"}]'
+SELECT starpipe.apply_mapping('{"version": 1, "client": "pol", "target_schema": "production", "tables": {
+  "tw": {"target": "policy_t", "conflict_key": ["id"], "conflict_policy": "target_wins", "column_policies": {"a": "source_wins"},
+         "columns": {"id": {"from": "id"}, "a": {"from": "a"}, "b": {"from": "b"}, "c": {"from": "c"}}},
+  "mn": {"target": "policy_t", "conflict_key": ["id"], "conflict_policy": "merge_non_null",
+         "column_policies": {"b": "target_wins", "c": "source_wins"},
+         "columns": {"id": {"from": "id"}, "a": {"from": "a"}, "b": {"from": "b"}, "c": {"from": "c"}}},
+  "nw": {"target": "policy_t", "conflict_key": ["id"], "conflict_policy": "newer_wins",
+         "columns": {"id": {"from": "id"}, "a": {"from": "a"}, "b": {"from": "b"}, "c": {"from": "c"}}}}}');
+-- target_wins except a: row 1 takes a, keeps b; row 2 differs only in b and is kept whole.
+SELECT pg_temp.ingest('pol', 'tw', '2026-05-01', 't1', :'abc', '[[1, "A1", "B1", "c1"], [2, "a2", "B2", "c2"]]');
+SELECT * FROM production.policy_t ORDER BY id;
+SELECT key, changed_columns, applied_columns, applied FROM conflicts WHERE job_id = 21 ORDER BY source_row;
+SELECT kept, skipped FROM promotions WHERE job_id = 21;
+-- merge_non_null except b (target_wins) and c (source_wins): a NULL keeps a, b is kept, a NULL c is written.
+SELECT pg_temp.ingest('pol', 'mn', '2026-05-02', 'm1', :'abc', '[[3, null, "B3", null]]');
+SELECT * FROM production.policy_t WHERE id = 3;
+SELECT key, changed_columns, applied_columns FROM conflicts WHERE job_id = 22;
+-- newer_wins without a version column: a newer snapshot replaces the row.
+SELECT pg_temp.ingest('pol', 'nw', '2026-05-03', 'n1', :'abc', '[[2, "new a", "new b", "new c"]]');
+SELECT * FROM production.policy_t WHERE id = 2;
+SELECT stage, agrees FROM starpipe.verify(22);
