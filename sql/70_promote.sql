@@ -194,6 +194,7 @@ DECLARE
     v_s_list text[] := '{}';
     v_has_merge boolean := false;
     v_can_write boolean := false;
+    v_keeps boolean := false;
     v_join text;
     v_anti text;
     v_key_json text;
@@ -229,6 +230,8 @@ BEGIN
                      ELSE pg_catalog.format('t.%I', v_col) END;
         v_has_merge := v_has_merge OR v_col_policy = 'merge_non_null';
         v_can_write := v_can_write OR v_col_policy IN ('source_wins', 'merge_non_null', 'newer_wins');
+        -- A column whose policy may keep production's value: applied columns can then differ from changed ones.
+        v_keeps := v_keeps OR v_col_policy NOT IN ('source_wins', 'merge_non_null');
         v_currents := v_currents || pg_catalog.format('t.%I', v_col);
         v_candidates := v_candidates || v_cand;
         v_results := v_results || v_res;
@@ -292,17 +295,22 @@ BEGIN
         -- promoted digest must add for the row (its term as the policy leaves it minus its staged term); with
         -- merge_non_null also the rows whose staged NULLs keep production values (not conflicts, but the row then
         -- differs from its staged one).
+        -- Without a policy that keeps production values, every audited row is applied as it differs (applied
+        -- columns NULL: the changed ones); without merge_non_null, every audited row is a conflict; with only
+        -- source_wins, what production holds is the staged row (no digest term to add). The common case thus
+        -- computes no more than the conflict itself: 'simple'.
+        'simple', NOT v_keeps AND NOT v_has_merge,
         'audit', pg_catalog.format(
             'SELECT pg_catalog.jsonb_build_object(%1$s), pg_catalog.array_remove(ARRAY[%2$s]::text[], NULL), '
-            'pg_catalog.array_remove(ARRAY[%3$s]::text[], NULL), s._source_row, ROW(%4$s) IS DISTINCT FROM ROW(%5$s), %6$s, '
-            'CASE WHEN ROW(%7$s) IS DISTINCT FROM ROW(%8$s) THEN pg_catalog.hash_record_extended(ROW(%7$s), 0)::numeric - %9$s ELSE 0 END, '
+            '%3$s, s._source_row, %17$s, %6$s, %18$s, '
             '%10$s, %11$s, %12$s FROM %13$s s JOIN %14$s t ON %15$s WHERE ROW(%4$s) IS DISTINCT FROM ROW(%5$s)%16$s',
+            -- (%7$s to %9$s are unused)
             v_key_json, coalesce(pg_catalog.array_to_string(v_changed, ', '), ''),
-            coalesce(pg_catalog.array_to_string(v_applied_cols, ', '), ''),
+            CASE WHEN v_keeps THEN pg_catalog.format('pg_catalog.array_remove(ARRAY[%s]::text[], NULL)',
+                                                     coalesce(pg_catalog.array_to_string(v_applied_cols, ', '), ''))
+                 ELSE 'NULL::text[]' END,
             coalesce(pg_catalog.array_to_string(v_currents, ', '), 'NULL'), coalesce(pg_catalog.array_to_string(v_candidates, ', '), 'NULL'),
-            starpipe._row_hash_expr(p_target, 't', v_cols),
-            pg_catalog.array_to_string(v_res_hash, ', '), pg_catalog.array_to_string(v_s_list, ', '),
-            pg_catalog.format('pg_catalog.hash_record_extended(ROW(%s), 0)', pg_catalog.array_to_string(v_s_list, ', ')),
+            starpipe._row_hash_expr(p_target, 't', v_cols), NULL, NULL, NULL,
             CASE WHEN v_audit_values AND v_before <> '{}' THEN pg_catalog.array_to_string(v_before, ' || ') ELSE 'NULL::jsonb' END,
             CASE WHEN v_audit_values AND v_after <> '{}' THEN pg_catalog.array_to_string(v_after, ' || ') ELSE 'NULL::jsonb' END,
             CASE WHEN p_older THEN '''older_snapshot'''
@@ -312,7 +320,15 @@ BEGIN
             CASE WHEN v_has_merge THEN pg_catalog.format(' OR ROW(%s) IS DISTINCT FROM ROW(%s)',
                      pg_catalog.array_to_string(v_results, ', '),
                      (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', c), ', ' ORDER BY c) FROM pg_catalog.unnest(v_nonkey) c))
-                 ELSE '' END),
+                 ELSE '' END,
+            CASE WHEN v_has_merge THEN pg_catalog.format('ROW(%s) IS DISTINCT FROM ROW(%s)',
+                     coalesce(pg_catalog.array_to_string(v_currents, ', '), 'NULL'), coalesce(pg_catalog.array_to_string(v_candidates, ', '), 'NULL'))
+                 ELSE 'true' END,
+            CASE WHEN v_keeps OR v_has_merge THEN pg_catalog.format(
+                     'CASE WHEN ROW(%1$s) IS DISTINCT FROM ROW(%2$s) THEN pg_catalog.hash_record_extended(ROW(%1$s), 0)::numeric - %3$s ELSE 0 END',
+                     pg_catalog.array_to_string(v_res_hash, ', '), pg_catalog.array_to_string(v_s_list, ', '),
+                     pg_catalog.format('pg_catalog.hash_record_extended(ROW(%s), 0)', pg_catalog.array_to_string(v_s_list, ', ')))
+                 ELSE '0::numeric' END),
         'new_keys', pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s s WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE %s))',
                                       p_staging, p_target, v_join),
         -- The write: one MERGE joins staging with production once; new keys are inserted, and a row the policy
@@ -489,21 +505,35 @@ BEGIN
     END IF;
 
     -- The audit, as starpipe_writer (it compares production types), in one typed join of staging with production.
-    WITH audit AS MATERIALIZED (
-        SELECT * FROM starpipe._as_writer_audit(v_sql->>'audit')),
-    audited AS (
-        INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied, applied_columns,
-                                       before_hash, before_values, after_values)
-        SELECT p_job_id, v_target, a.key, a.changed_columns, v_sql->>'policy', a.source_row, a.applied_columns <> '{}',
-               a.applied_columns, a.before_hash, a.before_values, a.after_values
-          FROM audit a WHERE a.is_conflict
-        RETURNING conflict.applied)
-    SELECT (SELECT pg_catalog.count(*) FROM audited), (SELECT pg_catalog.count(*) FILTER (WHERE NOT audited.applied) FROM audited),
-           (SELECT pg_catalog.sum(a.delta) FROM audit a),
-           (SELECT pg_catalog.jsonb_object_agg(r.reason, r.n) FROM (
-                SELECT a.reason, pg_catalog.count(*) AS n FROM audit a WHERE a.is_conflict AND a.applied_columns = '{}'
-                 GROUP BY a.reason) r)
-      INTO v_conflicts, v_kept, v_delta, v_skipped;
+    IF (v_sql->>'simple')::boolean THEN
+        -- Every audited row is a conflict, applied as it differs, with nothing to add to the digest.
+        WITH audited AS (
+            INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied, applied_columns,
+                                           before_hash, before_values, after_values)
+            SELECT p_job_id, v_target, a.key, a.changed_columns, v_sql->>'policy', a.source_row, true, a.changed_columns,
+                   a.before_hash, a.before_values, a.after_values
+              FROM starpipe._as_writer_audit(v_sql->>'audit') a
+            RETURNING 1)
+        SELECT pg_catalog.count(*), 0, 0 INTO v_conflicts, v_kept, v_delta FROM audited;
+    ELSE
+        WITH audit AS MATERIALIZED (
+            SELECT a.key, a.changed_columns, coalesce(a.applied_columns, a.changed_columns) AS applied_columns, a.source_row,
+                   a.is_conflict, a.before_hash, a.delta, a.before_values, a.after_values, a.reason
+              FROM starpipe._as_writer_audit(v_sql->>'audit') a),
+        audited AS (
+            INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied, applied_columns,
+                                           before_hash, before_values, after_values)
+            SELECT p_job_id, v_target, a.key, a.changed_columns, v_sql->>'policy', a.source_row, a.applied_columns <> '{}',
+                   a.applied_columns, a.before_hash, a.before_values, a.after_values
+              FROM audit a WHERE a.is_conflict
+            RETURNING conflict.applied)
+        SELECT (SELECT pg_catalog.count(*) FROM audited), (SELECT pg_catalog.count(*) FILTER (WHERE NOT audited.applied) FROM audited),
+               (SELECT pg_catalog.sum(a.delta) FROM audit a),
+               (SELECT pg_catalog.jsonb_object_agg(r.reason, r.n) FROM (
+                    SELECT a.reason, pg_catalog.count(*) AS n FROM audit a WHERE a.is_conflict AND a.applied_columns = '{}'
+                     GROUP BY a.reason) r)
+          INTO v_conflicts, v_kept, v_delta, v_skipped;
+    END IF;
 
     -- The write, as starpipe_writer: production triggers, defaults and constraints run with its rights only.
     -- Nothing applied and no new key: nothing to run.
