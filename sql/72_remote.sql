@@ -63,6 +63,19 @@ AS $$
            'before_hash bigint, delta numeric, before_values jsonb, after_values jsonb, reason text';
 $$;
 
+-- A remote promotion step without the fencing token is a human's manual promotion: it needs starpipe_admin.
+CREATE FUNCTION starpipe._require_admin_unless_fenced(p_fence bigint)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_fence IS NULL AND NOT pg_catalog.pg_has_role(SESSION_USER, 'starpipe_admin', 'MEMBER') THEN
+        PERFORM starpipe._raise('42501', 'a promotion without the fencing token is manual and needs starpipe_admin');
+    END IF;
+END;
+$$;
+
 -- This pipeline database, as production's ledger names it.
 CREATE FUNCTION starpipe._pipeline_identity()
 RETURNS text
@@ -104,9 +117,7 @@ DECLARE
     v_columns text[];
     v_types text[];
 BEGIN
-    IF p_fence IS NULL AND NOT pg_catalog.pg_has_role(SESSION_USER, 'starpipe_admin', 'MEMBER') THEN
-        PERFORM starpipe._raise('42501', 'a promotion without the fencing token is manual and needs starpipe_admin');
-    END IF;
+    PERFORM starpipe._require_admin_unless_fenced(p_fence);
     -- A local mapping: nothing to plan (checked before locking, so the worker's local promotions pay nothing).
     IF NOT EXISTS (SELECT 1 FROM starpipe.job j JOIN starpipe.mapping m ON m.client = j.client AND m.version = j.mapping_version
                     WHERE j.job_id = p_job_id AND m.config ? 'production') THEN
@@ -207,9 +218,7 @@ DECLARE
     v_updated bigint;
     v_written bigint := (p_applied->>'written')::bigint;
 BEGIN
-    IF p_fence IS NULL AND NOT pg_catalog.pg_has_role(SESSION_USER, 'starpipe_admin', 'MEMBER') THEN
-        PERFORM starpipe._raise('42501', 'a promotion without the fencing token is manual and needs starpipe_admin');
-    END IF;
+    PERFORM starpipe._require_admin_unless_fenced(p_fence);
     v_start := starpipe._promotion_start(p_job_id, p_fence, p_fence IS NULL);
     IF (v_start->>'already')::boolean THEN
         RETURN 'SUCCESS';
@@ -270,9 +279,7 @@ DECLARE
     v_start jsonb;
     v_job starpipe.job;
 BEGIN
-    IF p_fence IS NULL AND NOT pg_catalog.pg_has_role(SESSION_USER, 'starpipe_admin', 'MEMBER') THEN
-        PERFORM starpipe._raise('42501', 'a promotion without the fencing token is manual and needs starpipe_admin');
-    END IF;
+    PERFORM starpipe._require_admin_unless_fenced(p_fence);
     v_start := starpipe._promotion_start(p_job_id, p_fence, p_fence IS NULL);
     IF (v_start->>'already')::boolean THEN
         RETURN 'SUCCESS';
