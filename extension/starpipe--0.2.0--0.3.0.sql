@@ -135,8 +135,9 @@ SELECT pg_catalog.pg_extension_config_dump('starpipe.promotion', '');
 
 -- Issue 10: promotion with per-column policies, full-snapshot deletes and digests.
 DROP FUNCTION starpipe._promote(bigint, bigint, boolean);
-ALTER TABLE starpipe.job ADD COLUMN raw_digest text, ADD COLUMN staged_digest text, ADD COLUMN promoted_digest text,
-    ADD COLUMN rows_deleted bigint;
+ALTER TABLE starpipe.job ADD COLUMN raw_digest text, ADD COLUMN staged_digest text, ADD COLUMN staged_xmins text[],
+    ADD COLUMN promoted_digest text, ADD COLUMN rows_deleted bigint;
+COMMENT ON COLUMN starpipe.job.staged_xmins IS 'The transactions (xmin) that wrote the staged rows validate checked; with the row count, promote proves staging unchanged without hashing it again.';
 COMMENT ON COLUMN starpipe.job.raw_digest IS 'Digest ("rows:sum", see starpipe._digest) of the raw version''s data columns, computed when it was loaded.';
 COMMENT ON COLUMN starpipe.job.staged_digest IS 'Digest of the staged rows'' mapped columns, computed by validate; promote refuses a staging table that no longer matches it.';
 COMMENT ON COLUMN starpipe.job.promoted_digest IS 'Digest of the job''s keys'' rows in production right after its promotion (mapped columns); starpipe.verify recomputes it.';
@@ -395,6 +396,44 @@ BEGIN
         'SELECT pg_catalog.jsonb_build_object(''rows'', pg_catalog.count(*), ''sum'', pg_catalog.sum(%s)) FROM %s r WHERE %s',
         starpipe._row_hash_expr(p_rel, 'r', p_columns), p_rel, p_where)) d;
     RETURN starpipe._digest((v_result->>'rows')::bigint, (v_result->>'sum')::numeric);
+END;
+$$;
+
+-- The digest of a staging table and the transactions that wrote its rows (their xmin), in one scan, as
+-- starpipe_writer: {digest, xmins}. A row written, updated or deleted later changes the row count or brings
+-- another xmin, so comparing both later is as strict as recomputing the digest, without hashing every row again.
+CREATE OR REPLACE FUNCTION starpipe._staging_fingerprint(p_rel regclass, p_columns text[])
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_result jsonb;
+BEGIN
+    SELECT d INTO v_result FROM starpipe._as_writer_query(pg_catalog.format(
+        'SELECT pg_catalog.jsonb_build_object(''rows'', pg_catalog.count(*), ''sum'', pg_catalog.sum(%s), '
+        '''xmins'', coalesce(pg_catalog.array_agg(DISTINCT r.xmin::text), ''{}'')) FROM %s r',
+        starpipe._row_hash_expr(p_rel, 'r', p_columns), p_rel)) d;
+    RETURN pg_catalog.jsonb_build_object('digest', starpipe._digest((v_result->>'rows')::bigint, (v_result->>'sum')::numeric),
+                                         'xmins', v_result->'xmins');
+END;
+$$;
+
+-- Whether a staging table still holds exactly the rows its fingerprint saw: the same count, all written by the
+-- same transactions (one scan, no hashing), as starpipe_writer.
+CREATE OR REPLACE FUNCTION starpipe._staging_unchanged(p_rel regclass, p_rows bigint, p_xmins jsonb)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_result jsonb;
+BEGIN
+    SELECT d INTO v_result FROM starpipe._as_writer_query(pg_catalog.format(
+        'SELECT pg_catalog.jsonb_build_object(''rows'', pg_catalog.count(*), '
+        '''foreign'', pg_catalog.count(*) FILTER (WHERE NOT (r.xmin = ANY (%L::xid[])))) FROM %s r',
+        (SELECT pg_catalog.array_agg(x) FROM pg_catalog.jsonb_array_elements_text(p_xmins) x), p_rel)) d;
+    RETURN (v_result->>'rows')::bigint = p_rows AND (v_result->>'foreign')::bigint = 0;
 END;
 $$;
 
@@ -2372,6 +2411,7 @@ DECLARE
     v_frac numeric;
     v_key text;
     v_digest text;
+    v_fingerprint jsonb;
 BEGIN
     -- Gates that fail block the job before production is touched; the staging rows stay for review.
     v_job := starpipe._lock_job(p_job_id);
@@ -2390,11 +2430,14 @@ BEGIN
     v_staging := starpipe._staging_table(v_job, v_map);
     -- The gates run as starpipe_writer, which reads this staging table only while they run.
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
-    -- The digest of the staged rows as checked here; promote refuses a staging table that no longer matches it.
-    v_digest := starpipe._digest_as_writer(v_staging::regclass,
-                                           ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(v_map->'columns') k ORDER BY k));
+    -- The digest of the staged rows as checked here, and the transactions that wrote them: promote refuses a
+    -- staging table that no longer matches.
+    v_fingerprint := starpipe._staging_fingerprint(v_staging::regclass,
+                                                   ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(v_map->'columns') k ORDER BY k));
+    v_digest := v_fingerprint->>'digest';
     v_rows := starpipe._digest_rows(v_digest);
-    UPDATE starpipe.job SET staged_digest = v_digest WHERE job_id = p_job_id;
+    UPDATE starpipe.job SET staged_digest = v_digest, staged_xmins = ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_fingerprint->'xmins'))
+     WHERE job_id = p_job_id;
 
     -- The conflict key is always a gate: promotion cannot place a row without it.
     FOR v_col IN SELECT pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') LOOP
@@ -2524,17 +2567,29 @@ BEGIN
 END;
 $$;
 
--- Staging must still hold what validate checked (same rows, same values): returns the digest, or NULL after failing
--- the job when it changed. The caller has granted starpipe_writer SELECT on the staging table.
+-- Staging must still hold what validate checked (same rows, same values): returns the staged digest, or NULL after
+-- failing the job when it changed. The same row count, every row written by the transactions validate saw, is as
+-- strict as the digest and costs one scan without hashing; a job validated before that was recorded is hashed
+-- again. The caller has granted starpipe_writer SELECT on the staging table.
 CREATE OR REPLACE FUNCTION starpipe._check_staged_digest(p_job starpipe.job, p_staging text, p_columns text[])
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_digest text := starpipe._digest_as_writer(p_staging::regclass, p_columns);
+    v_digest text;
+    v_unchanged boolean;
 BEGIN
-    IF p_job.staged_digest IS NOT NULL AND v_digest IS DISTINCT FROM p_job.staged_digest THEN
+    IF p_job.staged_xmins IS NOT NULL THEN
+        v_unchanged := starpipe._staging_unchanged(p_staging::regclass, starpipe._digest_rows(p_job.staged_digest),
+                                                   pg_catalog.to_jsonb(p_job.staged_xmins));
+        v_digest := CASE WHEN v_unchanged THEN p_job.staged_digest
+                         ELSE starpipe._digest_as_writer(p_staging::regclass, p_columns) END;
+    ELSE
+        v_digest := starpipe._digest_as_writer(p_staging::regclass, p_columns);
+        v_unchanged := p_job.staged_digest IS NULL OR v_digest = p_job.staged_digest;
+    END IF;
+    IF NOT v_unchanged THEN
         PERFORM starpipe._transition(p_job, 'FAILED', p_job.stage, 'staging_changed',
             pg_catalog.jsonb_build_object('validated_digest', p_job.staged_digest, 'staging_digest', v_digest),
             pg_catalog.format('staging table %s changed after validation; nothing was promoted (retry re-runs the job from its raw version)', p_staging));
@@ -2690,9 +2745,10 @@ BEGIN
         -- merge_non_null also the rows whose staged NULLs keep production values (not conflicts, but the row then
         -- differs from its staged one).
         -- Without a policy that keeps production values, every audited row is applied as it differs (applied
-        -- columns NULL: the changed ones); without merge_non_null, every audited row is a conflict; with only
-        -- source_wins, what production holds is the staged row (no digest term to add). The common case thus
-        -- computes no more than the conflict itself: 'simple'.
+        -- columns and the reason NULL: the changed ones, none); without merge_non_null, every audited row is a
+        -- conflict (is_conflict NULL in the simple case); with neither, what production holds is the staged row
+        -- (delta NULL: no digest term to add). The common case thus computes, and carries, no more than the
+        -- conflict itself: 'simple'.
         'simple', NOT v_keeps AND NOT v_has_merge,
         'audit', pg_catalog.format(
             'SELECT pg_catalog.jsonb_build_object(%1$s), pg_catalog.array_remove(ARRAY[%2$s]::text[], NULL), '
@@ -2707,7 +2763,8 @@ BEGIN
             starpipe._row_hash_expr(p_target, 't', v_cols), NULL, NULL, NULL,
             CASE WHEN v_audit_values AND v_before <> '{}' THEN pg_catalog.array_to_string(v_before, ' || ') ELSE 'NULL::jsonb' END,
             CASE WHEN v_audit_values AND v_after <> '{}' THEN pg_catalog.array_to_string(v_after, ' || ') ELSE 'NULL::jsonb' END,
-            CASE WHEN p_older THEN '''older_snapshot'''
+            CASE WHEN NOT v_keeps THEN 'NULL::text'
+                 WHEN p_older THEN '''older_snapshot'''
                  WHEN v_version_col IS NOT NULL THEN pg_catalog.format('CASE WHEN %s THEN ''target_wins'' ELSE ''not_newer'' END', v_newer)
                  ELSE '''target_wins''' END,
             p_staging, p_target, v_join,
@@ -2717,12 +2774,12 @@ BEGIN
                  ELSE '' END,
             CASE WHEN v_has_merge THEN pg_catalog.format('ROW(%s) IS DISTINCT FROM ROW(%s)',
                      coalesce(pg_catalog.array_to_string(v_currents, ', '), 'NULL'), coalesce(pg_catalog.array_to_string(v_candidates, ', '), 'NULL'))
-                 ELSE 'true' END,
+                 WHEN v_keeps THEN 'true' ELSE 'NULL::boolean' END,
             CASE WHEN v_keeps OR v_has_merge THEN pg_catalog.format(
                      'CASE WHEN ROW(%1$s) IS DISTINCT FROM ROW(%2$s) THEN pg_catalog.hash_record_extended(ROW(%1$s), 0)::numeric - %3$s ELSE 0 END',
                      pg_catalog.array_to_string(v_res_hash, ', '), pg_catalog.array_to_string(v_s_list, ', '),
                      pg_catalog.format('pg_catalog.hash_record_extended(ROW(%s), 0)', pg_catalog.array_to_string(v_s_list, ', ')))
-                 ELSE '0::numeric' END),
+                 ELSE 'NULL::numeric' END),
         'new_keys', pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s s WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE %s))',
                                       p_staging, p_target, v_join),
         -- The write: one MERGE joins staging with production once; new keys are inserted, and a row the policy
@@ -2912,7 +2969,7 @@ BEGIN
     ELSE
         WITH audit AS MATERIALIZED (
             SELECT a.key, a.changed_columns, coalesce(a.applied_columns, a.changed_columns) AS applied_columns, a.source_row,
-                   a.is_conflict, a.before_hash, a.delta, a.before_values, a.after_values, a.reason
+                   coalesce(a.is_conflict, true) AS is_conflict, a.before_hash, a.delta, a.before_values, a.after_values, a.reason
               FROM starpipe._as_writer_audit(v_sql->>'audit') a),
         audited AS (
             INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied, applied_columns,
@@ -3209,7 +3266,7 @@ BEGIN
                  || (v_sql->>'audit') || ') a',
         'write_needed', pg_catalog.format(
             'SELECT EXISTS (SELECT 1 FROM starpipe_ledger.applied_audit a WHERE a.pipeline = $1 AND a.job_id = $2 AND a.kind = ''conflict'' '
-            'AND a.is_conflict AND coalesce(a.applied_columns, a.changed_columns) <> ''{}'') OR (%s)', v_sql->>'new_keys'),
+            'AND coalesce(a.is_conflict, true) AND coalesce(a.applied_columns, a.changed_columns) <> ''{}'') OR (%s)', v_sql->>'new_keys'),
         'ledger_insert', 'INSERT INTO starpipe_ledger.applied (pipeline, job_id, client, table_name, target, staged_digest, written, deleted, guard) '
                          'VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
         'audit_out', pg_catalog.format(
@@ -3276,7 +3333,7 @@ BEGIN
         SELECT p_job_id, v_start->>'target', a.key, a.changed_columns, v_sql->>'policy', a.source_row,
                coalesce(a.applied_columns, a.changed_columns) <> '{}', coalesce(a.applied_columns, a.changed_columns),
                a.before_hash, a.before_values, a.after_values
-          FROM pg_temp.starpipe_remote_audit a WHERE a.kind = 'conflict' AND a.is_conflict
+          FROM pg_temp.starpipe_remote_audit a WHERE a.kind = 'conflict' AND coalesce(a.is_conflict, true)
          ORDER BY a.source_row
         RETURNING conflict.applied)
     SELECT (SELECT pg_catalog.count(*) FROM audited), (SELECT pg_catalog.count(*) FILTER (WHERE NOT audited.applied) FROM audited)
@@ -3284,7 +3341,7 @@ BEGIN
     SELECT pg_catalog.sum(a.delta) INTO v_delta FROM pg_temp.starpipe_remote_audit a WHERE a.kind = 'conflict';
     SELECT pg_catalog.jsonb_object_agg(r.reason, r.n) INTO v_skipped FROM (
         SELECT a.reason, pg_catalog.count(*) AS n FROM pg_temp.starpipe_remote_audit a
-         WHERE a.kind = 'conflict' AND a.is_conflict AND coalesce(a.applied_columns, a.changed_columns) = '{}' GROUP BY a.reason) r;
+         WHERE a.kind = 'conflict' AND coalesce(a.is_conflict, true) AND coalesce(a.applied_columns, a.changed_columns) = '{}' GROUP BY a.reason) r;
     IF v_deleted <> (p_applied->>'deleted')::bigint THEN
         PERFORM starpipe._raise('SP003', pg_catalog.format('production deleted %s rows for job %s but its audit holds %s',
                                                            p_applied->>'deleted', p_job_id, v_deleted));

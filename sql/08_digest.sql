@@ -103,3 +103,41 @@ BEGIN
     RETURN starpipe._digest((v_result->>'rows')::bigint, (v_result->>'sum')::numeric);
 END;
 $$;
+
+-- The digest of a staging table and the transactions that wrote its rows (their xmin), in one scan, as
+-- starpipe_writer: {digest, xmins}. A row written, updated or deleted later changes the row count or brings
+-- another xmin, so comparing both later is as strict as recomputing the digest, without hashing every row again.
+CREATE FUNCTION starpipe._staging_fingerprint(p_rel regclass, p_columns text[])
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_result jsonb;
+BEGIN
+    SELECT d INTO v_result FROM starpipe._as_writer_query(pg_catalog.format(
+        'SELECT pg_catalog.jsonb_build_object(''rows'', pg_catalog.count(*), ''sum'', pg_catalog.sum(%s), '
+        '''xmins'', coalesce(pg_catalog.array_agg(DISTINCT r.xmin::text), ''{}'')) FROM %s r',
+        starpipe._row_hash_expr(p_rel, 'r', p_columns), p_rel)) d;
+    RETURN pg_catalog.jsonb_build_object('digest', starpipe._digest((v_result->>'rows')::bigint, (v_result->>'sum')::numeric),
+                                         'xmins', v_result->'xmins');
+END;
+$$;
+
+-- Whether a staging table still holds exactly the rows its fingerprint saw: the same count, all written by the
+-- same transactions (one scan, no hashing), as starpipe_writer.
+CREATE FUNCTION starpipe._staging_unchanged(p_rel regclass, p_rows bigint, p_xmins jsonb)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_result jsonb;
+BEGIN
+    SELECT d INTO v_result FROM starpipe._as_writer_query(pg_catalog.format(
+        'SELECT pg_catalog.jsonb_build_object(''rows'', pg_catalog.count(*), '
+        '''foreign'', pg_catalog.count(*) FILTER (WHERE NOT (r.xmin = ANY (%L::xid[])))) FROM %s r',
+        (SELECT pg_catalog.array_agg(x) FROM pg_catalog.jsonb_array_elements_text(p_xmins) x), p_rel)) d;
+    RETURN (v_result->>'rows')::bigint = p_rows AND (v_result->>'foreign')::bigint = 0;
+END;
+$$;

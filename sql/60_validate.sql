@@ -52,6 +52,7 @@ DECLARE
     v_frac numeric;
     v_key text;
     v_digest text;
+    v_fingerprint jsonb;
 BEGIN
     -- Gates that fail block the job before production is touched; the staging rows stay for review.
     v_job := starpipe._lock_job(p_job_id);
@@ -70,11 +71,14 @@ BEGIN
     v_staging := starpipe._staging_table(v_job, v_map);
     -- The gates run as starpipe_writer, which reads this staging table only while they run.
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
-    -- The digest of the staged rows as checked here; promote refuses a staging table that no longer matches it.
-    v_digest := starpipe._digest_as_writer(v_staging::regclass,
-                                           ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(v_map->'columns') k ORDER BY k));
+    -- The digest of the staged rows as checked here, and the transactions that wrote them: promote refuses a
+    -- staging table that no longer matches.
+    v_fingerprint := starpipe._staging_fingerprint(v_staging::regclass,
+                                                   ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(v_map->'columns') k ORDER BY k));
+    v_digest := v_fingerprint->>'digest';
     v_rows := starpipe._digest_rows(v_digest);
-    UPDATE starpipe.job SET staged_digest = v_digest WHERE job_id = p_job_id;
+    UPDATE starpipe.job SET staged_digest = v_digest, staged_xmins = ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_fingerprint->'xmins'))
+     WHERE job_id = p_job_id;
 
     -- The conflict key is always a gate: promotion cannot place a row without it.
     FOR v_col IN SELECT pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') LOOP

@@ -130,17 +130,29 @@ BEGIN
 END;
 $$;
 
--- Staging must still hold what validate checked (same rows, same values): returns the digest, or NULL after failing
--- the job when it changed. The caller has granted starpipe_writer SELECT on the staging table.
+-- Staging must still hold what validate checked (same rows, same values): returns the staged digest, or NULL after
+-- failing the job when it changed. The same row count, every row written by the transactions validate saw, is as
+-- strict as the digest and costs one scan without hashing; a job validated before that was recorded is hashed
+-- again. The caller has granted starpipe_writer SELECT on the staging table.
 CREATE FUNCTION starpipe._check_staged_digest(p_job starpipe.job, p_staging text, p_columns text[])
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_digest text := starpipe._digest_as_writer(p_staging::regclass, p_columns);
+    v_digest text;
+    v_unchanged boolean;
 BEGIN
-    IF p_job.staged_digest IS NOT NULL AND v_digest IS DISTINCT FROM p_job.staged_digest THEN
+    IF p_job.staged_xmins IS NOT NULL THEN
+        v_unchanged := starpipe._staging_unchanged(p_staging::regclass, starpipe._digest_rows(p_job.staged_digest),
+                                                   pg_catalog.to_jsonb(p_job.staged_xmins));
+        v_digest := CASE WHEN v_unchanged THEN p_job.staged_digest
+                         ELSE starpipe._digest_as_writer(p_staging::regclass, p_columns) END;
+    ELSE
+        v_digest := starpipe._digest_as_writer(p_staging::regclass, p_columns);
+        v_unchanged := p_job.staged_digest IS NULL OR v_digest = p_job.staged_digest;
+    END IF;
+    IF NOT v_unchanged THEN
         PERFORM starpipe._transition(p_job, 'FAILED', p_job.stage, 'staging_changed',
             pg_catalog.jsonb_build_object('validated_digest', p_job.staged_digest, 'staging_digest', v_digest),
             pg_catalog.format('staging table %s changed after validation; nothing was promoted (retry re-runs the job from its raw version)', p_staging));
@@ -296,9 +308,10 @@ BEGIN
         -- merge_non_null also the rows whose staged NULLs keep production values (not conflicts, but the row then
         -- differs from its staged one).
         -- Without a policy that keeps production values, every audited row is applied as it differs (applied
-        -- columns NULL: the changed ones); without merge_non_null, every audited row is a conflict; with only
-        -- source_wins, what production holds is the staged row (no digest term to add). The common case thus
-        -- computes no more than the conflict itself: 'simple'.
+        -- columns and the reason NULL: the changed ones, none); without merge_non_null, every audited row is a
+        -- conflict (is_conflict NULL in the simple case); with neither, what production holds is the staged row
+        -- (delta NULL: no digest term to add). The common case thus computes, and carries, no more than the
+        -- conflict itself: 'simple'.
         'simple', NOT v_keeps AND NOT v_has_merge,
         'audit', pg_catalog.format(
             'SELECT pg_catalog.jsonb_build_object(%1$s), pg_catalog.array_remove(ARRAY[%2$s]::text[], NULL), '
@@ -313,7 +326,8 @@ BEGIN
             starpipe._row_hash_expr(p_target, 't', v_cols), NULL, NULL, NULL,
             CASE WHEN v_audit_values AND v_before <> '{}' THEN pg_catalog.array_to_string(v_before, ' || ') ELSE 'NULL::jsonb' END,
             CASE WHEN v_audit_values AND v_after <> '{}' THEN pg_catalog.array_to_string(v_after, ' || ') ELSE 'NULL::jsonb' END,
-            CASE WHEN p_older THEN '''older_snapshot'''
+            CASE WHEN NOT v_keeps THEN 'NULL::text'
+                 WHEN p_older THEN '''older_snapshot'''
                  WHEN v_version_col IS NOT NULL THEN pg_catalog.format('CASE WHEN %s THEN ''target_wins'' ELSE ''not_newer'' END', v_newer)
                  ELSE '''target_wins''' END,
             p_staging, p_target, v_join,
@@ -323,12 +337,12 @@ BEGIN
                  ELSE '' END,
             CASE WHEN v_has_merge THEN pg_catalog.format('ROW(%s) IS DISTINCT FROM ROW(%s)',
                      coalesce(pg_catalog.array_to_string(v_currents, ', '), 'NULL'), coalesce(pg_catalog.array_to_string(v_candidates, ', '), 'NULL'))
-                 ELSE 'true' END,
+                 WHEN v_keeps THEN 'true' ELSE 'NULL::boolean' END,
             CASE WHEN v_keeps OR v_has_merge THEN pg_catalog.format(
                      'CASE WHEN ROW(%1$s) IS DISTINCT FROM ROW(%2$s) THEN pg_catalog.hash_record_extended(ROW(%1$s), 0)::numeric - %3$s ELSE 0 END',
                      pg_catalog.array_to_string(v_res_hash, ', '), pg_catalog.array_to_string(v_s_list, ', '),
                      pg_catalog.format('pg_catalog.hash_record_extended(ROW(%s), 0)', pg_catalog.array_to_string(v_s_list, ', ')))
-                 ELSE '0::numeric' END),
+                 ELSE 'NULL::numeric' END),
         'new_keys', pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s s WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE %s))',
                                       p_staging, p_target, v_join),
         -- The write: one MERGE joins staging with production once; new keys are inserted, and a row the policy
@@ -518,7 +532,7 @@ BEGIN
     ELSE
         WITH audit AS MATERIALIZED (
             SELECT a.key, a.changed_columns, coalesce(a.applied_columns, a.changed_columns) AS applied_columns, a.source_row,
-                   a.is_conflict, a.before_hash, a.delta, a.before_values, a.after_values, a.reason
+                   coalesce(a.is_conflict, true) AS is_conflict, a.before_hash, a.delta, a.before_values, a.after_values, a.reason
               FROM starpipe._as_writer_audit(v_sql->>'audit') a),
         audited AS (
             INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied, applied_columns,

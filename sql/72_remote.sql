@@ -176,7 +176,7 @@ BEGIN
                  || (v_sql->>'audit') || ') a',
         'write_needed', pg_catalog.format(
             'SELECT EXISTS (SELECT 1 FROM starpipe_ledger.applied_audit a WHERE a.pipeline = $1 AND a.job_id = $2 AND a.kind = ''conflict'' '
-            'AND a.is_conflict AND coalesce(a.applied_columns, a.changed_columns) <> ''{}'') OR (%s)', v_sql->>'new_keys'),
+            'AND coalesce(a.is_conflict, true) AND coalesce(a.applied_columns, a.changed_columns) <> ''{}'') OR (%s)', v_sql->>'new_keys'),
         'ledger_insert', 'INSERT INTO starpipe_ledger.applied (pipeline, job_id, client, table_name, target, staged_digest, written, deleted, guard) '
                          'VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
         'audit_out', pg_catalog.format(
@@ -243,7 +243,7 @@ BEGIN
         SELECT p_job_id, v_start->>'target', a.key, a.changed_columns, v_sql->>'policy', a.source_row,
                coalesce(a.applied_columns, a.changed_columns) <> '{}', coalesce(a.applied_columns, a.changed_columns),
                a.before_hash, a.before_values, a.after_values
-          FROM pg_temp.starpipe_remote_audit a WHERE a.kind = 'conflict' AND a.is_conflict
+          FROM pg_temp.starpipe_remote_audit a WHERE a.kind = 'conflict' AND coalesce(a.is_conflict, true)
          ORDER BY a.source_row
         RETURNING conflict.applied)
     SELECT (SELECT pg_catalog.count(*) FROM audited), (SELECT pg_catalog.count(*) FILTER (WHERE NOT audited.applied) FROM audited)
@@ -251,7 +251,7 @@ BEGIN
     SELECT pg_catalog.sum(a.delta) INTO v_delta FROM pg_temp.starpipe_remote_audit a WHERE a.kind = 'conflict';
     SELECT pg_catalog.jsonb_object_agg(r.reason, r.n) INTO v_skipped FROM (
         SELECT a.reason, pg_catalog.count(*) AS n FROM pg_temp.starpipe_remote_audit a
-         WHERE a.kind = 'conflict' AND a.is_conflict AND coalesce(a.applied_columns, a.changed_columns) = '{}' GROUP BY a.reason) r;
+         WHERE a.kind = 'conflict' AND coalesce(a.is_conflict, true) AND coalesce(a.applied_columns, a.changed_columns) = '{}' GROUP BY a.reason) r;
     IF v_deleted <> (p_applied->>'deleted')::bigint THEN
         PERFORM starpipe._raise('SP003', pg_catalog.format('production deleted %s rows for job %s but its audit holds %s',
                                                            p_applied->>'deleted', p_job_id, v_deleted));

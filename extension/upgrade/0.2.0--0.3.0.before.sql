@@ -128,8 +128,9 @@ SELECT pg_catalog.pg_extension_config_dump('starpipe.promotion', '');
 
 -- Issue 10: promotion with per-column policies, full-snapshot deletes and digests.
 DROP FUNCTION starpipe._promote(bigint, bigint, boolean);
-ALTER TABLE starpipe.job ADD COLUMN raw_digest text, ADD COLUMN staged_digest text, ADD COLUMN promoted_digest text,
-    ADD COLUMN rows_deleted bigint;
+ALTER TABLE starpipe.job ADD COLUMN raw_digest text, ADD COLUMN staged_digest text, ADD COLUMN staged_xmins text[],
+    ADD COLUMN promoted_digest text, ADD COLUMN rows_deleted bigint;
+COMMENT ON COLUMN starpipe.job.staged_xmins IS 'The transactions (xmin) that wrote the staged rows validate checked; with the row count, promote proves staging unchanged without hashing it again.';
 COMMENT ON COLUMN starpipe.job.raw_digest IS 'Digest ("rows:sum", see starpipe._digest) of the raw version''s data columns, computed when it was loaded.';
 COMMENT ON COLUMN starpipe.job.staged_digest IS 'Digest of the staged rows'' mapped columns, computed by validate; promote refuses a staging table that no longer matches it.';
 COMMENT ON COLUMN starpipe.job.promoted_digest IS 'Digest of the job''s keys'' rows in production right after its promotion (mapped columns); starpipe.verify recomputes it.';
