@@ -338,7 +338,6 @@ DECLARE
     v_where text := pg_catalog.format('tables.%s', p_source);
     v_col text;
     v_spec jsonb;
-    v_rule text;
     v_check jsonb;
     v_key text[];
 BEGIN
@@ -360,21 +359,7 @@ BEGIN
         IF starpipe._column_type(v_target, v_col) IS NULL THEN
             PERFORM starpipe._raise('SP006', pg_catalog.format('%s.columns.%s: %s has no column %I', v_where, v_col, v_target, v_col));
         END IF;
-        IF (v_spec ? 'from') = (v_spec ? 'const') THEN
-            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.columns.%s: give exactly one of "from" or "const"', v_where, v_col));
-        END IF;
-        IF v_spec ? 'from' THEN
-            PERFORM starpipe._check_column(v_spec->>'from');
-        END IF;
-        IF v_spec ? 'type' THEN
-            PERFORM starpipe._mapping_type(pg_catalog.format('%s.columns.%s', v_where, v_col), v_spec->>'type');
-        END IF;
-        FOR v_rule IN SELECT pg_catalog.jsonb_array_elements_text(coalesce(v_spec->'clean', '[]')) LOOP
-            IF NOT EXISTS (SELECT 1 FROM starpipe.cleaning_rule r WHERE r.name = v_rule) THEN
-                PERFORM starpipe._raise('SP006', pg_catalog.format('%s.columns.%s: unknown cleaning rule %L', v_where, v_col, v_rule),
-                    pg_catalog.format('Known rules: %s.', starpipe._known('starpipe.cleaning_rule')));
-            END IF;
-        END LOOP;
+        PERFORM starpipe._check_column_coercion(pg_catalog.format('%s.columns.%s', v_where, v_col), v_target, v_col, v_spec);
     END LOOP;
     -- Production columns that are required but neither mapped nor defaulted would fail every promotion.
     SELECT a.attname INTO v_col FROM pg_catalog.pg_attribute a
@@ -439,6 +424,7 @@ BEGIN
     FOR v_check IN SELECT pg_catalog.jsonb_array_elements(coalesce(p_map->'checks', '[]')) LOOP
         PERFORM starpipe._check_gate(v_where || '.checks', p_map, v_check);
     END LOOP;
+    PERFORM starpipe._check_reject_budget(v_where, p_map);
 END;
 $$;
 

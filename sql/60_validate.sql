@@ -53,6 +53,7 @@ DECLARE
     v_key text;
     v_digest text;
     v_fingerprint jsonb;
+    v_status text;
 BEGIN
     -- Gates that fail block the job before production is touched; the staging rows stay for review.
     v_job := starpipe._lock_job(p_job_id);
@@ -85,6 +86,9 @@ BEGIN
         v_failure := starpipe._gate('not_null', v_col, v_staging, pg_catalog.format('s.%I IS NULL', v_col));
         IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
     END LOOP;
+    -- So is reconciliation: every raw row is staged, rejected or removed by dedup, exactly once.
+    v_failure := starpipe._reconciliation_gate(v_job, v_staging, v_rows);
+    IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
     FOR v_check IN SELECT pg_catalog.jsonb_array_elements(coalesce(v_map->'checks', '[]')) LOOP
         -- apply_mapping admits one rule per check; a stored config from before that rule is refused, not half run.
         IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(v_check)) <> 1 THEN
@@ -131,14 +135,16 @@ BEGIN
     EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
 
     IF pg_catalog.jsonb_array_length(v_failures) > 0 THEN
-        PERFORM starpipe._transition(v_job, 'BLOCKED', 'transformed', 'validation_failed',
+        -- A gate whose failure needs no human decision (reconciliation, or on_fail: failed) fails the job instead.
+        v_status := CASE WHEN pg_catalog.jsonb_path_exists(v_failures, '$[*] ? (@.fails_job == true)') THEN 'FAILED' ELSE 'BLOCKED' END;
+        PERFORM starpipe._transition(v_job, v_status, 'transformed', 'validation_failed',
             pg_catalog.jsonb_build_object('failures', v_failures),
             'validation failed: ' || (SELECT pg_catalog.string_agg(
                 pg_catalog.format('%s(%s)%s', f->>'rule', coalesce(f->>'column', ''),
                     CASE WHEN f ? 'rows' AND f ? 'sample_source_rows'
                          THEN pg_catalog.format(' %s rows, e.g. source rows %s', f->>'rows', f->'sample_source_rows') ELSE '' END), '; ')
                 FROM pg_catalog.jsonb_array_elements(v_failures) f));
-        RETURN 'BLOCKED';
+        RETURN v_status;
     END IF;
     IF coalesce(v_map->>'promotion', 'auto') = 'manual' THEN
         PERFORM starpipe._transition(v_job, 'BLOCKED', 'validated', 'awaiting_promotion',

@@ -149,3 +149,29 @@ COMMENT ON COLUMN starpipe.conflict.applied_columns IS 'The changed columns whos
 COMMENT ON COLUMN starpipe.conflict.before_hash IS 'Hash of the production row''s mapped columns before this promotion (the digest term verify uses for rows a later job changed).';
 COMMENT ON COLUMN starpipe.conflict.before_values IS 'Production values of the changed columns before this promotion; only with the mapping''s audit_values: true (they may be PHI).';
 COMMENT ON COLUMN starpipe.conflict.after_values IS 'Staged values of the changed columns; only with audit_values: true (they may be PHI).';
+-- Issue 11: reconciliation counts on the job, and the quarantine of refused rows.
+ALTER TABLE starpipe.job ADD COLUMN rows_rejected bigint, ADD COLUMN rows_deduplicated bigint;
+COMMENT ON COLUMN starpipe.job.rows_rejected IS 'Raw rows transform quarantined (starpipe.reject); rows_raw = rows_staged + rows_rejected + rows_deduplicated.';
+COMMENT ON COLUMN starpipe.job.rows_deduplicated IS 'Raw rows transform left out because a later (or dedup-preferred) row had the same conflict key.';
+CREATE TABLE starpipe.reject (
+    reject_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id          bigint NOT NULL REFERENCES starpipe.job (job_id),
+    source_row      bigint NOT NULL,
+    target_column   text,
+    rule            text NOT NULL,
+    sqlstate        text NOT NULL,
+    constraint_name text,
+    rejected_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    resolved_at     timestamptz,
+    resolved_by     bigint
+);
+CREATE INDEX reject_job ON starpipe.reject (job_id, source_row);
+CREATE INDEX reject_unresolved ON starpipe.reject (job_id) WHERE resolved_at IS NULL;
+COMMENT ON TABLE starpipe.reject IS 'Quarantined raw rows: job, source row, target column, the refusing rule and its SQLSTATE; never the value.';
+COMMENT ON COLUMN starpipe.reject.rule IS 'clean, map, formats, number, booleans, cast (the column''s value step), not_null or check (a production constraint).';
+COMMENT ON COLUMN starpipe.reject.sqlstate IS 'The error the rule raised; SP007 for a value in none of the rule''s accepted forms (a code the map does not list, a date in none of the formats, an unknown boolean word).';
+COMMENT ON COLUMN starpipe.reject.resolved_by IS 'The job whose replay of the row was promoted; NULL while unresolved.';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.reject', '');
+SELECT pg_catalog.pg_extension_config_dump('starpipe.reject_reject_id_seq', '');
+-- Transform now quarantines refused rows (sql/55_quarantine.sql) instead of locating the first one.
+DROP FUNCTION IF EXISTS starpipe._find_bad_value(regclass, regclass, jsonb);
