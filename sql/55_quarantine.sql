@@ -225,7 +225,10 @@ BEGIN
     END IF;
     RETURN pg_catalog.jsonb_build_object('rule', 'reconciliation', 'raw', v_raw, 'raw_loaded', p_job.rows_raw, 'staged', p_staged,
                                          'rejected', v_rejected, 'deduplicated', p_job.rows_deduplicated, 'staged_and_rejected', v_both,
-                                         'fails_job', true);
+                                         'fails_job', true,
+                                         'figures', pg_catalog.format('raw %s rows (%s loaded), staged %s + rejected %s + deduplicated %s = %s; staged and rejected: %s',
+                                                                      v_raw, p_job.rows_raw, p_staged, v_rejected, coalesce(p_job.rows_deduplicated, 0),
+                                                                      p_staged + v_rejected + coalesce(p_job.rows_deduplicated, 0), v_both));
 END;
 $$;
 

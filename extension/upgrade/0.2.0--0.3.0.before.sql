@@ -21,19 +21,22 @@ INSERT INTO starpipe.cleaning_rule (name, expression, description) VALUES
 
 CREATE TABLE starpipe.check_rule (
     name        text PRIMARY KEY,
-    argument    text NOT NULL CHECK (argument IN ('columns', 'column_values', 'count', 'column_fraction')),
-    parameters  text[] CHECK ((argument IN ('column_values', 'column_fraction')) = (parameters IS NOT NULL)),
+    argument    text NOT NULL CHECK (argument IN ('columns', 'column_values', 'count', 'column_fraction', 'percent', 'query')),
+    parameters  text[] CHECK ((argument IN ('column_values', 'column_fraction', 'query')) = (parameters IS NOT NULL)),
     description text NOT NULL
 );
 COMMENT ON TABLE starpipe.check_rule IS 'Validation gates of a mapping table ("checks"), with the shape of their argument.';
-COMMENT ON COLUMN starpipe.check_rule.argument IS 'columns: a non-empty array of mapped columns; count: a non-negative integer; column_values: {column, values: non-empty array of non-null scalars}; column_fraction: {column, max: a number in [0, 1]}.';
+COMMENT ON COLUMN starpipe.check_rule.argument IS 'columns: a non-empty array of mapped columns; count: a non-negative integer; column_values: {column, values: non-empty array of non-null scalars}; column_fraction: {column, max: a number in [0, 1]}; percent: a non-negative number; query: {name, query: a SELECT of offending source row numbers over "staged"}.';
 COMMENT ON COLUMN starpipe.check_rule.parameters IS 'The keys of an object argument, every one required and no other allowed; NULL for an array or number argument.';
 INSERT INTO starpipe.check_rule (name, argument, parameters, description) VALUES
     ('not_null',        'columns',         NULL,              'no staged row has NULL in any of the columns'),
     ('unique',          'columns',         NULL,              'no two staged rows share the columns'' values'),
     ('accepted_values', 'column_values',   '{column,values}', 'every non-NULL value of the column is one of the values'),
     ('min_rows',        'count',           NULL,              'the job stages at least this many rows'),
-    ('null_fraction',   'column_fraction', '{column,max}',    'at most this fraction of the column''s staged values is NULL');
+    ('null_fraction',   'column_fraction', '{column,max}',    'at most this fraction of the column''s staged values is NULL'),
+    ('null_drift',      'column_fraction', '{column,max}',    'a column whose NULL fraction was at most max in the last promoted snapshot of the table is not NULL beyond max now (the phantom NULL)'),
+    ('row_count_change','percent',         NULL,              'the staged row count differs from the last promoted snapshot''s by at most this many percent'),
+    ('sql',             'query',           '{name,query}',    'a SELECT over the staged rows (as "staged") returning offending source row numbers finds none; it runs as starpipe_writer and its writes are rolled back');
 
 CREATE TABLE starpipe.conflict_policy (
     name        text PRIMARY KEY,
@@ -175,3 +178,12 @@ SELECT pg_catalog.pg_extension_config_dump('starpipe.reject', '');
 SELECT pg_catalog.pg_extension_config_dump('starpipe.reject_reject_id_seq', '');
 -- Transform now quarantines refused rows (sql/55_quarantine.sql) instead of locating the first one.
 DROP FUNCTION IF EXISTS starpipe._find_bad_value(regclass, regclass, jsonb);
+-- Issue 11: the baseline of null_drift and row_count_change.
+CREATE TABLE starpipe.snapshot_profile (
+    job_id      bigint PRIMARY KEY REFERENCES starpipe.job (job_id),
+    rows        bigint NOT NULL,
+    null_counts jsonb,
+    profiled_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE starpipe.snapshot_profile IS 'Staged rows and NULL counts per mapped column of each validated job: the baseline null_drift and row_count_change compare a new snapshot with (counts only, never values).';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.snapshot_profile', '');
