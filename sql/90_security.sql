@@ -182,5 +182,6 @@ GRANT EXECUTE ON FUNCTION
     starpipe.accept_schema(text, text, integer),
     starpipe.dlq_list(),
     starpipe.dlq_inspect(bigint),
-    starpipe.dlq_replay(bigint)
+    starpipe.dlq_replay(bigint),
+    starpipe.replay_rejects(bigint)
 TO starpipe_admin;

@@ -187,3 +187,14 @@ CREATE TABLE starpipe.snapshot_profile (
 );
 COMMENT ON TABLE starpipe.snapshot_profile IS 'Staged rows and NULL counts per mapped column of each validated job: the baseline null_drift and row_count_change compare a new snapshot with (counts only, never values).';
 SELECT pg_catalog.pg_extension_config_dump('starpipe.snapshot_profile', '');
+-- Issue 11: replays of rejected rows.
+CREATE TABLE starpipe.reject_replay (
+    job_id     bigint PRIMARY KEY REFERENCES starpipe.job (job_id),
+    replay_of  bigint NOT NULL REFERENCES starpipe.job (job_id),
+    rows       bigint NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by text NOT NULL DEFAULT SESSION_USER
+);
+CREATE INDEX reject_replay_of ON starpipe.reject_replay (replay_of);
+COMMENT ON TABLE starpipe.reject_replay IS 'Replay jobs (starpipe.replay_rejects): the job whose rejected rows each one carries, and how many.';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.reject_replay', '');

@@ -172,3 +172,45 @@ SELECT pg_temp.ingest('acme', 'people', '2026-11-08', 'r8', (SELECT c FROM cols)
 SELECT j.job_id, j.status, starpipe.raw_version(j.job_id) IS NOT NULL AS raw_kept,
        EXISTS (SELECT 1 FROM starpipe.reject x WHERE x.job_id = j.job_id) AS has_rejects
   FROM starpipe.job j ORDER BY j.job_id;
+
+-- 9. Replay after a mapping fix: job 2's five rejects. The fix accepts MM/DD/YYYY-or-ISO dates as before, maps the
+-- unknown code to unknown and makes "maybe" a NULL; rows 2 (13/45/2000), 3 (the canary date) and 5 (N/A) still fail.
+SELECT pg_temp.try('{
+  "born":    {"from": "BORN", "clean": ["trim"], "null_values": ["N/A"], "formats": ["MM/DD/YYYY", "ISO"]},
+  "gender":  {"from": "G", "clean": ["trim", "upper"], "map": {"M": "male", "F": "female", "U": "unknown"}, "unmapped": {"default": "unknown"}},
+  "balance": {"from": "BAL", "number": {"decimal": ",", "thousands": "."}},
+  "smoker":  {"from": "SMOKER", "null_values": ["maybe"], "booleans": "standard"}
+}', '{"rejects": {"max_rows": 5}}');
+ALTER TABLE production.people DROP CONSTRAINT born_after_1950;
+SELECT starpipe.replay_rejects(3) AS not_promoted;
+SELECT starpipe.replay_rejects(2) AS replay_job;
+SELECT status, stage, rows_raw, run_id FROM starpipe.job WHERE job_id = 9;
+SELECT pg_temp.stages(9);
+SELECT status, rows_raw, rows_staged, rows_rejected FROM starpipe.job WHERE job_id = 9;
+-- Only the formerly rejected rows 13 and 15 are added; rows 10 and 16 are unchanged.
+SELECT person_id, born, gender, smoker, balance FROM production.people WHERE person_id BETWEEN 10 AND 19 ORDER BY person_id;
+SELECT source_row, target_column, rule, resolved_at IS NOT NULL AS resolved, resolved_by FROM starpipe.reject WHERE job_id = 2 ORDER BY source_row;
+SELECT job_id, target_column, rule, rows, sample_source_rows, resolved FROM starpipe.rejects(2);
+-- A second replay carries only the rows still unresolved (2, 3, 5, 6; row 6 also has a negative balance). Once all of
+-- them are fixed and promoted, every reject is resolved, and a further replay has nothing left and applies nothing.
+SELECT pg_temp.try('{
+  "born":    {"from": "BORN", "clean": ["trim"], "regex_replace": [{"pattern": "^(13/.*|[^0-9].*)$", "replacement": "N/A"}],
+              "null_values": ["N/A"], "formats": ["MM/DD/YYYY", "ISO"], "default": "1970-01-01"},
+  "gender":  {"from": "G", "clean": ["trim", "upper"], "map": {"M": "male", "F": "female", "U": "unknown"}, "unmapped": {"default": "unknown"}},
+  "balance": {"from": "BAL", "regex_replace": [{"pattern": "^-", "replacement": ""}], "number": {"decimal": ",", "thousands": "."}},
+  "smoker":  {"from": "SMOKER", "null_values": ["maybe"], "booleans": "standard"}
+}', '{"rejects": {"max_rows": 5}}');
+SELECT starpipe.replay_rejects(2) AS second_replay;
+SELECT pg_temp.stages(10);
+SELECT status, rows_raw, rows_staged, rows_rejected FROM starpipe.job WHERE job_id = 10;
+SELECT job_id, count(*) FILTER (WHERE resolved_at IS NULL) AS unresolved, count(*) AS rejects, array_agg(DISTINCT resolved_by) AS resolved_by
+  FROM starpipe.reject WHERE job_id IN (2, 9, 10) GROUP BY job_id ORDER BY job_id;
+SELECT person_id, born, gender, smoker, balance FROM production.people WHERE person_id BETWEEN 10 AND 19 ORDER BY person_id;
+SELECT count(*) AS people_before FROM production.people \gset
+SELECT starpipe.replay_rejects(2) IS NULL AS nothing_to_replay;
+SELECT count(*) = :people_before AS production_unchanged FROM production.people;
+SELECT count(*) AS leaks FROM (
+    SELECT error || coalesce(error_detail::text, '') AS t FROM starpipe.job
+    UNION ALL SELECT detail::text FROM starpipe.job_event
+    UNION ALL SELECT r::text FROM starpipe.reject r) x
+ WHERE t LIKE '%CANARY%';
