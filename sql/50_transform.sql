@@ -194,6 +194,7 @@ BEGIN
     -- this raw version and fill this staging table for as long as this transaction needs it, and no longer.
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_raw);
     PERFORM starpipe._create_staging(v_staging, v_target, v_map);
+    PERFORM starpipe._record_staging_shape(p_job_id, v_target, v_map);
     EXECUTE pg_catalog.format('GRANT INSERT ON %s TO starpipe_writer', v_staging);
     BEGIN
         -- Dedup on the conflict key; by default the row that came last in the file wins.

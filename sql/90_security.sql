@@ -183,5 +183,6 @@ GRANT EXECUTE ON FUNCTION
     starpipe.dlq_list(),
     starpipe.dlq_inspect(bigint),
     starpipe.dlq_replay(bigint),
-    starpipe.replay_rejects(bigint)
+    starpipe.replay_rejects(bigint),
+    starpipe.resync_staging(bigint)
 TO starpipe_admin;

@@ -198,3 +198,12 @@ CREATE TABLE starpipe.reject_replay (
 CREATE INDEX reject_replay_of ON starpipe.reject_replay (replay_of);
 COMMENT ON TABLE starpipe.reject_replay IS 'Replay jobs (starpipe.replay_rejects): the job whose rejected rows each one carries, and how many.';
 SELECT pg_catalog.pg_extension_config_dump('starpipe.reject_replay', '');
+-- Issue 11: the production shape each job's staging was built from.
+CREATE TABLE starpipe.staging_shape (
+    job_id      bigint PRIMARY KEY REFERENCES starpipe.job (job_id),
+    target      text NOT NULL,
+    shape       jsonb NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE starpipe.staging_shape IS 'The production shape each job''s staging table was built from: mapped columns (type, NOT NULL) and CHECK constraints; validate compares it with the catalog.';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.staging_shape', '');

@@ -99,3 +99,21 @@ SELECT (SELECT last_value FROM production.calls) AS calls, count(*) AS written F
 SELECT pg_temp.try('[{"min_rows": 10, "on_fail": "failed"}]');
 SELECT pg_temp.ingest('acme', 'visits', '2026-11-05', 'r5', (SELECT c FROM cols), '[[5, "e", "5"]]');
 SELECT status, stage, error FROM starpipe.job WHERE job_id = 5;
+
+-- 8. A production DDL change after transform is found before promotion: BLOCKED, naming it; resync_staging re-stages
+-- the job from the current catalog, and the new CHECK then applies to its rows (within the budget: none allowed).
+SELECT pg_temp.try('[{"min_rows": 1}]');
+SELECT pg_temp.register('acme', 'visits', '2026-11-06', 'r6', (SELECT c FROM cols), '[[201, "g", "201"], [202, "h", "-202"]]');
+SELECT pg_temp.load(6) > 0 AS loaded;
+SELECT starpipe.transform(6, (SELECT fence FROM starpipe.job WHERE job_id = 6));
+ALTER TABLE production.visits ADD CONSTRAINT cost_positive CHECK (cost > 0);
+SELECT starpipe.validate(6, (SELECT fence FROM starpipe.job WHERE job_id = 6));
+SELECT status, stage, error, error_detail->'failures'->0->'changes' AS changes FROM starpipe.job WHERE job_id = 6;
+SELECT starpipe.retry(6);
+SELECT job_id, stage FROM starpipe.claim('w');
+SELECT starpipe.validate(6, (SELECT fence FROM starpipe.job WHERE job_id = 6));
+SELECT starpipe.resync_staging(6);
+SELECT pg_temp.stages(6);
+SELECT status, stage, rows_rejected, error FROM starpipe.job WHERE job_id = 6;
+SELECT source_row, target_column, rule, constraint_name FROM starpipe.reject WHERE job_id = 6;
+SELECT count(*) AS visits_201_202 FROM production.visits WHERE visit_id IN (201, 202);
