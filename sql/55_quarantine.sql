@@ -73,6 +73,9 @@ AS $$
                                                 'max_fraction ' || (p_map->'rejects'->>'max_fraction')), ''), 'max_rows 0');
 $$;
 
+-- A production constraint staging carries, as the quarantine probe evaluates it on converted rows.
+CREATE TYPE starpipe._staging_constraint AS (rule text, state text, col text, name text, refused text);
+
 -- Finds a job's refused rows and records them in starpipe.reject; returns how many distinct source rows it found.
 CREATE FUNCTION starpipe._quarantine(p_job starpipe.job, p_raw regclass, p_target regclass, p_map jsonb)
 RETURNS bigint
@@ -85,8 +88,7 @@ DECLARE
     v_type text;
     v_probe text;
     v_body text;
-    v_select text;
-    v_con record;
+    v_cons starpipe._staging_constraint[];
     v_key text[] := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(p_map->'conflict_key'));
 BEGIN
     -- Slow path, taken only when the bulk INSERT failed. Per column, one bulk evaluation tells whether the column
@@ -130,9 +132,8 @@ BEGIN
         EXECUTE pg_catalog.format('DROP FUNCTION %s(%s)', v_probe, p_raw);
     END LOOP;
 
-    -- The converted rows that remain, as the bulk INSERT computes them.
-    v_select := starpipe._staging_select(p_job, p_raw, p_target, p_map);
-    FOR v_con IN
+    -- The converted rows that remain, as the bulk INSERT computes them, checked against every constraint in one scan.
+    SELECT pg_catalog.array_agg(c ORDER BY c.rule, c.col, c.name) INTO v_cons FROM (
         SELECT 'not_null' AS rule, '23502' AS state, a.attname::text AS col, NULL::text AS name,
                pg_catalog.format('s.%I IS NULL', a.attname) AS refused
           FROM pg_catalog.pg_attribute a
@@ -140,14 +141,19 @@ BEGIN
            AND p_map->'columns' ? a.attname AND NOT a.attname = ANY (v_key)
         UNION ALL
         SELECT 'check', '23514', c.col, c.conname, pg_catalog.format('(%s) IS FALSE', c.expr)
-          FROM starpipe._staging_checks(p_target, p_map) c
-         ORDER BY 1, 3, 4
-    LOOP
+          FROM starpipe._staging_checks(p_target, p_map) c) c;
+    IF v_cons IS NOT NULL THEN
         INSERT INTO starpipe.reject (job_id, source_row, target_column, rule, sqlstate, constraint_name)
-        SELECT p_job.job_id, x::text::bigint, v_con.col, v_con.rule, v_con.state, v_con.name
-          FROM starpipe._as_writer_query(pg_catalog.format('SELECT pg_catalog.to_jsonb(s._source_row) FROM (%s) s WHERE %s',
-                                                           v_select, v_con.refused)) x;
-    END LOOP;
+        SELECT p_job.job_id, (x->>0)::bigint, v_cons[i.n].col, v_cons[i.n].rule, v_cons[i.n].state, v_cons[i.n].name
+          FROM starpipe._as_writer_query(pg_catalog.format(
+                 'SELECT pg_catalog.jsonb_build_array(s._source_row, pg_catalog.array_remove(ARRAY[%s], NULL)) FROM (%s) s WHERE %s',
+                 (SELECT pg_catalog.string_agg(pg_catalog.format('CASE WHEN %s THEN %s END', c.refused, o), ', ' ORDER BY o)
+                    FROM pg_catalog.unnest(v_cons) WITH ORDINALITY AS c(rule, state, col, name, refused, o)),
+                 starpipe._staging_select(p_job, p_raw, p_target, p_map),
+                 (SELECT pg_catalog.string_agg(c.refused, ' OR ' ORDER BY o)
+                    FROM pg_catalog.unnest(v_cons) WITH ORDINALITY AS c(rule, state, col, name, refused, o)))) x
+         CROSS JOIN LATERAL (SELECT e::int AS n FROM pg_catalog.jsonb_array_elements_text(x->1) e) i;
+    END IF;
     RETURN (SELECT pg_catalog.count(DISTINCT x.source_row) FROM starpipe.reject x WHERE x.job_id = p_job.job_id AND x.resolved_at IS NULL);
 END;
 $$;

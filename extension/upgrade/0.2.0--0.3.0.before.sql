@@ -207,3 +207,5 @@ CREATE TABLE starpipe.staging_shape (
 );
 COMMENT ON TABLE starpipe.staging_shape IS 'The production shape each job''s staging table was built from: mapped columns (type, NOT NULL) and CHECK constraints; validate compares it with the catalog.';
 SELECT pg_catalog.pg_extension_config_dump('starpipe.staging_shape', '');
+-- Issue 11: a production constraint as the quarantine probe evaluates it.
+CREATE TYPE starpipe._staging_constraint AS (rule text, state text, col text, name text, refused text);
