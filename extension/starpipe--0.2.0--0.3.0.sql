@@ -3327,6 +3327,15 @@ $$;
 COMMENT ON FUNCTION starpipe.resync_staging(bigint) IS
     'Queues a BLOCKED or FAILED job past transform to be transformed again, so its staging table is rebuilt from production''s current shape.';
 
+-- The production table a job's staging was built from (recorded at transform), or NULL.
+CREATE OR REPLACE FUNCTION starpipe._staging_target(p_job starpipe.job)
+RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.to_regclass(s.target) FROM starpipe.staging_shape s WHERE s.job_id = p_job.job_id;
+$$;
+
 -- Functions of 60_validate.sql -------------------------------------------------------------------------------------
 
 -- Runs one gate query; returns a failure object when it finds offending rows, else NULL.
@@ -3414,9 +3423,10 @@ BEGIN
     -- So is reconciliation: every raw row is staged, rejected or removed by dedup, exactly once.
     v_failure := starpipe._reconciliation_gate(v_job, v_staging, v_rows);
     IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
-    -- And production's shape: staging built before a DDL change is never promoted.
+    -- And production's shape: staging built before a DDL change is never promoted; and its foreign keys.
     v_failure := starpipe._shape_gate(v_job, v_map);
     IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
+    v_failures := v_failures || starpipe._foreign_key_gates(starpipe._staging_target(v_job), v_map, v_staging);
     -- The baseline null_drift and row_count_change compare later snapshots with.
     PERFORM starpipe._profile_snapshot(v_job, v_map, v_staging, v_rows);
     FOR v_check IN SELECT pg_catalog.jsonb_array_elements(coalesce(v_map->'checks', '[]')) LOOP
@@ -3655,6 +3665,51 @@ BEGIN
         RETURN v_latest.config->'tables'->p_job.table_name;
     END IF;
     RETURN v_map;
+END;
+$$;
+
+-- The foreign keys of a job's production table as gates: staged rows whose reference production lacks.
+CREATE OR REPLACE FUNCTION starpipe._foreign_key_gates(p_target regclass, p_map jsonb, p_staging text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_fk record;
+    v_failure jsonb;
+    v_failures jsonb := '[]';
+BEGIN
+    -- Read from the catalog at every validation (a foreign key added later applies at once). MATCH SIMPLE: a row with
+    -- a NULL in the key passes. A foreign key on an unmapped column concerns values promotion does not write.
+    FOR v_fk IN
+        SELECT c.conname::text AS name, c.confrelid::regclass AS ref,
+               (SELECT pg_catalog.array_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(n, o)
+                  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n) AS cols,
+               (SELECT pg_catalog.array_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY AS k(n, o)
+                  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n) AS refcols
+          FROM pg_catalog.pg_constraint c
+         WHERE c.conrelid = p_target AND c.contype = 'f' AND c.convalidated
+         ORDER BY c.conname
+    LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.unnest(v_fk.cols) k WHERE NOT p_map->'columns' ? k);
+        BEGIN
+            v_failure := starpipe._gate('foreign_key', v_fk.name, p_staging, pg_catalog.format(
+                '%s AND NOT EXISTS (SELECT 1 FROM %s r WHERE (%s) = (%s))',
+                (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I IS NOT NULL', k), ' AND ') FROM pg_catalog.unnest(v_fk.cols) k),
+                v_fk.ref,
+                (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', k), ', ' ORDER BY o) FROM pg_catalog.unnest(v_fk.refcols) WITH ORDINALITY AS x(k, o)),
+                (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', k), ', ' ORDER BY o) FROM pg_catalog.unnest(v_fk.cols) WITH ORDINALITY AS x(k, o))));
+            IF v_failure IS NOT NULL THEN
+                v_failures := v_failures || (v_failure || pg_catalog.jsonb_build_object('references', v_fk.ref::text,
+                    'figures', pg_catalog.format('(%s) not in %s (%s):', pg_catalog.array_to_string(v_fk.cols, ', '), v_fk.ref,
+                                                 pg_catalog.array_to_string(v_fk.refcols, ', '))));
+            END IF;
+        EXCEPTION WHEN insufficient_privilege THEN
+            v_failures := v_failures || pg_catalog.jsonb_build_object('rule', 'foreign_key', 'column', v_fk.name, 'error_sqlstate', SQLSTATE,
+                'figures', pg_catalog.format('starpipe_writer cannot read %s: GRANT SELECT ON %s TO starpipe_writer', v_fk.ref, v_fk.ref));
+        END;
+    END LOOP;
+    RETURN v_failures;
 END;
 $$;
 

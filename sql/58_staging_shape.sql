@@ -96,3 +96,12 @@ END;
 $$;
 COMMENT ON FUNCTION starpipe.resync_staging(bigint) IS
     'Queues a BLOCKED or FAILED job past transform to be transformed again, so its staging table is rebuilt from production''s current shape.';
+
+-- The production table a job's staging was built from (recorded at transform), or NULL.
+CREATE FUNCTION starpipe._staging_target(p_job starpipe.job)
+RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.to_regclass(s.target) FROM starpipe.staging_shape s WHERE s.job_id = p_job.job_id;
+$$;

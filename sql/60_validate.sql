@@ -85,9 +85,10 @@ BEGIN
     -- So is reconciliation: every raw row is staged, rejected or removed by dedup, exactly once.
     v_failure := starpipe._reconciliation_gate(v_job, v_staging, v_rows);
     IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
-    -- And production's shape: staging built before a DDL change is never promoted.
+    -- And production's shape: staging built before a DDL change is never promoted; and its foreign keys.
     v_failure := starpipe._shape_gate(v_job, v_map);
     IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
+    v_failures := v_failures || starpipe._foreign_key_gates(starpipe._staging_target(v_job), v_map, v_staging);
     -- The baseline null_drift and row_count_change compare later snapshots with.
     PERFORM starpipe._profile_snapshot(v_job, v_map, v_staging, v_rows);
     FOR v_check IN SELECT pg_catalog.jsonb_array_elements(coalesce(v_map->'checks', '[]')) LOOP

@@ -216,3 +216,48 @@ BEGIN
     RETURN v_map;
 END;
 $$;
+
+-- The foreign keys of a job's production table as gates: staged rows whose reference production lacks.
+CREATE FUNCTION starpipe._foreign_key_gates(p_target regclass, p_map jsonb, p_staging text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_fk record;
+    v_failure jsonb;
+    v_failures jsonb := '[]';
+BEGIN
+    -- Read from the catalog at every validation (a foreign key added later applies at once). MATCH SIMPLE: a row with
+    -- a NULL in the key passes. A foreign key on an unmapped column concerns values promotion does not write.
+    FOR v_fk IN
+        SELECT c.conname::text AS name, c.confrelid::regclass AS ref,
+               (SELECT pg_catalog.array_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(n, o)
+                  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n) AS cols,
+               (SELECT pg_catalog.array_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY AS k(n, o)
+                  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n) AS refcols
+          FROM pg_catalog.pg_constraint c
+         WHERE c.conrelid = p_target AND c.contype = 'f' AND c.convalidated
+         ORDER BY c.conname
+    LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.unnest(v_fk.cols) k WHERE NOT p_map->'columns' ? k);
+        BEGIN
+            v_failure := starpipe._gate('foreign_key', v_fk.name, p_staging, pg_catalog.format(
+                '%s AND NOT EXISTS (SELECT 1 FROM %s r WHERE (%s) = (%s))',
+                (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I IS NOT NULL', k), ' AND ') FROM pg_catalog.unnest(v_fk.cols) k),
+                v_fk.ref,
+                (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', k), ', ' ORDER BY o) FROM pg_catalog.unnest(v_fk.refcols) WITH ORDINALITY AS x(k, o)),
+                (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', k), ', ' ORDER BY o) FROM pg_catalog.unnest(v_fk.cols) WITH ORDINALITY AS x(k, o))));
+            IF v_failure IS NOT NULL THEN
+                v_failures := v_failures || (v_failure || pg_catalog.jsonb_build_object('references', v_fk.ref::text,
+                    'figures', pg_catalog.format('(%s) not in %s (%s):', pg_catalog.array_to_string(v_fk.cols, ', '), v_fk.ref,
+                                                 pg_catalog.array_to_string(v_fk.refcols, ', '))));
+            END IF;
+        EXCEPTION WHEN insufficient_privilege THEN
+            v_failures := v_failures || pg_catalog.jsonb_build_object('rule', 'foreign_key', 'column', v_fk.name, 'error_sqlstate', SQLSTATE,
+                'figures', pg_catalog.format('starpipe_writer cannot read %s: GRANT SELECT ON %s TO starpipe_writer', v_fk.ref, v_fk.ref));
+        END;
+    END LOOP;
+    RETURN v_failures;
+END;
+$$;

@@ -117,3 +117,19 @@ SELECT pg_temp.stages(6);
 SELECT status, stage, rows_rejected, error FROM starpipe.job WHERE job_id = 6;
 SELECT source_row, target_column, rule, constraint_name FROM starpipe.reject WHERE job_id = 6;
 SELECT count(*) AS visits_201_202 FROM production.visits WHERE visit_id IN (201, 202);
+
+-- 9. A foreign key of production into a reference table is a gate: staged rows whose reference is missing block the
+-- job with the constraint and sample rows (302; 303 has no reference); once the reference row exists, retry passes.
+CREATE TABLE production.patients_ref (patient text PRIMARY KEY);
+GRANT SELECT ON production.patients_ref TO starpipe_writer;
+INSERT INTO production.patients_ref SELECT DISTINCT patient FROM production.visits WHERE patient IS NOT NULL;
+INSERT INTO production.patients_ref VALUES ('h');
+ALTER TABLE production.visits ADD CONSTRAINT visits_patient_fk FOREIGN KEY (patient) REFERENCES production.patients_ref;
+SELECT pg_temp.register('acme', 'visits', '2026-11-07', 'r7', (SELECT c FROM cols), '[[301, "p10", "301"], [302, "zz", "302"], [303, null, "303"]]');
+SELECT pg_temp.load(7) > 0 AS loaded;
+SELECT pg_temp.stages(7);
+SELECT status, stage, error FROM starpipe.job WHERE job_id = 7;
+INSERT INTO production.patients_ref VALUES ('zz');
+SELECT starpipe.retry(7);
+SELECT pg_temp.stages(7);
+SELECT visit_id, patient FROM production.visits WHERE visit_id > 300 ORDER BY visit_id;
