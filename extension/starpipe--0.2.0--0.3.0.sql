@@ -3199,7 +3199,11 @@ BEGIN
     PERFORM starpipe._lock_down('TABLE', pg_catalog.format('%I.%I', 'raw_' || v_job.client, v_part), 'SELECT', '{starpipe_admin}');
     EXECUTE pg_catalog.format('ALTER TABLE %I.%I ATTACH PARTITION %I.%I FOR VALUES IN (%s)',
                               'raw_' || v_job.client, v_job.table_name, 'raw_' || v_job.client, v_part, v_new.job_id);
-    UPDATE starpipe.job SET rows_raw = v_count WHERE job_id = v_new.job_id;
+    -- The raw digest as finish_raw records it, so starpipe.verify checks a replay like any job.
+    UPDATE starpipe.job SET rows_raw = v_count,
+                            raw_digest = starpipe._digest_of(pg_catalog.format('%I.%I', 'raw_' || v_job.client, v_part)::regclass,
+                                                             starpipe._raw_columns(pg_catalog.format('%I.%I', 'raw_' || v_job.client, v_part)::regclass))
+     WHERE job_id = v_new.job_id;
     INSERT INTO starpipe.reject_replay (job_id, replay_of, rows) VALUES (v_new.job_id, p_job_id, v_count);
     INSERT INTO starpipe.job_event (job_id, to_status, stage, event, detail)
     VALUES (v_new.job_id, 'PENDING', 'raw_loaded', 'replay_registered',

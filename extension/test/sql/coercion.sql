@@ -186,6 +186,8 @@ SELECT starpipe.replay_rejects(3) AS not_promoted;
 SELECT starpipe.replay_rejects(2) AS replay_job;
 SELECT status, stage, rows_raw, run_id FROM starpipe.job WHERE job_id = 9;
 SELECT pg_temp.stages(9);
+-- A replay is verified like any job: raw, staged and promoted digests agree.
+SELECT stage, agrees FROM starpipe.verify(9) ORDER BY stage;
 SELECT status, rows_raw, rows_staged, rows_rejected FROM starpipe.job WHERE job_id = 9;
 -- Only the formerly rejected rows 13 and 15 are added; rows 10 and 16 are unchanged.
 SELECT person_id, born, gender, smoker, balance FROM production.people WHERE person_id BETWEEN 10 AND 19 ORDER BY person_id;
