@@ -11,7 +11,7 @@ struct Starpipe: AsyncParsableCommand {
         abstract: "Move a client's database into production Postgres: extract, ingest, transform, validate, promote.",
         version: "0.1.0",
         subcommands: [Extract.self, Work.self, Mapping.self, Status.self, Promote.self, Verify.self, Retry.self, Dlq.self,
-                      Production.self])
+                      Production.self, Rejects.self])
 }
 
 /// Options every subcommand shares.
