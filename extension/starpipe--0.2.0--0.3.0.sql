@@ -179,7 +179,7 @@ CREATE INDEX reject_job ON starpipe.reject (job_id, source_row);
 CREATE INDEX reject_unresolved ON starpipe.reject (job_id) WHERE resolved_at IS NULL;
 COMMENT ON TABLE starpipe.reject IS 'Quarantined raw rows: job, source row, target column, the refusing rule and its SQLSTATE; never the value.';
 COMMENT ON COLUMN starpipe.reject.rule IS 'clean, map, formats, number, booleans, cast (the column''s value step), not_null or check (a production constraint).';
-COMMENT ON COLUMN starpipe.reject.sqlstate IS 'The error the rule raised; SP007 for a value in none of the rule''s accepted forms (a code the map does not list, a date in none of the formats, an unknown boolean word).';
+COMMENT ON COLUMN starpipe.reject.sqlstate IS 'The error the rule raised; SP008 for a value in none of the rule''s accepted forms (a code the map does not list, a date in none of the formats, an unknown boolean word).';
 COMMENT ON COLUMN starpipe.reject.resolved_by IS 'The job whose replay of the row was promoted; NULL while unresolved.';
 SELECT pg_catalog.pg_extension_config_dump('starpipe.reject', '');
 SELECT pg_catalog.pg_extension_config_dump('starpipe.reject_reject_id_seq', '');
@@ -2968,13 +2968,13 @@ BEGIN
             '  BEGIN t := %1$s; EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN RETURN ARRAY[''clean'', SQLSTATE]; END; '
             '  %2$s'
             -- division_by_zero is the refusal of _refuse_expr: the value is in none of the rule's accepted forms.
-            '  BEGIN PERFORM %3$s; EXCEPTION WHEN division_by_zero THEN RETURN ARRAY[%4$L, ''SP007'']; '
+            '  BEGIN PERFORM %3$s; EXCEPTION WHEN division_by_zero THEN RETURN ARRAY[%4$L, ''SP008'']; '
             '    WHEN data_exception OR integrity_constraint_violation THEN RETURN ARRAY[%4$L, SQLSTATE]; END; '
             '  RETURN NULL; '
             'END',
             starpipe._column_text_expr(v_spec),
             CASE WHEN v_spec ? 'map' AND coalesce(v_spec #>> '{unmapped}', 'reject') = 'reject'
-                 THEN pg_catalog.format('IF %s IS NOT NULL AND NOT %s = ANY (%L::text[]) THEN RETURN ARRAY[''map'', ''SP007'']; END IF; ',
+                 THEN pg_catalog.format('IF %s IS NOT NULL AND NOT %s = ANY (%L::text[]) THEN RETURN ARRAY[''map'', ''SP008'']; END IF; ',
                                         starpipe._column_value_expr(v_spec - '{map,formats,number,booleans,type,default,timezone}'::text[], 'text', 't'),
                                         starpipe._column_value_expr(v_spec - '{map,formats,number,booleans,type,default,timezone}'::text[], 'text', 't'),
                                         ARRAY(SELECT pg_catalog.jsonb_object_keys(v_spec->'map')))

@@ -107,7 +107,7 @@ struct QuarantineTests {
             .map { "\($0[0] ?? "") \($0[1]!) \($0[2]!)" }
         #expect(groups == ["birth_date formats \(Self.badDates)", "birth_date not_null 1", "gender map \(Self.unknownCodes)"])
         let canaryRow = try pipeline.query("SELECT _source_row::text FROM raw_synthea_demo.patients WHERE \"BIRTHDATE\" = '\(Self.canary)'").scalar
-        #expect(try demo.count("SELECT count(*) FROM starpipe.reject WHERE source_row = \(canaryRow ?? "0") AND rule = 'formats' AND sqlstate = 'SP007'",
+        #expect(try demo.count("SELECT count(*) FROM starpipe.reject WHERE source_row = \(canaryRow ?? "0") AND rule = 'formats' AND sqlstate = 'SP008'",
                                on: pipeline) == 1)
         // The CLI lists the same, with sample rows.
         let list = try Self.cli(["rejects", "list", "--job", jobID, "--database", demo.pipelineURL])

@@ -172,7 +172,7 @@ CREATE INDEX reject_job ON starpipe.reject (job_id, source_row);
 CREATE INDEX reject_unresolved ON starpipe.reject (job_id) WHERE resolved_at IS NULL;
 COMMENT ON TABLE starpipe.reject IS 'Quarantined raw rows: job, source row, target column, the refusing rule and its SQLSTATE; never the value.';
 COMMENT ON COLUMN starpipe.reject.rule IS 'clean, map, formats, number, booleans, cast (the column''s value step), not_null or check (a production constraint).';
-COMMENT ON COLUMN starpipe.reject.sqlstate IS 'The error the rule raised; SP007 for a value in none of the rule''s accepted forms (a code the map does not list, a date in none of the formats, an unknown boolean word).';
+COMMENT ON COLUMN starpipe.reject.sqlstate IS 'The error the rule raised; SP008 for a value in none of the rule''s accepted forms (a code the map does not list, a date in none of the formats, an unknown boolean word).';
 COMMENT ON COLUMN starpipe.reject.resolved_by IS 'The job whose replay of the row was promoted; NULL while unresolved.';
 SELECT pg_catalog.pg_extension_config_dump('starpipe.reject', '');
 SELECT pg_catalog.pg_extension_config_dump('starpipe.reject_reject_id_seq', '');
