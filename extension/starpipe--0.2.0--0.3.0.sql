@@ -2840,7 +2840,7 @@ BEGIN
         -- Some rows are refused: quarantine them, then stage the others if the budget allows.
         v_state := SQLSTATE;
         v_rejected := starpipe._quarantine(v_job, v_raw, v_target, v_map);
-        IF v_rejected > 0 AND NOT starpipe._over_reject_budget(v_map, v_rejected, v_job.rows_raw) THEN
+        IF v_rejected > 0 AND NOT starpipe._over_reject_budget(v_map, v_rejected, starpipe._budget_rows(v_job)) THEN
             BEGIN
                 v_rows := starpipe._as_writer_execute(pg_catalog.format(
                     'INSERT INTO %s (%s_ingestion_id, _source_row) '
@@ -2858,7 +2858,7 @@ BEGIN
             v_bad := starpipe._reject_summary(v_job, v_map, v_rejected);
             UPDATE starpipe.job SET rows_rejected = v_rejected WHERE job_id = p_job_id;
             PERFORM starpipe._transition(v_job, 'FAILED', v_job.stage, 'transform_failed', v_bad,
-                CASE WHEN v_rejected = 0 OR NOT starpipe._over_reject_budget(v_map, v_rejected, v_job.rows_raw)
+                CASE WHEN v_rejected = 0 OR NOT starpipe._over_reject_budget(v_map, v_rejected, starpipe._budget_rows(v_job))
                      THEN pg_catalog.format('transform failed (SQLSTATE %s)', v_state)
                      ELSE pg_catalog.format('transform failed: %s of %s rows rejected, over the reject budget (%s): %s; e.g. source row %s, column %s (from %s), rule %s (SQLSTATE %s)',
                                             v_rejected, v_job.rows_raw, starpipe._reject_budget_text(v_map), v_bad->>'summary',
@@ -3241,6 +3241,17 @@ BEGIN
     END IF;
     RETURN NULL;
 END;
+$$;
+
+-- The rows a job's max_fraction budget is a fraction of: its raw rows, or for a replay those of the job it replays.
+CREATE OR REPLACE FUNCTION starpipe._budget_rows(p_job starpipe.job)
+RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- A replay carries only rejected rows: against its own count, any row still refused would exceed any fraction.
+    SELECT coalesce((SELECT o.rows_raw FROM starpipe.reject_replay r JOIN starpipe.job o ON o.job_id = r.replay_of
+                      WHERE r.job_id = p_job.job_id), p_job.rows_raw);
 $$;
 
 -- Functions of 58_staging_shape.sql --------------------------------------------------------------------------------

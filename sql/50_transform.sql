@@ -207,7 +207,7 @@ BEGIN
         -- Some rows are refused: quarantine them, then stage the others if the budget allows.
         v_state := SQLSTATE;
         v_rejected := starpipe._quarantine(v_job, v_raw, v_target, v_map);
-        IF v_rejected > 0 AND NOT starpipe._over_reject_budget(v_map, v_rejected, v_job.rows_raw) THEN
+        IF v_rejected > 0 AND NOT starpipe._over_reject_budget(v_map, v_rejected, starpipe._budget_rows(v_job)) THEN
             BEGIN
                 v_rows := starpipe._as_writer_execute(pg_catalog.format(
                     'INSERT INTO %s (%s_ingestion_id, _source_row) '
@@ -225,7 +225,7 @@ BEGIN
             v_bad := starpipe._reject_summary(v_job, v_map, v_rejected);
             UPDATE starpipe.job SET rows_rejected = v_rejected WHERE job_id = p_job_id;
             PERFORM starpipe._transition(v_job, 'FAILED', v_job.stage, 'transform_failed', v_bad,
-                CASE WHEN v_rejected = 0 OR NOT starpipe._over_reject_budget(v_map, v_rejected, v_job.rows_raw)
+                CASE WHEN v_rejected = 0 OR NOT starpipe._over_reject_budget(v_map, v_rejected, starpipe._budget_rows(v_job))
                      THEN pg_catalog.format('transform failed (SQLSTATE %s)', v_state)
                      ELSE pg_catalog.format('transform failed: %s of %s rows rejected, over the reject budget (%s): %s; e.g. source row %s, column %s (from %s), rule %s (SQLSTATE %s)',
                                             v_rejected, v_job.rows_raw, starpipe._reject_budget_text(v_map), v_bad->>'summary',

@@ -117,3 +117,14 @@ $$;
 CREATE TRIGGER job_resolve_replayed_rejects AFTER UPDATE OF status ON starpipe.job
     FOR EACH ROW WHEN (NEW.status = 'SUCCESS' AND NEW.stage = 'promoted' AND OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION starpipe._resolve_replayed_rejects();
+
+-- The rows a job's max_fraction budget is a fraction of: its raw rows, or for a replay those of the job it replays.
+CREATE FUNCTION starpipe._budget_rows(p_job starpipe.job)
+RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- A replay carries only rejected rows: against its own count, any row still refused would exceed any fraction.
+    SELECT coalesce((SELECT o.rows_raw FROM starpipe.reject_replay r JOIN starpipe.job o ON o.job_id = r.replay_of
+                      WHERE r.job_id = p_job.job_id), p_job.rows_raw);
+$$;
