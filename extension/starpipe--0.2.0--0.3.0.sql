@@ -28,19 +28,22 @@ INSERT INTO starpipe.cleaning_rule (name, expression, description) VALUES
 
 CREATE TABLE starpipe.check_rule (
     name        text PRIMARY KEY,
-    argument    text NOT NULL CHECK (argument IN ('columns', 'column_values', 'count', 'column_fraction')),
-    parameters  text[] CHECK ((argument IN ('column_values', 'column_fraction')) = (parameters IS NOT NULL)),
+    argument    text NOT NULL CHECK (argument IN ('columns', 'column_values', 'count', 'column_fraction', 'percent', 'query')),
+    parameters  text[] CHECK ((argument IN ('column_values', 'column_fraction', 'query')) = (parameters IS NOT NULL)),
     description text NOT NULL
 );
 COMMENT ON TABLE starpipe.check_rule IS 'Validation gates of a mapping table ("checks"), with the shape of their argument.';
-COMMENT ON COLUMN starpipe.check_rule.argument IS 'columns: a non-empty array of mapped columns; count: a non-negative integer; column_values: {column, values: non-empty array of non-null scalars}; column_fraction: {column, max: a number in [0, 1]}.';
+COMMENT ON COLUMN starpipe.check_rule.argument IS 'columns: a non-empty array of mapped columns; count: a non-negative integer; column_values: {column, values: non-empty array of non-null scalars}; column_fraction: {column, max: a number in [0, 1]}; percent: a non-negative number; query: {name, query: a SELECT of offending source row numbers over "staged"}.';
 COMMENT ON COLUMN starpipe.check_rule.parameters IS 'The keys of an object argument, every one required and no other allowed; NULL for an array or number argument.';
 INSERT INTO starpipe.check_rule (name, argument, parameters, description) VALUES
     ('not_null',        'columns',         NULL,              'no staged row has NULL in any of the columns'),
     ('unique',          'columns',         NULL,              'no two staged rows share the columns'' values'),
     ('accepted_values', 'column_values',   '{column,values}', 'every non-NULL value of the column is one of the values'),
     ('min_rows',        'count',           NULL,              'the job stages at least this many rows'),
-    ('null_fraction',   'column_fraction', '{column,max}',    'at most this fraction of the column''s staged values is NULL');
+    ('null_fraction',   'column_fraction', '{column,max}',    'at most this fraction of the column''s staged values is NULL'),
+    ('null_drift',      'column_fraction', '{column,max}',    'a column whose NULL fraction was at most max in the last promoted snapshot of the table is not NULL beyond max now (the phantom NULL)'),
+    ('row_count_change','percent',         NULL,              'the staged row count differs from the last promoted snapshot''s by at most this many percent'),
+    ('sql',             'query',           '{name,query}',    'a SELECT over the staged rows (as "staged") returning offending source row numbers finds none; it runs as starpipe_writer and its writes are rolled back');
 
 CREATE TABLE starpipe.conflict_policy (
     name        text PRIMARY KEY,
@@ -156,6 +159,63 @@ COMMENT ON COLUMN starpipe.conflict.applied_columns IS 'The changed columns whos
 COMMENT ON COLUMN starpipe.conflict.before_hash IS 'Hash of the production row''s mapped columns before this promotion (the digest term verify uses for rows a later job changed).';
 COMMENT ON COLUMN starpipe.conflict.before_values IS 'Production values of the changed columns before this promotion; only with the mapping''s audit_values: true (they may be PHI).';
 COMMENT ON COLUMN starpipe.conflict.after_values IS 'Staged values of the changed columns; only with audit_values: true (they may be PHI).';
+-- Issue 11: reconciliation counts on the job, and the quarantine of refused rows.
+ALTER TABLE starpipe.job ADD COLUMN rows_rejected bigint, ADD COLUMN rows_deduplicated bigint;
+COMMENT ON COLUMN starpipe.job.rows_rejected IS 'Raw rows transform quarantined (starpipe.reject); rows_raw = rows_staged + rows_rejected + rows_deduplicated.';
+COMMENT ON COLUMN starpipe.job.rows_deduplicated IS 'Raw rows transform left out because a later (or dedup-preferred) row had the same conflict key.';
+CREATE TABLE starpipe.reject (
+    reject_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id          bigint NOT NULL REFERENCES starpipe.job (job_id),
+    source_row      bigint NOT NULL,
+    target_column   text,
+    rule            text NOT NULL,
+    sqlstate        text NOT NULL,
+    constraint_name text,
+    rejected_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    resolved_at     timestamptz,
+    resolved_by     bigint
+);
+CREATE INDEX reject_job ON starpipe.reject (job_id, source_row);
+CREATE INDEX reject_unresolved ON starpipe.reject (job_id) WHERE resolved_at IS NULL;
+COMMENT ON TABLE starpipe.reject IS 'Quarantined raw rows: job, source row, target column, the refusing rule and its SQLSTATE; never the value.';
+COMMENT ON COLUMN starpipe.reject.rule IS 'clean, map, formats, number, booleans, cast (the column''s value step), not_null or check (a production constraint).';
+COMMENT ON COLUMN starpipe.reject.sqlstate IS 'The error the rule raised; SP008 for a value in none of the rule''s accepted forms (a code the map does not list, a date in none of the formats, an unknown boolean word).';
+COMMENT ON COLUMN starpipe.reject.resolved_by IS 'The job whose replay of the row was promoted; NULL while unresolved.';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.reject', '');
+SELECT pg_catalog.pg_extension_config_dump('starpipe.reject_reject_id_seq', '');
+-- Transform now quarantines refused rows (sql/55_quarantine.sql) instead of locating the first one.
+DROP FUNCTION IF EXISTS starpipe._find_bad_value(regclass, regclass, jsonb);
+-- Issue 11: the baseline of null_drift and row_count_change.
+CREATE TABLE starpipe.snapshot_profile (
+    job_id      bigint PRIMARY KEY REFERENCES starpipe.job (job_id),
+    rows        bigint NOT NULL,
+    null_counts jsonb,
+    profiled_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE starpipe.snapshot_profile IS 'Staged rows and NULL counts per mapped column of each validated job: the baseline null_drift and row_count_change compare a new snapshot with (counts only, never values).';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.snapshot_profile', '');
+-- Issue 11: replays of rejected rows.
+CREATE TABLE starpipe.reject_replay (
+    job_id     bigint PRIMARY KEY REFERENCES starpipe.job (job_id),
+    replay_of  bigint NOT NULL REFERENCES starpipe.job (job_id),
+    rows       bigint NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by text NOT NULL DEFAULT SESSION_USER
+);
+CREATE INDEX reject_replay_of ON starpipe.reject_replay (replay_of);
+COMMENT ON TABLE starpipe.reject_replay IS 'Replay jobs (starpipe.replay_rejects): the job whose rejected rows each one carries, and how many.';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.reject_replay', '');
+-- Issue 11: the production shape each job's staging was built from.
+CREATE TABLE starpipe.staging_shape (
+    job_id      bigint PRIMARY KEY REFERENCES starpipe.job (job_id),
+    target      text NOT NULL,
+    shape       jsonb NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE starpipe.staging_shape IS 'The production shape each job''s staging table was built from: mapped columns (type, NOT NULL) and CHECK constraints; validate compares it with the catalog.';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.staging_shape', '');
+-- Issue 11: a production constraint as the quarantine probe evaluates it.
+CREATE TYPE starpipe._staging_constraint AS (rule text, state text, col text, name text, refused text);
 
 -- Functions of 00_schema.sql ---------------------------------------------------------------------------------------
 
@@ -1479,7 +1539,8 @@ DECLARE
     v_lock_timeout text := pg_catalog.current_setting('lock_timeout');
 BEGIN
     -- Only promoted versions count, newest snapshot first; the version just promoted always stays (even a late,
-    -- older one), and versions not promoted (loading, blocked, failed, raw-only) are never touched.
+    -- older one), and versions not promoted (loading, blocked, failed, raw-only) or with unresolved rejects are
+    -- never touched.
     -- Bucket files are not the database's to delete.
     FOR v_old IN
         SELECT j.job_id, pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'raw_' || j.client,
@@ -1487,6 +1548,8 @@ BEGIN
           FROM starpipe.job j
          WHERE j.client = p_job.client AND j.table_name = p_job.table_name
            AND j.status = 'SUCCESS' AND j.stage = 'promoted'
+           -- A version with unresolved rejects keeps the rows a replay needs.
+           AND NOT EXISTS (SELECT 1 FROM starpipe.reject x WHERE x.job_id = j.job_id AND x.resolved_at IS NULL)
          ORDER BY j.snapshot_date DESC, j.job_id DESC
         OFFSET v_keep
     LOOP
@@ -1765,11 +1828,14 @@ DECLARE
 BEGIN
     -- A gate that cannot run as written must fail here, never pass every row at validate.
     IF (CASE WHEN pg_catalog.jsonb_typeof(p_check) = 'object'
-             THEN (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(p_check)) <> 1 ELSE true END) THEN
-        PERFORM starpipe._raise('SP006', p_where || ': each check is an object with exactly one rule',
+             THEN (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(p_check - 'on_fail')) <> 1 ELSE true END) THEN
+        PERFORM starpipe._raise('SP006', p_where || ': each check is an object with exactly one rule (and optionally on_fail)',
             pg_catalog.format('Known checks: %s.', starpipe._known('starpipe.check_rule')));
     END IF;
-    SELECT k INTO v_name FROM pg_catalog.jsonb_object_keys(p_check) k;
+    IF p_check ? 'on_fail' AND coalesce(p_check->>'on_fail', '') NOT IN ('blocked', 'failed') THEN
+        PERFORM starpipe._raise('SP006', p_where || '.on_fail: blocked (the default: a human decides) or failed');
+    END IF;
+    SELECT k INTO v_name FROM pg_catalog.jsonb_object_keys(p_check - 'on_fail') k;
     SELECT * INTO v_rule FROM starpipe.check_rule c WHERE c.name = v_name;
     IF NOT FOUND THEN
         PERFORM starpipe._raise('SP006', pg_catalog.format('%s: unknown check %L', p_where, v_name),
@@ -1807,6 +1873,15 @@ BEGIN
                                   WHERE pg_catalog.jsonb_typeof(e) NOT IN ('string', 'number', 'boolean'))
                  ELSE true END) THEN
             PERFORM starpipe._raise('SP006', p_where || '.values: needs a non-empty array of non-null scalars');
+        END IF;
+    ELSIF v_rule.argument = 'percent' THEN
+        IF (CASE WHEN pg_catalog.jsonb_typeof(v_arg) = 'number' THEN v_arg::text::numeric < 0 ELSE true END) THEN
+            PERFORM starpipe._raise('SP006', p_where || ': needs a non-negative number of percent');
+        END IF;
+    ELSIF v_rule.argument = 'query' THEN
+        IF pg_catalog.jsonb_typeof(v_arg->'name') IS DISTINCT FROM 'string' OR pg_catalog.jsonb_typeof(v_arg->'query') IS DISTINCT FROM 'string'
+           OR btrim(v_arg->>'query') = '' THEN
+            PERFORM starpipe._raise('SP006', p_where || ': needs {name: TEXT, query: a SELECT of source row numbers over "staged"}');
         END IF;
     ELSIF v_rule.argument = 'column_fraction' THEN
         IF (CASE WHEN pg_catalog.jsonb_typeof(v_arg->'max') = 'number' THEN (v_arg->>'max')::numeric NOT BETWEEN 0 AND 1 ELSE true END) THEN
@@ -1920,7 +1995,6 @@ DECLARE
     v_where text := pg_catalog.format('tables.%s', p_source);
     v_col text;
     v_spec jsonb;
-    v_rule text;
     v_check jsonb;
     v_key text[];
 BEGIN
@@ -1942,21 +2016,7 @@ BEGIN
         IF starpipe._column_type(v_target, v_col) IS NULL THEN
             PERFORM starpipe._raise('SP006', pg_catalog.format('%s.columns.%s: %s has no column %I', v_where, v_col, v_target, v_col));
         END IF;
-        IF (v_spec ? 'from') = (v_spec ? 'const') THEN
-            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.columns.%s: give exactly one of "from" or "const"', v_where, v_col));
-        END IF;
-        IF v_spec ? 'from' THEN
-            PERFORM starpipe._check_column(v_spec->>'from');
-        END IF;
-        IF v_spec ? 'type' THEN
-            PERFORM starpipe._mapping_type(pg_catalog.format('%s.columns.%s', v_where, v_col), v_spec->>'type');
-        END IF;
-        FOR v_rule IN SELECT pg_catalog.jsonb_array_elements_text(coalesce(v_spec->'clean', '[]')) LOOP
-            IF NOT EXISTS (SELECT 1 FROM starpipe.cleaning_rule r WHERE r.name = v_rule) THEN
-                PERFORM starpipe._raise('SP006', pg_catalog.format('%s.columns.%s: unknown cleaning rule %L', v_where, v_col, v_rule),
-                    pg_catalog.format('Known rules: %s.', starpipe._known('starpipe.cleaning_rule')));
-            END IF;
-        END LOOP;
+        PERFORM starpipe._check_column_coercion(pg_catalog.format('%s.columns.%s', v_where, v_col), v_target, v_col, v_spec);
     END LOOP;
     -- Production columns that are required but neither mapped nor defaulted would fail every promotion.
     SELECT a.attname INTO v_col FROM pg_catalog.pg_attribute a
@@ -2021,6 +2081,8 @@ BEGIN
     FOR v_check IN SELECT pg_catalog.jsonb_array_elements(coalesce(p_map->'checks', '[]')) LOOP
         PERFORM starpipe._check_gate(v_where || '.checks', p_map, v_check);
     END LOOP;
+    PERFORM starpipe._check_reject_budget(v_where, p_map);
+    PERFORM starpipe._check_sql_gates(v_where, v_target, p_map);
 END;
 $$;
 
@@ -2088,10 +2150,87 @@ $$;
 COMMENT ON FUNCTION starpipe.apply_mapping(jsonb) IS
     'Validates a mapping config against production and stores it as the client''s next version.';
 
--- Functions of 50_transform.sql ------------------------------------------------------------------------------------
+-- Functions of 45_coercion.sql -------------------------------------------------------------------------------------
 
--- The SQL expression that produces one target column from a raw row aliased r.
-CREATE OR REPLACE FUNCTION starpipe._column_expr(p_spec jsonb, p_target_type text)
+-- Every key a column spec may have: apply_mapping refuses any other, so a misspelt key never silently does nothing.
+CREATE OR REPLACE FUNCTION starpipe._column_spec_keys()
+RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT '{from,const,concat,coalesce,separator,clean,regex_replace,null_values,map,unmapped,formats,timezone,number,booleans,type,default}'::text[];
+$$;
+
+-- An expression that is NULL for a NULL value and otherwise raises division_by_zero (22012), typed as p_type.
+CREATE OR REPLACE FUNCTION starpipe._refuse_expr(p_value text, p_type text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- Built on the value (never a constant, which the planner would fold and raise at plan time); the error quotes
+    -- nothing, and the quarantine probe, not this error, names the rule that refused the row.
+    SELECT pg_catalog.format('((pg_catalog.length(%s) / 0)::text)::%s', p_value, p_type);
+$$;
+
+-- The anchored regular expression a to_date/to_timestamp format's values match, or NULL for an unsupported format.
+CREATE OR REPLACE FUNCTION starpipe._format_regex(p_format text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rest text := p_format;
+    v_re text := '^';
+    v_token text;
+    v_tokens constant text := '^(YYYY|HH24|YY|MM|DD|MI|SS|MS|US)';
+BEGIN
+    -- The regex picks the format a value is in (formats are tried in order); to_date/to_timestamp then checks ranges.
+    IF p_format IS NULL OR p_format = '' THEN
+        RETURN NULL;
+    END IF;
+    WHILE v_rest <> '' LOOP
+        v_token := pg_catalog.substring(v_rest, v_tokens);
+        IF v_token IS NOT NULL THEN
+            v_rest := pg_catalog.substr(v_rest, pg_catalog.length(v_token) + 1);
+            v_re := v_re || CASE v_token
+                WHEN 'YYYY' THEN '[0-9]{4}'
+                WHEN 'YY' THEN '[0-9]{2}'
+                WHEN 'MI' THEN '[0-9]{2}'
+                WHEN 'SS' THEN '[0-9]{2}'
+                WHEN 'MS' THEN '[0-9]{1,3}'
+                WHEN 'US' THEN '[0-9]{1,6}'
+                -- A month, day or hour right before another number has its two digits; before a separator, one will do.
+                ELSE CASE WHEN v_rest ~ v_tokens THEN '[0-9]{2}' ELSE '[0-9]{1,2}' END END;
+        ELSIF pg_catalog.left(v_rest, 1) IN (' ', '/', '.', '-', ':', 'T', ',') THEN
+            v_re := v_re || '[' || pg_catalog.left(v_rest, 1) || ']';
+            v_rest := pg_catalog.substr(v_rest, 2);
+        ELSE
+            RETURN NULL;
+        END IF;
+    END LOOP;
+    RETURN v_re || '$';
+END;
+$$;
+
+-- What a format list parses into: date, timestamp or timestamptz (the spec's type, else the production type), or NULL.
+CREATE OR REPLACE FUNCTION starpipe._temporal_kind(p_spec jsonb, p_target_type text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_type regtype := pg_catalog.to_regtype(coalesce(p_spec->>'type', p_target_type));
+BEGIN
+    -- Through a domain to its base type, so a date domain takes date formats.
+    SELECT coalesce(NULLIF(t.typbasetype, 0), t.oid)::regtype INTO v_type FROM pg_catalog.pg_type t WHERE t.oid = v_type;
+    RETURN CASE v_type WHEN 'date'::regtype THEN 'date'
+                       WHEN 'timestamp without time zone'::regtype THEN 'timestamp'
+                       WHEN 'timestamp with time zone'::regtype THEN 'timestamptz' END;
+END;
+$$;
+
+-- One part of a concat or coalesce: a source column name, {from, clean}, or {const}; as text on the raw row r.
+CREATE OR REPLACE FUNCTION starpipe._source_part_expr(p_part jsonb)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -2100,9 +2239,49 @@ DECLARE
     v_expr text;
     v_rule text;
 BEGIN
-    -- Cleaning works on text, then one cast (or two, through the mapping's "type") to the target type.
+    -- The part's own cleaning comes first, so coalesce can skip a blank value made NULL by nullif_empty.
+    IF pg_catalog.jsonb_typeof(p_part) = 'string' THEN
+        RETURN pg_catalog.format('r.%I::text', p_part #>> '{}');
+    ELSIF p_part ? 'const' THEN
+        v_expr := pg_catalog.format('%L::text', p_part #>> '{const}');
+    ELSE
+        v_expr := pg_catalog.format('r.%I::text', p_part->>'from');
+    END IF;
+    FOR v_rule IN SELECT pg_catalog.jsonb_array_elements_text(coalesce(p_part->'clean', '[]')) LOOP
+        SELECT pg_catalog.format(r.expression, v_expr) INTO v_expr FROM starpipe.cleaning_rule r WHERE r.name = v_rule;
+        IF NOT FOUND THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('unknown cleaning rule %L', v_rule));
+        END IF;
+    END LOOP;
+    RETURN v_expr;
+END;
+$$;
+
+-- The text step of a column spec: its source, cleaning rules and regex_replace, as SQL on the raw row r.
+CREATE OR REPLACE FUNCTION starpipe._column_text_expr(p_spec jsonb)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_expr text;
+    v_parts text;
+    v_rule text;
+    v_re jsonb;
+BEGIN
+    -- Everything here works on text; types come in the value step.
     IF p_spec ? 'const' THEN
-        v_expr := pg_catalog.format('%L::text', p_spec->>'const');
+        v_expr := pg_catalog.format('%L::text', p_spec #>> '{const}');
+    ELSIF p_spec ? 'concat' OR p_spec ? 'coalesce' THEN
+        SELECT pg_catalog.string_agg(starpipe._source_part_expr(p), ', ' ORDER BY o) INTO v_parts
+          FROM pg_catalog.jsonb_array_elements(coalesce(p_spec->'concat', p_spec->'coalesce')) WITH ORDINALITY AS x(p, o);
+        IF p_spec ? 'coalesce' THEN
+            v_expr := pg_catalog.format('COALESCE(%s)', v_parts);
+        ELSE
+            -- concat_ws skips NULL parts; when every part is NULL the result is NULL, not an empty string.
+            v_expr := pg_catalog.format('CASE WHEN COALESCE(%s) IS NULL THEN NULL ELSE pg_catalog.concat_ws(%L, %s) END',
+                                        v_parts, coalesce(p_spec->>'separator', ''), v_parts);
+        END IF;
     ELSE
         v_expr := pg_catalog.format('r.%I::text', p_spec->>'from');
     END IF;
@@ -2113,45 +2292,346 @@ BEGIN
             PERFORM starpipe._raise('SP006', pg_catalog.format('unknown cleaning rule %L', v_rule));
         END IF;
     END LOOP;
-    IF p_spec ? 'type' THEN
-        v_expr := pg_catalog.format('(%s)::%s', v_expr, starpipe._mapping_type('type', p_spec->>'type'));
-    END IF;
-    RETURN pg_catalog.format('(%s)::%s', v_expr, p_target_type);
+    FOR v_re IN SELECT e FROM pg_catalog.jsonb_array_elements(coalesce(p_spec->'regex_replace', '[]')) WITH ORDINALITY AS x(e, o) ORDER BY o LOOP
+        v_expr := pg_catalog.format('pg_catalog.regexp_replace(%s, %L, %L, %L)', v_expr, v_re->>'pattern',
+                                    coalesce(v_re->>'replacement', ''), coalesce(v_re->>'flags', ''));
+    END LOOP;
+    RETURN v_expr;
 END;
 $$;
 
--- Finds the first mapped column and source row whose value cannot be converted (values are never reported).
-CREATE OR REPLACE FUNCTION starpipe._find_bad_value(p_raw regclass, p_target regclass, p_columns jsonb)
-RETURNS jsonb
+-- The value step of a column spec on the text p_text: null_values, map, parse, casts and default, typed p_target_type.
+CREATE OR REPLACE FUNCTION starpipe._column_value_expr(p_spec jsonb, p_target_type text, p_text text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_expr text := p_text;
+    v_kind text;
+    v_case text := '';
+    v_format text;
+    v_parsed text;
+    v_tz text := p_spec->>'timezone';
+    v_true text[];
+    v_false text[];
+BEGIN
+    -- p_text is a column of the text step's subquery (or a probe's variable), so repeating it costs nothing.
+    IF p_spec ? 'null_values' THEN
+        v_expr := pg_catalog.format('CASE WHEN %s = ANY (%L::text[]) THEN NULL ELSE %s END', v_expr,
+                                    (SELECT pg_catalog.array_agg(v #>> '{}') FROM pg_catalog.jsonb_array_elements(p_spec->'null_values') v), v_expr);
+    END IF;
+    IF p_spec ? 'map' THEN
+        SELECT 'CASE ' || v_expr || ' ' || pg_catalog.string_agg(pg_catalog.format('WHEN %L THEN %L::text', m.key, m.value #>> '{}'), ' ' ORDER BY m.key)
+               || ' ELSE ' || CASE WHEN coalesce(p_spec #>> '{unmapped}', 'reject') = 'reject' THEN starpipe._refuse_expr(v_expr, 'text')
+                                   WHEN p_spec #>> '{unmapped}' = 'pass' THEN v_expr
+                                   ELSE pg_catalog.format('CASE WHEN %s IS NULL THEN NULL ELSE %L::text END', v_expr, p_spec #>> '{unmapped,default}') END
+               || ' END'
+          INTO v_expr FROM pg_catalog.jsonb_each(p_spec->'map') m;
+    END IF;
+    IF p_spec ? 'formats' OR (p_spec ? 'timezone') THEN
+        v_kind := starpipe._temporal_kind(p_spec, p_target_type);
+        FOR v_format IN SELECT f FROM pg_catalog.jsonb_array_elements_text(coalesce(p_spec->'formats', '["ISO"]')) WITH ORDINALITY AS x(f, o) ORDER BY o LOOP
+            IF v_format = 'ISO' THEN
+                -- Postgres's own input (DateStyle is pinned to ISO, YMD); a value with its own offset keeps it.
+                v_parsed := CASE v_kind WHEN 'date' THEN pg_catalog.format('(%s)::date', v_expr)
+                                        WHEN 'timestamp' THEN pg_catalog.format('(%s)::timestamp', v_expr)
+                                        WHEN 'timestamptz' THEN
+                                            CASE WHEN v_tz IS NULL THEN pg_catalog.format('(%s)::timestamptz', v_expr)
+                                                 ELSE pg_catalog.format('CASE WHEN %s ~ %L THEN (%s)::timestamptz ELSE (%s)::timestamp AT TIME ZONE %L END',
+                                                                        v_expr, '([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)$', v_expr, v_expr, v_tz) END END;
+                v_case := v_case || pg_catalog.format(' WHEN %s ~ %L THEN %s', v_expr, '^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}', v_parsed);
+            ELSE
+                -- to_timestamp reads the wall clock in the pinned UTC session; timezone says where that clock was.
+                v_parsed := CASE v_kind WHEN 'date' THEN pg_catalog.format('pg_catalog.to_date(%s, %L)', v_expr, v_format)
+                                        WHEN 'timestamp' THEN pg_catalog.format('pg_catalog.to_timestamp(%s, %L)::timestamp', v_expr, v_format)
+                                        WHEN 'timestamptz' THEN
+                                            CASE WHEN v_tz IS NULL THEN pg_catalog.format('pg_catalog.to_timestamp(%s, %L)', v_expr, v_format)
+                                                 ELSE pg_catalog.format('(pg_catalog.to_timestamp(%s, %L)::timestamp AT TIME ZONE %L)', v_expr, v_format, v_tz) END END;
+                v_case := v_case || pg_catalog.format(' WHEN %s ~ %L THEN %s', v_expr, starpipe._format_regex(v_format), v_parsed);
+            END IF;
+        END LOOP;
+        v_expr := pg_catalog.format('CASE%s ELSE %s END', v_case, starpipe._refuse_expr(v_expr, v_kind));
+    ELSIF p_spec ? 'number' THEN
+        IF p_spec->'number' ? 'thousands' THEN
+            v_expr := pg_catalog.format('pg_catalog.replace(%s, %L, '''')', v_expr, p_spec->'number'->>'thousands');
+        END IF;
+        IF coalesce(p_spec->'number'->>'decimal', '.') <> '.' THEN
+            v_expr := pg_catalog.format('pg_catalog.replace(%s, %L, ''.'')', v_expr, p_spec->'number'->>'decimal');
+        END IF;
+    ELSIF p_spec ? 'booleans' THEN
+        IF pg_catalog.jsonb_typeof(p_spec->'booleans') = 'string' THEN
+            v_true := '{y,yes,1,t,true}';
+            v_false := '{n,no,0,f,false}';
+        ELSE
+            SELECT pg_catalog.array_agg(pg_catalog.lower(v #>> '{}')) INTO v_true FROM pg_catalog.jsonb_array_elements(p_spec->'booleans'->'true') v;
+            SELECT pg_catalog.array_agg(pg_catalog.lower(v #>> '{}')) INTO v_false FROM pg_catalog.jsonb_array_elements(p_spec->'booleans'->'false') v;
+        END IF;
+        v_expr := pg_catalog.format('CASE WHEN pg_catalog.lower(%s) = ANY (%L::text[]) THEN true WHEN pg_catalog.lower(%s) = ANY (%L::text[]) THEN false ELSE %s END',
+                                    v_expr, v_true, v_expr, v_false, starpipe._refuse_expr(v_expr, 'boolean'));
+    END IF;
+    IF p_spec ? 'type' THEN
+        v_expr := pg_catalog.format('(%s)::%s', v_expr, starpipe._mapping_type('type', p_spec->>'type'));
+    END IF;
+    v_expr := pg_catalog.format('(%s)::%s', v_expr, p_target_type);
+    IF p_spec ? 'default' THEN
+        v_expr := pg_catalog.format('COALESCE(%s, %L::%s)', v_expr, p_spec #>> '{default}', p_target_type);
+    END IF;
+    RETURN v_expr;
+END;
+$$;
+
+-- The whole SQL expression that produces one target column from a raw row aliased r.
+CREATE OR REPLACE FUNCTION starpipe._column_expr(p_spec jsonb, p_target_type text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- Inline form of both steps (the probes use it); the bulk INSERT computes the text step once in a subquery.
+    SELECT starpipe._column_value_expr(p_spec, p_target_type, '(' || starpipe._column_text_expr(p_spec) || ')');
+$$;
+
+-- The rule a column's values are refused by when the value step fails: its parse, else its cast.
+CREATE OR REPLACE FUNCTION starpipe._column_rule(p_spec jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN p_spec ? 'formats' OR p_spec ? 'timezone' THEN 'formats'
+                WHEN p_spec ? 'number' THEN 'number'
+                WHEN p_spec ? 'booleans' THEN 'booleans'
+                ELSE 'cast' END;
+$$;
+
+-- Refuses a malformed scalar list of a column spec (null_values, booleans.true/false): a non-empty array of strings or numbers.
+CREATE OR REPLACE FUNCTION starpipe._check_scalar_list(p_where text, p_list jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- YAML reads 0 and 1 as numbers; they are words here like any other.
+    IF (CASE WHEN pg_catalog.jsonb_typeof(p_list) = 'array'
+             THEN pg_catalog.jsonb_array_length(p_list) = 0
+                  OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(p_list) e WHERE pg_catalog.jsonb_typeof(e) NOT IN ('string', 'number'))
+             ELSE true END) THEN
+        PERFORM starpipe._raise('SP006', p_where || ': needs a non-empty array of strings or numbers');
+    END IF;
+END;
+$$;
+
+-- Refuses a column spec that transform could not compile or that would do something else than it says.
+CREATE OR REPLACE FUNCTION starpipe._check_column_coercion(p_where text, p_target regclass, p_column text, p_spec jsonb)
+RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_col text;
-    v_spec jsonb;
-    v_row bigint;
+    v_key text;
+    v_part jsonb;
+    v_re jsonb;
+    v_format text;
+    v_type text := starpipe._column_type(p_target, p_column);
+    v_kind text;
 BEGIN
-    -- Slow path, run only after a bulk conversion failed: probe column by column, then row by row. The casts into
-    -- production types run as starpipe_writer (domain checks and type input functions are production-side code).
-    FOR v_col, v_spec IN SELECT key, value FROM pg_catalog.jsonb_each(p_columns) ORDER BY key LOOP
+    -- Every rule is proven here, once, with its place in the config; transform then trusts the stored spec.
+    IF pg_catalog.jsonb_typeof(p_spec) IS DISTINCT FROM 'object' THEN
+        PERFORM starpipe._raise('SP006', p_where || ': a column is an object such as {"from": "SOURCE_COLUMN"}');
+    END IF;
+    SELECT k INTO v_key FROM pg_catalog.jsonb_object_keys(p_spec) k WHERE NOT k = ANY (starpipe._column_spec_keys()) ORDER BY k LIMIT 1;
+    IF FOUND THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('%s: unknown key %L', p_where, v_key),
+            pg_catalog.format('Known keys: %s.', pg_catalog.array_to_string(starpipe._column_spec_keys(), ', ')));
+    END IF;
+    IF (SELECT pg_catalog.count(*) FROM pg_catalog.unnest('{from,const,concat,coalesce}'::text[]) k WHERE p_spec ? k) <> 1 THEN
+        PERFORM starpipe._raise('SP006', p_where || ': give exactly one of "from", "const", "concat" or "coalesce"');
+    END IF;
+    IF p_spec ? 'from' THEN
+        PERFORM starpipe._check_column(p_spec->>'from');
+    END IF;
+    IF p_spec ? 'const' AND pg_catalog.jsonb_typeof(p_spec->'const') NOT IN ('string', 'number', 'boolean') THEN
+        PERFORM starpipe._raise('SP006', p_where || '.const: needs a string, number or boolean');
+    END IF;
+    IF p_spec ? 'separator' AND (NOT p_spec ? 'concat' OR pg_catalog.jsonb_typeof(p_spec->'separator') <> 'string') THEN
+        PERFORM starpipe._raise('SP006', p_where || '.separator: a string, only with "concat"');
+    END IF;
+    IF p_spec ? 'concat' OR p_spec ? 'coalesce' THEN
+        v_key := CASE WHEN p_spec ? 'concat' THEN 'concat' ELSE 'coalesce' END;
+        IF pg_catalog.jsonb_typeof(p_spec->v_key) <> 'array' OR pg_catalog.jsonb_array_length(p_spec->v_key) = 0 THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.%s: needs a non-empty array of source columns or {from, clean} / {const} parts', p_where, v_key));
+        END IF;
+        FOR v_part IN SELECT pg_catalog.jsonb_array_elements(p_spec->v_key) LOOP
+            IF pg_catalog.jsonb_typeof(v_part) = 'string' THEN
+                PERFORM starpipe._check_column(v_part #>> '{}');
+            ELSIF pg_catalog.jsonb_typeof(v_part) = 'object'
+                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(v_part) k WHERE k NOT IN ('from', 'const', 'clean'))
+                  AND (v_part ? 'from') <> (v_part ? 'const') THEN
+                IF v_part ? 'from' THEN
+                    PERFORM starpipe._check_column(v_part->>'from');
+                END IF;
+                PERFORM starpipe._check_clean(pg_catalog.format('%s.%s', p_where, v_key), v_part->'clean');
+            ELSE
+                PERFORM starpipe._raise('SP006', pg_catalog.format('%s.%s: each part is a source column name, {from: COLUMN, clean: [...]} or {const: VALUE}', p_where, v_key));
+            END IF;
+        END LOOP;
+    END IF;
+    PERFORM starpipe._check_clean(p_where, p_spec->'clean');
+    IF p_spec ? 'regex_replace' AND pg_catalog.jsonb_typeof(p_spec->'regex_replace') <> 'array' THEN
+        PERFORM starpipe._raise('SP006', p_where || '.regex_replace: needs an array of {pattern, replacement, flags}');
+    END IF;
+    FOR v_re IN SELECT pg_catalog.jsonb_array_elements(coalesce(p_spec->'regex_replace', '[]')) LOOP
+        IF (CASE WHEN pg_catalog.jsonb_typeof(v_re) = 'object'
+                 THEN NOT v_re ? 'pattern'
+                      OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(v_re) e
+                                  WHERE e.key NOT IN ('pattern', 'replacement', 'flags') OR pg_catalog.jsonb_typeof(e.value) <> 'string')
+                 ELSE true END) THEN
+            PERFORM starpipe._raise('SP006', p_where || '.regex_replace: each entry is {pattern: REGEX, replacement: TEXT, flags: "g"|"i"|...} (strings)');
+        END IF;
+        IF coalesce(v_re->>'flags', '') !~ '^[gicnpqswx]*$' THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.regex_replace: unknown flags %L', p_where, v_re->>'flags'), NULL,
+                'Flags are letters of regexp_replace: g (every match), i (case-insensitive), and the others Postgres documents.');
+        END IF;
         BEGIN
-            PERFORM starpipe._as_writer_execute(pg_catalog.format('SELECT pg_catalog.count(%s) FROM %s r',
-                                                starpipe._column_expr(v_spec, starpipe._column_type(p_target, v_col)), p_raw));
-        EXCEPTION WHEN OTHERS THEN
-            FOR v_row IN EXECUTE pg_catalog.format('SELECT _source_row FROM %s ORDER BY _source_row', p_raw) LOOP
-                BEGIN
-                    PERFORM starpipe._as_writer_execute(pg_catalog.format('SELECT %s FROM %s r WHERE r._source_row = %s',
-                                                        starpipe._column_expr(v_spec, starpipe._column_type(p_target, v_col)), p_raw, v_row));
-                EXCEPTION WHEN OTHERS THEN
-                    RETURN pg_catalog.jsonb_build_object('column', v_col, 'from', v_spec->>'from', 'source_row', v_row,
-                                                         'sqlstate', SQLSTATE, 'type', starpipe._column_type(p_target, v_col));
-                END;
-            END LOOP;
+            PERFORM pg_catalog.regexp_replace('', v_re->>'pattern', coalesce(v_re->>'replacement', ''), coalesce(v_re->>'flags', ''));
+        EXCEPTION WHEN invalid_regular_expression OR invalid_parameter_value THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.regex_replace: invalid pattern %L (SQLSTATE %s)', p_where, v_re->>'pattern', SQLSTATE));
         END;
     END LOOP;
-    RETURN NULL;
+    IF p_spec ? 'null_values' THEN
+        PERFORM starpipe._check_scalar_list(p_where || '.null_values', p_spec->'null_values');
+    END IF;
+    IF p_spec ? 'map' AND (pg_catalog.jsonb_typeof(p_spec->'map') <> 'object' OR p_spec->'map' = '{}'
+                           OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(p_spec->'map') m WHERE pg_catalog.jsonb_typeof(m.value) NOT IN ('string', 'number', 'boolean', 'null'))) THEN
+        PERFORM starpipe._raise('SP006', p_where || '.map: needs a non-empty object of source value: target value (scalars or null)');
+    END IF;
+    IF p_spec ? 'unmapped' AND (NOT p_spec ? 'map'
+                                OR NOT (coalesce(p_spec #>> '{unmapped}', '') IN ('reject', 'pass')
+                                        OR (pg_catalog.jsonb_typeof(p_spec->'unmapped') = 'object'
+                                            AND (SELECT pg_catalog.array_agg(k) FROM pg_catalog.jsonb_object_keys(p_spec->'unmapped') k) = '{default}'
+                                            AND pg_catalog.jsonb_typeof(p_spec->'unmapped'->'default') IN ('string', 'number', 'boolean')))) THEN
+        PERFORM starpipe._raise('SP006', p_where || '.unmapped: with "map", one of reject (the default), pass or {default: VALUE}');
+    END IF;
+    IF (SELECT pg_catalog.count(*) FROM pg_catalog.unnest('{formats,number,booleans}'::text[]) k WHERE p_spec ? k) > 1 THEN
+        PERFORM starpipe._raise('SP006', p_where || ': give at most one of "formats", "number" or "booleans"');
+    END IF;
+    IF p_spec ? 'formats' OR p_spec ? 'timezone' THEN
+        v_kind := starpipe._temporal_kind(p_spec, v_type);
+        IF v_kind IS NULL THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.formats: %s is not a date or timestamp type', p_where, coalesce(p_spec->>'type', v_type)));
+        END IF;
+        IF p_spec ? 'formats' AND (pg_catalog.jsonb_typeof(p_spec->'formats') <> 'array' OR pg_catalog.jsonb_array_length(p_spec->'formats') = 0
+                                   OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(p_spec->'formats') f WHERE pg_catalog.jsonb_typeof(f) <> 'string')) THEN
+            PERFORM starpipe._raise('SP006', p_where || '.formats: needs a non-empty array of formats such as "MM/DD/YYYY" or "ISO"');
+        END IF;
+        FOR v_format IN SELECT pg_catalog.jsonb_array_elements_text(coalesce(p_spec->'formats', '[]')) LOOP
+            IF v_format <> 'ISO' AND starpipe._format_regex(v_format) IS NULL THEN
+                PERFORM starpipe._raise('SP006', pg_catalog.format('%s.formats: unsupported format %L', p_where, v_format), NULL,
+                    'A format is ISO, or YYYY, YY, MM, DD, HH24, MI, SS, MS, US separated by nothing or by any of: space / . - : T ,');
+            END IF;
+        END LOOP;
+        IF p_spec ? 'timezone' THEN
+            IF v_kind <> 'timestamptz' THEN
+                PERFORM starpipe._raise('SP006', pg_catalog.format('%s.timezone: only for a timestamptz column (%s is %s)', p_where, p_column, v_kind));
+            END IF;
+            IF pg_catalog.jsonb_typeof(p_spec->'timezone') <> 'string'
+               OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names z WHERE z.name = p_spec->>'timezone') THEN
+                PERFORM starpipe._raise('SP006', pg_catalog.format('%s.timezone: unknown time zone %L', p_where, p_spec->>'timezone'), NULL,
+                    'Use a name of pg_timezone_names, such as America/New_York or UTC.');
+            END IF;
+        END IF;
+    END IF;
+    IF p_spec ? 'number' THEN
+        IF (CASE WHEN pg_catalog.jsonb_typeof(p_spec->'number') = 'object'
+                 THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(p_spec->'number') e
+                               WHERE e.key NOT IN ('decimal', 'thousands') OR coalesce(e.value #>> '{}', '') NOT IN ('.', ',', ' ', '''', '_'))
+                      OR coalesce(p_spec->'number'->>'decimal', '.') = p_spec->'number'->>'thousands'
+                      OR coalesce(p_spec->'number'->>'decimal', '.') NOT IN ('.', ',')
+                 ELSE true END) THEN
+            PERFORM starpipe._raise('SP006', p_where || '.number: needs {decimal: "." | ",", thousands: "," | "." | " " | "''" | "_"}, two different characters');
+        END IF;
+    END IF;
+    IF p_spec ? 'booleans' THEN
+        IF pg_catalog.jsonb_typeof(p_spec->'booleans') = 'string' THEN
+            IF p_spec->>'booleans' <> 'standard' THEN
+                PERFORM starpipe._raise('SP006', p_where || '.booleans: "standard" or {true: [...], false: [...]}');
+            END IF;
+        ELSIF pg_catalog.jsonb_typeof(p_spec->'booleans') = 'object'
+              AND (SELECT pg_catalog.array_agg(k ORDER BY k) FROM pg_catalog.jsonb_object_keys(p_spec->'booleans') k) = '{false,true}' THEN
+            PERFORM starpipe._check_scalar_list(p_where || '.booleans.true', p_spec->'booleans'->'true');
+            PERFORM starpipe._check_scalar_list(p_where || '.booleans.false', p_spec->'booleans'->'false');
+            IF EXISTS (SELECT pg_catalog.lower(t #>> '{}') FROM pg_catalog.jsonb_array_elements(p_spec->'booleans'->'true') t
+                       INTERSECT SELECT pg_catalog.lower(f #>> '{}') FROM pg_catalog.jsonb_array_elements(p_spec->'booleans'->'false') f) THEN
+                PERFORM starpipe._raise('SP006', p_where || '.booleans: a word is both true and false');
+            END IF;
+        ELSE
+            PERFORM starpipe._raise('SP006', p_where || '.booleans: "standard" or {true: [...], false: [...]}');
+        END IF;
+    END IF;
+    IF p_spec ? 'type' THEN
+        PERFORM starpipe._mapping_type(p_where, p_spec->>'type');
+    END IF;
+    IF p_spec ? 'default' AND pg_catalog.jsonb_typeof(p_spec->'default') NOT IN ('string', 'number', 'boolean') THEN
+        PERFORM starpipe._raise('SP006', p_where || '.default: needs a string, number or boolean');
+    END IF;
+    -- The compiled expression must type-check against production (casts exist, the default is a valid value); it
+    -- is planned as starpipe_writer (LIMIT 0: nothing runs) over NULL text for every source column it reads.
+    BEGIN
+        PERFORM starpipe._as_writer_execute(pg_catalog.format('SELECT %s FROM (SELECT %s) r LIMIT 0',
+            starpipe._column_expr(p_spec, v_type),
+            (SELECT coalesce(pg_catalog.string_agg(DISTINCT pg_catalog.format('NULL::text AS %I', c), ', '), 'NULL')
+               FROM (SELECT p_spec->>'from' AS c
+                     UNION ALL SELECT coalesce(p->>'from', p #>> '{}') FROM pg_catalog.jsonb_array_elements(coalesce(p_spec->'concat', p_spec->'coalesce', '[]')) p
+                      WHERE NOT p ? 'const') s WHERE c IS NOT NULL)));
+        IF p_spec ? 'default' THEN
+            PERFORM starpipe._as_writer_execute(pg_catalog.format('SELECT %L::%s', p_spec #>> '{default}', v_type));
+        END IF;
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation OR syntax_error_or_access_rule_violation THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('%s: cannot become %s (SQLSTATE %s)', p_where, v_type, SQLSTATE), NULL,
+            'Check "type", "default" and the parse rule against the production column''s type.');
+    END;
 END;
 $$;
+
+-- Refuses a list of cleaning rules that is not an array of known names.
+CREATE OR REPLACE FUNCTION starpipe._check_clean(p_where text, p_clean jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rule jsonb;
+BEGIN
+    -- Only names of starpipe.cleaning_rule ever reach generated SQL.
+    IF p_clean IS NULL THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.jsonb_typeof(p_clean) <> 'array' THEN
+        PERFORM starpipe._raise('SP006', p_where || '.clean: needs an array of cleaning rules',
+            pg_catalog.format('Known rules: %s.', starpipe._known('starpipe.cleaning_rule')));
+    END IF;
+    FOR v_rule IN SELECT pg_catalog.jsonb_array_elements(p_clean) LOOP
+        IF NOT EXISTS (SELECT 1 FROM starpipe.cleaning_rule r WHERE r.name = v_rule #>> '{}' AND pg_catalog.jsonb_typeof(v_rule) = 'string') THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s: unknown cleaning rule %L', p_where, v_rule #>> '{}'),
+                pg_catalog.format('Known rules: %s.', starpipe._known('starpipe.cleaning_rule')));
+        END IF;
+    END LOOP;
+END;
+$$;
+
+-- The source columns a column spec reads: its "from", or the "from" parts of its concat or coalesce.
+CREATE OR REPLACE FUNCTION starpipe._spec_sources(p_spec jsonb)
+RETURNS SETOF text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p_spec->>'from' WHERE p_spec ? 'from'
+    UNION
+    SELECT CASE WHEN pg_catalog.jsonb_typeof(p) = 'string' THEN p #>> '{}' ELSE p->>'from' END
+      FROM pg_catalog.jsonb_array_elements(coalesce(p_spec->'concat', p_spec->'coalesce', '[]')) p
+     WHERE pg_catalog.jsonb_typeof(p) = 'string' OR p ? 'from';
+$$;
+
+-- Functions of 50_transform.sql ------------------------------------------------------------------------------------
 
 -- Compares a job's source columns with what its mapping needs; returns the missing ones.
 CREATE OR REPLACE FUNCTION starpipe._missing_source_columns(p_job starpipe.job, p_map jsonb)
@@ -2159,11 +2639,10 @@ RETURNS text[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.array_agg(DISTINCT m.value->>'from' ORDER BY m.value->>'from')
-      FROM pg_catalog.jsonb_each(p_map->'columns') m
-     WHERE m.value ? 'from'
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(p_job.manifest->'columns') c
-                        WHERE c->>'name' = m.value->>'from');
+    SELECT pg_catalog.array_agg(DISTINCT c ORDER BY c)
+      FROM pg_catalog.jsonb_each(p_map->'columns') m CROSS JOIN LATERAL starpipe._spec_sources(m.value) c
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(p_job.manifest->'columns') mc
+                        WHERE mc->>'name' = c);
 $$;
 
 -- The staging table of a job.
@@ -2197,14 +2676,14 @@ BEGIN
     v_missing := starpipe._missing_source_columns(p_job, p_map);
     SELECT pg_catalog.array_agg(DISTINCT r->>'name' ORDER BY r->>'name') INTO v_retyped
       FROM pg_catalog.jsonb_array_elements(coalesce(v_sv.diff->'retyped', '[]')) r
-     WHERE EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(p_map->'columns') m WHERE m.value->>'from' = r->>'name')
+     WHERE EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(p_map->'columns') m WHERE r->>'name' IN (SELECT starpipe._spec_sources(m.value)))
        AND v_sv.accepted_at IS NULL
        AND (v_sv.mapping_columns IS NULL
             OR (SELECT pg_catalog.jsonb_object_agg(m.key, m.value) FROM pg_catalog.jsonb_each(v_sv.mapping_columns) m
-                 WHERE m.value->>'from' = r->>'name')
+                 WHERE r->>'name' IN (SELECT starpipe._spec_sources(m.value)))
                IS NOT DISTINCT FROM
                (SELECT pg_catalog.jsonb_object_agg(m.key, m.value) FROM pg_catalog.jsonb_each(p_map->'columns') m
-                 WHERE m.value->>'from' = r->>'name'));
+                 WHERE r->>'name' IN (SELECT starpipe._spec_sources(m.value))));
     IF v_missing IS NULL AND v_retyped IS NULL THEN
         RETURN NULL;
     END IF;
@@ -2234,6 +2713,33 @@ BEGIN
 END;
 $$;
 
+-- Creates a job's staging table: the mapped columns with their production types, NOT NULL and CHECK constraints.
+CREATE OR REPLACE FUNCTION starpipe._create_staging(p_staging text, p_target regclass, p_map jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_defs text;
+BEGIN
+    -- A row production would refuse for a NOT NULL or CHECK constraint is refused here, before promotion. The conflict
+    -- key's NULLs stay the not_null gate's (BLOCKED with sample rows), as before staging carried constraints.
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I %s%s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
+                                                   CASE WHEN a.attnotnull AND NOT p_map->'conflict_key' ? a.attname THEN ' NOT NULL' ELSE '' END),
+                                 ', ' ORDER BY a.attname)
+      INTO v_defs
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = p_target AND a.attnum > 0 AND NOT a.attisdropped AND p_map->'columns' ? a.attname;
+    SELECT v_defs || coalesce(pg_catalog.string_agg(pg_catalog.format(', CONSTRAINT %I CHECK (%s)', c.conname, c.expr), '' ORDER BY c.conname), '')
+      INTO v_defs FROM starpipe._staging_checks(p_target, p_map) c;
+    IF pg_catalog.to_regclass(p_staging) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE %s', p_staging);
+    END IF;
+    EXECUTE pg_catalog.format('CREATE TABLE %s (%s, _ingestion_id bigint NOT NULL, _source_row bigint NOT NULL)', p_staging, v_defs);
+    PERFORM starpipe._lock_down('TABLE', p_staging, 'SELECT', '{starpipe_admin}');
+END;
+$$;
+
 -- Transforms a job's raw version into staging with its client's mapping; returns the job's status after.
 CREATE OR REPLACE FUNCTION starpipe.transform(p_job_id bigint, p_fence bigint)
 RETURNS text
@@ -2259,10 +2765,9 @@ DECLARE
     v_drift jsonb;
     v_col text;
     v_spec jsonb;
-    v_type text;
-    v_defs text := '';
     v_names text := '';
-    v_exprs text := '';
+    v_rejected bigint := 0;
+    v_state text;
     v_key text;
     v_order text := '';
     v_rows bigint;
@@ -2306,11 +2811,8 @@ BEGIN
     PERFORM starpipe._check_writer_rights(pg_catalog.format('tables.%s', v_job.table_name), v_target);
     v_raw := starpipe.raw_version(p_job_id);
     v_staging := starpipe._staging_table(v_job, v_map);
-    FOR v_col, v_spec IN SELECT key, value FROM pg_catalog.jsonb_each(v_map->'columns') ORDER BY key LOOP
-        v_type := starpipe._column_type(v_target, v_col);
-        v_defs := v_defs || pg_catalog.format('%I %s, ', v_col, v_type);
+    FOR v_col IN SELECT k FROM pg_catalog.jsonb_object_keys(v_map->'columns') k ORDER BY k LOOP
         v_names := v_names || pg_catalog.format('%I, ', v_col);
-        v_exprs := v_exprs || starpipe._column_expr(v_spec, v_type) || pg_catalog.format(' AS %I, ', v_col);
     END LOOP;
     FOR v_spec IN SELECT pg_catalog.jsonb_array_elements(coalesce(v_map->'dedup'->'order_by', '[]')) LOOP
         v_order := v_order || pg_catalog.format('%I %s NULLS LAST, ', v_spec->>'column',
@@ -2319,43 +2821,535 @@ BEGIN
     SELECT pg_catalog.string_agg(pg_catalog.format('%I', k), ', ' ORDER BY k) INTO v_key
       FROM pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') k;
 
+    -- A transform finds its rejects afresh (a retry after a mapping fix may refuse fewer rows).
+    DELETE FROM starpipe.reject x WHERE x.job_id = p_job_id AND x.resolved_at IS NULL;
     -- The casts into production types (domain checks, type input functions) run as starpipe_writer, which may read
     -- this raw version and fill this staging table for as long as this transaction needs it, and no longer.
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_raw);
+    PERFORM starpipe._create_staging(v_staging, v_target, v_map);
+    PERFORM starpipe._record_staging_shape(p_job_id, v_target, v_map);
+    EXECUTE pg_catalog.format('GRANT INSERT ON %s TO starpipe_writer', v_staging);
     BEGIN
-        IF pg_catalog.to_regclass(v_staging) IS NOT NULL THEN
-            EXECUTE pg_catalog.format('DROP TABLE %s', v_staging);
-        END IF;
-        EXECUTE pg_catalog.format('CREATE TABLE %s (%s_ingestion_id bigint NOT NULL, _source_row bigint NOT NULL)', v_staging, v_defs);
-        PERFORM starpipe._lock_down('TABLE', v_staging, 'SELECT', '{starpipe_admin}');
-        EXECUTE pg_catalog.format('GRANT INSERT ON %s TO starpipe_writer', v_staging);
         -- Dedup on the conflict key; by default the row that came last in the file wins.
         v_rows := starpipe._as_writer_execute(pg_catalog.format(
             'INSERT INTO %s (%s_ingestion_id, _source_row) '
-            'SELECT DISTINCT ON (%s) %s_ingestion_id, _source_row FROM ('
-            '  SELECT %sr._ingestion_id, r._source_row FROM %s r) s '
+            'SELECT DISTINCT ON (%s) %s_ingestion_id, _source_row FROM (%s) s '
             'ORDER BY %s, %s_source_row DESC',
-            v_staging, v_names, v_key, v_names, v_exprs, v_raw, v_key, v_order));
-        EXECUTE pg_catalog.format('REVOKE INSERT ON %s FROM starpipe_writer', v_staging);
+            v_staging, v_names, v_key, v_names, starpipe._staging_select(v_job, v_raw, v_target, v_map), v_key, v_order));
     EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
-        v_bad := starpipe._find_bad_value(v_raw, v_target, v_map->'columns');
-        EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_raw);
-        PERFORM starpipe._transition(v_job, 'FAILED', v_job.stage, 'transform_failed', v_bad,
-            CASE WHEN v_bad IS NULL THEN pg_catalog.format('transform failed (SQLSTATE %s)', SQLSTATE)
-                 ELSE pg_catalog.format('transform failed: source row %s, column %s (from %s): value is not a valid %s (SQLSTATE %s)',
-                                        v_bad->>'source_row', v_bad->>'column', v_bad->>'from', v_bad->>'type', v_bad->>'sqlstate') END);
-        RETURN 'FAILED';
+        -- Some rows are refused: quarantine them, then stage the others if the budget allows.
+        v_state := SQLSTATE;
+        v_rejected := starpipe._quarantine(v_job, v_raw, v_target, v_map);
+        IF v_rejected > 0 AND NOT starpipe._over_reject_budget(v_map, v_rejected, starpipe._budget_rows(v_job)) THEN
+            BEGIN
+                v_rows := starpipe._as_writer_execute(pg_catalog.format(
+                    'INSERT INTO %s (%s_ingestion_id, _source_row) '
+                    'SELECT DISTINCT ON (%s) %s_ingestion_id, _source_row FROM (%s) s '
+                    'ORDER BY %s, %s_source_row DESC',
+                    v_staging, v_names, v_key, v_names, starpipe._staging_select(v_job, v_raw, v_target, v_map), v_key, v_order));
+            EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
+                v_state := SQLSTATE;
+                v_rows := NULL;
+            END;
+        END IF;
+        IF v_rows IS NULL THEN
+            EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_raw);
+            EXECUTE pg_catalog.format('REVOKE INSERT ON %s FROM starpipe_writer', v_staging);
+            v_bad := starpipe._reject_summary(v_job, v_map, v_rejected);
+            UPDATE starpipe.job SET rows_rejected = v_rejected WHERE job_id = p_job_id;
+            PERFORM starpipe._transition(v_job, 'FAILED', v_job.stage, 'transform_failed', v_bad,
+                CASE WHEN v_rejected = 0 OR NOT starpipe._over_reject_budget(v_map, v_rejected, starpipe._budget_rows(v_job))
+                     THEN pg_catalog.format('transform failed (SQLSTATE %s)', v_state)
+                     ELSE pg_catalog.format('transform failed: %s of %s rows rejected, over the reject budget (%s): %s; e.g. source row %s, column %s (from %s), rule %s (SQLSTATE %s)',
+                                            v_rejected, v_job.rows_raw, starpipe._reject_budget_text(v_map), v_bad->>'summary',
+                                            v_bad->>'source_row', coalesce(v_bad->>'column', '-'), coalesce(v_bad->>'from', '-'),
+                                            v_bad->>'rule', v_bad->>'sqlstate') END);
+            RETURN 'FAILED';
+        END IF;
     END;
+    EXECUTE pg_catalog.format('REVOKE INSERT ON %s FROM starpipe_writer', v_staging);
     EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_raw);
-    UPDATE starpipe.job SET rows_staged = v_rows WHERE job_id = p_job_id;
+    -- Reconciliation: raw = staged + rejected + removed by dedup, each counted, recorded on the job.
+    UPDATE starpipe.job SET rows_staged = v_rows, rows_rejected = v_rejected,
+                            rows_deduplicated = v_job.rows_raw - v_rejected - v_rows
+     WHERE job_id = p_job_id;
     PERFORM starpipe._transition(v_job, 'PROCESSING', 'transformed', 'transformed',
-        pg_catalog.jsonb_build_object('staging', v_staging, 'rows', v_rows, 'deduplicated', v_job.rows_raw - v_rows,
-                                      'mapping_version', v_mapping.version));
+        pg_catalog.jsonb_build_object('staging', v_staging, 'rows', v_rows, 'rejected', v_rejected,
+                                      'deduplicated', v_job.rows_raw - v_rejected - v_rows, 'mapping_version', v_mapping.version)
+        || CASE WHEN v_rejected > 0 THEN pg_catalog.jsonb_build_object('rejects', starpipe._reject_summary(v_job, v_map, v_rejected)->'rejects')
+                ELSE '{}' END);
     RETURN 'PROCESSING';
 END;
 $$;
 COMMENT ON FUNCTION starpipe.transform(bigint, bigint) IS
     'Builds the job''s staging table from its raw version with the client''s mapping (clean, cast, dedup); returns the status after.';
+
+-- Functions of 55_quarantine.sql -----------------------------------------------------------------------------------
+
+-- Refuses a malformed reject budget: rejects: {max_rows: N, max_fraction: F}, at least one of them.
+CREATE OR REPLACE FUNCTION starpipe._check_reject_budget(p_where text, p_map jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Without "rejects" the budget is zero rows: one refused row fails the job, as before quarantine existed.
+    IF NOT p_map ? 'rejects' THEN
+        RETURN;
+    END IF;
+    IF (CASE WHEN pg_catalog.jsonb_typeof(p_map->'rejects') = 'object' AND p_map->'rejects' <> '{}'
+             THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(p_map->'rejects') e
+                           WHERE e.key NOT IN ('max_rows', 'max_fraction') OR pg_catalog.jsonb_typeof(e.value) <> 'number')
+             ELSE true END) THEN
+        PERFORM starpipe._raise('SP006', p_where || '.rejects: needs {max_rows: N, max_fraction: F} (one or both)');
+    END IF;
+    IF (p_map->'rejects'->>'max_rows')::numeric < 0 OR (p_map->'rejects'->>'max_rows')::numeric <> pg_catalog.trunc((p_map->'rejects'->>'max_rows')::numeric) THEN
+        PERFORM starpipe._raise('SP006', p_where || '.rejects.max_rows: needs a non-negative integer');
+    END IF;
+    IF (p_map->'rejects'->>'max_fraction')::numeric NOT BETWEEN 0 AND 1 THEN
+        PERFORM starpipe._raise('SP006', p_where || '.rejects.max_fraction: needs a number from 0 to 1');
+    END IF;
+END;
+$$;
+
+-- Whether p_rejected refused rows of p_raw_rows exceed a mapping table's reject budget.
+CREATE OR REPLACE FUNCTION starpipe._over_reject_budget(p_map jsonb, p_rejected bigint, p_raw_rows bigint)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p_rejected > 0 AND (
+           CASE WHEN p_map ? 'rejects' THEN p_rejected > (p_map->'rejects'->>'max_rows')::numeric
+                ELSE p_rejected > 0 END IS TRUE
+        OR p_rejected::numeric / NULLIF(p_raw_rows, 0) > (p_map->'rejects'->>'max_fraction')::numeric IS TRUE);
+$$;
+
+-- The budget as words, for an error: "max_rows 10, max_fraction 0.01".
+CREATE OR REPLACE FUNCTION starpipe._reject_budget_text(p_map jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(NULLIF(pg_catalog.concat_ws(', ', 'max_rows ' || (p_map->'rejects'->>'max_rows'),
+                                                'max_fraction ' || (p_map->'rejects'->>'max_fraction')), ''), 'max_rows 0');
+$$;
+
+-- Finds a job's refused rows and records them in starpipe.reject; returns how many distinct source rows it found.
+CREATE OR REPLACE FUNCTION starpipe._quarantine(p_job starpipe.job, p_raw regclass, p_target regclass, p_map jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_col text;
+    v_spec jsonb;
+    v_type text;
+    v_probe text;
+    v_body text;
+    v_cons starpipe._staging_constraint[];
+    v_key text[] := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(p_map->'conflict_key'));
+BEGIN
+    -- Slow path, taken only when the bulk INSERT failed. Per column, one bulk evaluation tells whether the column
+    -- refuses any row; only such a column is probed row by row, by a PL/pgSQL function generated for it that runs
+    -- each step in its own exception block. Then the production constraints staging carries (NOT NULL, CHECK) are
+    -- evaluated set-based on the converted rows that remain. Everything runs as starpipe_writer.
+    FOR v_col, v_spec IN SELECT key, value FROM pg_catalog.jsonb_each(p_map->'columns') ORDER BY key LOOP
+        v_type := starpipe._column_type(p_target, v_col);
+        BEGIN
+            PERFORM starpipe._as_writer_execute(pg_catalog.format('SELECT pg_catalog.count(%s) FROM %s r',
+                                                                  starpipe._column_expr(v_spec, v_type), p_raw));
+            CONTINUE;
+        EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
+            NULL;
+        END;
+        v_probe := pg_catalog.format('pg_temp.%I', 'starpipe_probe_' || p_job.job_id);
+        v_body := pg_catalog.format(
+            'DECLARE t text; BEGIN '
+            '  BEGIN t := %1$s; EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN RETURN ARRAY[''clean'', SQLSTATE]; END; '
+            '  %2$s'
+            -- division_by_zero is the refusal of _refuse_expr: the value is in none of the rule's accepted forms.
+            '  BEGIN PERFORM %3$s; EXCEPTION WHEN division_by_zero THEN RETURN ARRAY[%4$L, ''SP008'']; '
+            '    WHEN data_exception OR integrity_constraint_violation THEN RETURN ARRAY[%4$L, SQLSTATE]; END; '
+            '  RETURN NULL; '
+            'END',
+            starpipe._column_text_expr(v_spec),
+            CASE WHEN v_spec ? 'map' AND coalesce(v_spec #>> '{unmapped}', 'reject') = 'reject'
+                 THEN pg_catalog.format('IF %s IS NOT NULL AND NOT %s = ANY (%L::text[]) THEN RETURN ARRAY[''map'', ''SP008'']; END IF; ',
+                                        starpipe._column_value_expr(v_spec - '{map,formats,number,booleans,type,default,timezone}'::text[], 'text', 't'),
+                                        starpipe._column_value_expr(v_spec - '{map,formats,number,booleans,type,default,timezone}'::text[], 'text', 't'),
+                                        ARRAY(SELECT pg_catalog.jsonb_object_keys(v_spec->'map')))
+                 ELSE '' END,
+            starpipe._column_value_expr(v_spec, v_type, 't'),
+            starpipe._column_rule(v_spec));
+        EXECUTE pg_catalog.format('CREATE FUNCTION %s(r %s) RETURNS text[] LANGUAGE plpgsql AS %L', v_probe, p_raw, v_body);
+        INSERT INTO starpipe.reject (job_id, source_row, target_column, rule, sqlstate)
+        SELECT p_job.job_id, (x->>0)::bigint, v_col, x->>1, x->>2
+          FROM starpipe._as_writer_query(pg_catalog.format(
+            'SELECT pg_catalog.jsonb_build_array(p.s, p.e[1], p.e[2]) FROM (SELECT r._source_row AS s, %s(r) AS e FROM %s r OFFSET 0) p '
+            'WHERE p.e IS NOT NULL', v_probe, p_raw)) x;
+        EXECUTE pg_catalog.format('DROP FUNCTION %s(%s)', v_probe, p_raw);
+    END LOOP;
+
+    -- The converted rows that remain, as the bulk INSERT computes them, checked against every constraint in one scan.
+    SELECT pg_catalog.array_agg(c ORDER BY c.rule, c.col, c.name) INTO v_cons FROM (
+        SELECT 'not_null' AS rule, '23502' AS state, a.attname::text AS col, NULL::text AS name,
+               pg_catalog.format('s.%I IS NULL', a.attname) AS refused
+          FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = p_target AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull
+           AND p_map->'columns' ? a.attname AND NOT a.attname = ANY (v_key)
+        UNION ALL
+        SELECT 'check', '23514', c.col, c.conname, pg_catalog.format('(%s) IS FALSE', c.expr)
+          FROM starpipe._staging_checks(p_target, p_map) c) c;
+    IF v_cons IS NOT NULL THEN
+        INSERT INTO starpipe.reject (job_id, source_row, target_column, rule, sqlstate, constraint_name)
+        SELECT p_job.job_id, (x->>0)::bigint, v_cons[i.n].col, v_cons[i.n].rule, v_cons[i.n].state, v_cons[i.n].name
+          FROM starpipe._as_writer_query(pg_catalog.format(
+                 'SELECT pg_catalog.jsonb_build_array(s._source_row, pg_catalog.array_remove(ARRAY[%s], NULL)) FROM (%s) s WHERE %s',
+                 (SELECT pg_catalog.string_agg(pg_catalog.format('CASE WHEN %s THEN %s END', c.refused, o), ', ' ORDER BY o)
+                    FROM pg_catalog.unnest(v_cons) WITH ORDINALITY AS c(rule, state, col, name, refused, o)),
+                 starpipe._staging_select(p_job, p_raw, p_target, p_map),
+                 (SELECT pg_catalog.string_agg(c.refused, ' OR ' ORDER BY o)
+                    FROM pg_catalog.unnest(v_cons) WITH ORDINALITY AS c(rule, state, col, name, refused, o)))) x
+         CROSS JOIN LATERAL (SELECT e::int AS n FROM pg_catalog.jsonb_array_elements_text(x->1) e) i;
+    END IF;
+    RETURN (SELECT pg_catalog.count(DISTINCT x.source_row) FROM starpipe.reject x WHERE x.job_id = p_job.job_id AND x.resolved_at IS NULL);
+END;
+$$;
+
+-- The CHECK constraints of a production table that staging carries: valid ones whose columns are all mapped.
+CREATE OR REPLACE FUNCTION starpipe._staging_checks(p_target regclass, p_map jsonb)
+RETURNS TABLE (conname text, col text, expr text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- A check on an unmapped column concerns values promotion does not write; production still enforces it there.
+    SELECT c.conname::text,
+           CASE WHEN pg_catalog.cardinality(c.conkey) = 1
+                THEN (SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.conrelid AND a.attnum = c.conkey[1]) END,
+           pg_catalog.pg_get_expr(c.conbin, c.conrelid)
+      FROM pg_catalog.pg_constraint c
+     WHERE c.conrelid = p_target AND c.contype = 'c' AND c.convalidated
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(c.conkey) k JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k
+                        WHERE NOT p_map->'columns' ? a.attname)
+     ORDER BY c.conname;
+$$;
+
+-- The SELECT of converted rows a job stages (before dedup), excluding its unresolved rejects.
+CREATE OR REPLACE FUNCTION starpipe._staging_select(p_job starpipe.job, p_raw regclass, p_target regclass, p_map jsonb)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_inner text := '';
+    v_outer text := '';
+    v_col text;
+    v_spec jsonb;
+    v_rejected bigint[];
+BEGIN
+    -- The text step runs once per value in a fenced subquery (OFFSET 0), so the value step may name it many times.
+    -- Rejected rows are left out by a constant array (hashed by the executor), read here because the writer who
+    -- runs the statement cannot read starpipe.reject.
+    FOR v_col, v_spec IN SELECT key, value FROM pg_catalog.jsonb_each(p_map->'columns') ORDER BY key LOOP
+        v_inner := v_inner || starpipe._column_text_expr(v_spec) || pg_catalog.format(' AS %I, ', v_col);
+        v_outer := v_outer || starpipe._column_value_expr(v_spec, starpipe._column_type(p_target, v_col), pg_catalog.format('t.%I', v_col))
+                   || pg_catalog.format(' AS %I, ', v_col);
+    END LOOP;
+    SELECT pg_catalog.array_agg(DISTINCT x.source_row) INTO v_rejected
+      FROM starpipe.reject x WHERE x.job_id = p_job.job_id AND x.resolved_at IS NULL;
+    RETURN pg_catalog.format('SELECT %st._ingestion_id, t._source_row FROM (SELECT %sr._ingestion_id, r._source_row FROM %s r%s OFFSET 0) t',
+                             v_outer, v_inner, p_raw,
+                             CASE WHEN v_rejected IS NULL THEN ''
+                                  ELSE pg_catalog.format(' WHERE r._source_row <> ALL (%L::bigint[])', v_rejected) END);
+END;
+$$;
+
+-- Reconciliation of a job's rows, recomputed from raw, staging and rejects: a failure object when raw rows are not
+-- exactly staged + rejected + removed by dedup (or a staged row is also rejected), else NULL.
+CREATE OR REPLACE FUNCTION starpipe._reconciliation_gate(p_job starpipe.job, p_staging text, p_staged bigint)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_raw bigint;
+    v_rejected bigint;
+    v_both bigint;
+BEGIN
+    -- Counts come from the tables themselves, not from what transform reported, so a lost or doubled row shows.
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', starpipe.raw_version(p_job.job_id)) INTO v_raw;
+    SELECT pg_catalog.count(DISTINCT x.source_row) INTO v_rejected FROM starpipe.reject x WHERE x.job_id = p_job.job_id AND x.resolved_at IS NULL;
+    v_both := 0;
+    IF v_rejected > 0 THEN
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s s WHERE s._source_row = ANY ($1)', p_staging) INTO v_both
+          USING ARRAY(SELECT x.source_row FROM starpipe.reject x WHERE x.job_id = p_job.job_id AND x.resolved_at IS NULL);
+    END IF;
+    IF v_raw = p_staged + v_rejected + coalesce(p_job.rows_deduplicated, 0) AND v_raw = p_job.rows_raw AND v_both = 0 THEN
+        RETURN NULL;
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('rule', 'reconciliation', 'raw', v_raw, 'raw_loaded', p_job.rows_raw, 'staged', p_staged,
+                                         'rejected', v_rejected, 'deduplicated', p_job.rows_deduplicated, 'staged_and_rejected', v_both,
+                                         'fails_job', true,
+                                         'figures', pg_catalog.format('raw %s rows (%s loaded), staged %s + rejected %s + deduplicated %s = %s; staged and rejected: %s',
+                                                                      v_raw, p_job.rows_raw, p_staged, v_rejected, coalesce(p_job.rows_deduplicated, 0),
+                                                                      p_staged + v_rejected + coalesce(p_job.rows_deduplicated, 0), v_both));
+END;
+$$;
+
+-- A job's rejects grouped by target column and rule, with counts and sample source rows (no values).
+CREATE OR REPLACE FUNCTION starpipe.rejects(p_job_id bigint DEFAULT NULL)
+RETURNS TABLE (job_id bigint, target_column text, rule text, sqlstate text, constraint_name text, rows bigint,
+               sample_source_rows bigint[], resolved boolean)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT x.job_id, x.target_column, x.rule, x.sqlstate, x.constraint_name, pg_catalog.count(*),
+           (pg_catalog.array_agg(x.source_row ORDER BY x.source_row))[1:5], x.resolved_at IS NOT NULL
+      FROM starpipe.reject x
+     WHERE p_job_id IS NULL OR x.job_id = p_job_id
+     GROUP BY x.job_id, x.target_column, x.rule, x.sqlstate, x.constraint_name, x.resolved_at IS NOT NULL
+     ORDER BY x.job_id, x.resolved_at IS NOT NULL, x.target_column NULLS LAST, x.rule, x.constraint_name;
+$$;
+COMMENT ON FUNCTION starpipe.rejects(bigint) IS
+    'Rejected rows of one job (or all), grouped by target column, rule and SQLSTATE, with counts and up to five sample source rows.';
+
+-- A job's unresolved rejects for its event and error: groups by column and rule, the first row, the budget.
+CREATE OR REPLACE FUNCTION starpipe._reject_summary(p_job starpipe.job, p_map jsonb, p_rejected bigint)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH g AS (
+        SELECT x.target_column, x.rule, x.sqlstate, x.constraint_name, pg_catalog.count(*) AS n,
+               (pg_catalog.array_agg(x.source_row ORDER BY x.source_row))[1:5] AS sample
+          FROM starpipe.reject x WHERE x.job_id = p_job.job_id AND x.resolved_at IS NULL
+         GROUP BY 1, 2, 3, 4),
+    f AS (
+        SELECT x.* FROM starpipe.reject x WHERE x.job_id = p_job.job_id AND x.resolved_at IS NULL
+         ORDER BY x.source_row, x.target_column NULLS LAST, x.rule LIMIT 1)
+    SELECT pg_catalog.jsonb_build_object(
+        'rejected', p_rejected, 'rows_raw', p_job.rows_raw, 'budget', coalesce(p_map->'rejects', '{"max_rows": 0}'),
+        'rejects', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                       'column', g.target_column, 'rule', g.rule, 'sqlstate', g.sqlstate, 'constraint', g.constraint_name,
+                       'rows', g.n, 'sample_source_rows', pg_catalog.to_jsonb(g.sample)))
+                       ORDER BY g.target_column NULLS LAST, g.rule, g.constraint_name) FROM g), '[]'),
+        'summary', (SELECT pg_catalog.string_agg(pg_catalog.format('%s(%s) %s rows', s.rule, s.what, s.n), ', ' ORDER BY s.what, s.rule)
+                      FROM (SELECT g.rule, coalesce(g.target_column, g.constraint_name) AS what, pg_catalog.sum(g.n) AS n FROM g GROUP BY 1, 2) s),
+        'column', f.target_column, 'from', p_map->'columns'->f.target_column->>'from', 'source_row', f.source_row,
+        'rule', f.rule, 'sqlstate', f.sqlstate, 'constraint', f.constraint_name)
+      FROM (SELECT 1) one LEFT JOIN f ON true;
+$$;
+
+-- Functions of 57_replay.sql ---------------------------------------------------------------------------------------
+
+-- Queues a job's unresolved rejected rows as a new job from raw; returns its id, or NULL when nothing is unresolved.
+CREATE OR REPLACE FUNCTION starpipe.replay_rejects(p_job_id bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job starpipe.job;
+    v_new starpipe.job;
+    v_raw regclass;
+    v_rows bigint[];
+    v_n integer;
+    v_part text;
+    v_cols text;
+    v_count bigint;
+BEGIN
+    -- A second replay of a job whose rejects were all resolved applies nothing: there is nothing left to replay.
+    v_job := starpipe._lock_job(p_job_id);
+    IF EXISTS (SELECT 1 FROM starpipe.reject_replay r JOIN starpipe.job j ON j.job_id = r.job_id
+                WHERE r.replay_of = p_job_id AND j.status = ANY (starpipe._unfinished_statuses())) THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s has a replay that is not finished yet', p_job_id), NULL,
+            'Let it finish (or fail) before replaying again: starpipe status shows it.');
+    END IF;
+    -- A job that failed over its reject budget promoted nothing: retry it after the fix, so all its rows are staged.
+    IF v_job.status <> 'SUCCESS' OR v_job.stage <> 'promoted' THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s at stage %s; only a promoted job''s rejects are replayed', p_job_id, v_job.status, v_job.stage),
+            NULL, 'A job that failed over its reject budget is retried after the fix: starpipe retry JOB.');
+    END IF;
+    SELECT pg_catalog.array_agg(DISTINCT x.source_row ORDER BY x.source_row) INTO v_rows
+      FROM starpipe.reject x WHERE x.job_id = p_job_id AND x.resolved_at IS NULL;
+    IF v_rows IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_raw := starpipe.raw_version(p_job_id);
+    IF v_raw IS NULL THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s has no raw version left to replay from', p_job_id));
+    END IF;
+    SELECT pg_catalog.count(*) + 1 INTO v_n FROM starpipe.reject_replay r WHERE r.replay_of = p_job_id;
+    INSERT INTO starpipe.job (client, table_name, snapshot_date, run_id, manifest_key, data_key, manifest, sha256, row_count,
+                              byte_count, status, stage, schema_version)
+    VALUES (v_job.client, v_job.table_name, v_job.snapshot_date, pg_catalog.left(v_job.run_id, 50) || '.replay-' || v_n,
+            v_job.manifest_key, v_job.data_key, v_job.manifest, v_job.sha256, pg_catalog.cardinality(v_rows), 0,
+            'PENDING', 'raw_loaded', v_job.schema_version)
+    RETURNING * INTO v_new;
+    -- The raw version: the rejected rows as they were loaded, with their source row numbers, under the new job id.
+    v_part := starpipe._version_name(v_job.table_name, v_new.job_id);
+    EXECUTE pg_catalog.format('CREATE TABLE %I.%I (LIKE %I.%I INCLUDING DEFAULTS)', 'raw_' || v_job.client, v_part, 'raw_' || v_job.client, v_job.table_name);
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I', a.attname), ', ' ORDER BY a.attnum) INTO v_cols
+      FROM pg_catalog.pg_attribute a WHERE a.attrelid = v_raw AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> '_ingestion_id';
+    EXECUTE pg_catalog.format('INSERT INTO %I.%I (_ingestion_id, %s) SELECT %s, %s FROM %s WHERE _source_row = ANY ($1)',
+                              'raw_' || v_job.client, v_part, v_cols, v_new.job_id, v_cols, v_raw) USING v_rows;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    PERFORM starpipe._lock_down('TABLE', pg_catalog.format('%I.%I', 'raw_' || v_job.client, v_part), 'SELECT', '{starpipe_admin}');
+    EXECUTE pg_catalog.format('ALTER TABLE %I.%I ATTACH PARTITION %I.%I FOR VALUES IN (%s)',
+                              'raw_' || v_job.client, v_job.table_name, 'raw_' || v_job.client, v_part, v_new.job_id);
+    -- The raw digest as finish_raw records it, so starpipe.verify checks a replay like any job.
+    UPDATE starpipe.job SET rows_raw = v_count,
+                            raw_digest = starpipe._digest_of(pg_catalog.format('%I.%I', 'raw_' || v_job.client, v_part)::regclass,
+                                                             starpipe._raw_columns(pg_catalog.format('%I.%I', 'raw_' || v_job.client, v_part)::regclass))
+     WHERE job_id = v_new.job_id;
+    INSERT INTO starpipe.reject_replay (job_id, replay_of, rows) VALUES (v_new.job_id, p_job_id, v_count);
+    INSERT INTO starpipe.job_event (job_id, to_status, stage, event, detail)
+    VALUES (v_new.job_id, 'PENDING', 'raw_loaded', 'replay_registered',
+            pg_catalog.jsonb_build_object('replay_of', p_job_id, 'rows', v_count, 'raw_version', v_part));
+    INSERT INTO starpipe.job_event (job_id, to_status, from_status, stage, event, detail)
+    VALUES (p_job_id, v_job.status, v_job.status, v_job.stage, 'rejects_replayed',
+            pg_catalog.jsonb_build_object('replay_job', v_new.job_id, 'rows', v_count));
+    PERFORM pg_catalog.pg_notify('starpipe_job', v_new.job_id::text);
+    RETURN v_new.job_id;
+END;
+$$;
+COMMENT ON FUNCTION starpipe.replay_rejects(bigint) IS
+    'Queues the job''s unresolved rejected rows, from its raw version, as a new job that the worker transforms with the current mapping, validates and promotes; returns its id (NULL: nothing to replay).';
+
+-- Trigger: when a replay job is promoted, resolves the original rejects of the rows it staged.
+CREATE OR REPLACE FUNCTION starpipe._resolve_replayed_rejects()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_of bigint;
+BEGIN
+    -- Runs in the promotion's transaction, so the rows are resolved exactly when they reach production. A row the
+    -- replay staged or removed by dedup is resolved; one it rejected again stays unresolved on the original (and is
+    -- listed under the replay too, with the rule that refused it this time).
+    SELECT r.replay_of INTO v_of FROM starpipe.reject_replay r WHERE r.job_id = NEW.job_id;
+    IF v_of IS NOT NULL THEN
+        -- Earlier replays' rejects of the same rows are resolved with them, so a row is listed unresolved only once fixed nowhere.
+        UPDATE starpipe.reject x SET resolved_at = pg_catalog.now(), resolved_by = NEW.job_id
+         WHERE x.resolved_at IS NULL
+           AND (x.job_id = v_of OR x.job_id IN (SELECT r.job_id FROM starpipe.reject_replay r WHERE r.replay_of = v_of AND r.job_id <> NEW.job_id))
+           AND x.source_row IN (SELECT o.source_row FROM starpipe.reject o WHERE o.job_id = v_of AND o.resolved_at IS NULL)
+           AND NOT EXISTS (SELECT 1 FROM starpipe.reject y WHERE y.job_id = NEW.job_id AND y.source_row = x.source_row AND y.resolved_at IS NULL);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+-- The rows a job's max_fraction budget is a fraction of: its raw rows, or for a replay those of the job it replays.
+CREATE OR REPLACE FUNCTION starpipe._budget_rows(p_job starpipe.job)
+RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- A replay carries only rejected rows: against its own count, any row still refused would exceed any fraction.
+    SELECT coalesce((SELECT o.rows_raw FROM starpipe.reject_replay r JOIN starpipe.job o ON o.job_id = r.replay_of
+                      WHERE r.job_id = p_job.job_id), p_job.rows_raw);
+$$;
+
+-- Functions of 58_staging_shape.sql --------------------------------------------------------------------------------
+
+-- What staging copies of a production table for a mapping: {columns: {name: "type [NOT NULL]"}, checks: {name: expr}}.
+CREATE OR REPLACE FUNCTION starpipe._production_shape(p_target regclass, p_map jsonb)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- Read from the catalog exactly as _create_staging reads it; a mapped column that is gone has no entry.
+    SELECT pg_catalog.jsonb_build_object(
+        'columns', coalesce((SELECT pg_catalog.jsonb_object_agg(a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)
+                                                                 || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END)
+                               FROM pg_catalog.pg_attribute a
+                              WHERE a.attrelid = p_target AND a.attnum > 0 AND NOT a.attisdropped AND p_map->'columns' ? a.attname), '{}'),
+        'checks', coalesce((SELECT pg_catalog.jsonb_object_agg(c.conname, c.expr) FROM starpipe._staging_checks(p_target, p_map) c), '{}'));
+$$;
+
+-- Records the shape a job's staging table is being built from.
+CREATE OR REPLACE FUNCTION starpipe._record_staging_shape(p_job_id bigint, p_target regclass, p_map jsonb)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO starpipe.staging_shape (job_id, target, shape) VALUES (p_job_id, p_target::text, starpipe._production_shape(p_target, p_map))
+    ON CONFLICT (job_id) DO UPDATE SET target = EXCLUDED.target, shape = EXCLUDED.shape, recorded_at = pg_catalog.now();
+$$;
+
+-- A gate failure when production's shape is no longer the one the job's staging was built from, else NULL.
+CREATE OR REPLACE FUNCTION starpipe._shape_gate(p_job starpipe.job, p_map jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_recorded starpipe.staging_shape;
+    v_target regclass;
+    v_now jsonb;
+    v_changes text[];
+BEGIN
+    -- A staging table built before a DDL change must never be promoted: the job is BLOCKED until it is re-staged.
+    SELECT * INTO v_recorded FROM starpipe.staging_shape s WHERE s.job_id = p_job.job_id;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    v_target := pg_catalog.to_regclass(v_recorded.target);
+    v_now := CASE WHEN v_target IS NULL THEN '{"columns": {}, "checks": {}}'::jsonb ELSE starpipe._production_shape(v_target, p_map) END;
+    IF v_now = v_recorded.shape THEN
+        RETURN NULL;
+    END IF;
+    SELECT pg_catalog.array_agg(x ORDER BY x) INTO v_changes FROM (
+        SELECT pg_catalog.format('%s %s %s', k.kind, k.name,
+                                 CASE WHEN NOT (v_now->k.kind ? k.name) THEN 'removed'
+                                      WHEN NOT (v_recorded.shape->k.kind ? k.name) THEN 'added' ELSE 'changed' END) AS x
+          FROM (SELECT 'columns' AS kind, n AS name FROM pg_catalog.jsonb_object_keys(v_now->'columns') n
+                UNION SELECT 'columns', n FROM pg_catalog.jsonb_object_keys(v_recorded.shape->'columns') n
+                UNION SELECT 'checks', n FROM pg_catalog.jsonb_object_keys(v_now->'checks') n
+                UNION SELECT 'checks', n FROM pg_catalog.jsonb_object_keys(v_recorded.shape->'checks') n) k
+         WHERE v_now->k.kind->k.name IS DISTINCT FROM v_recorded.shape->k.kind->k.name) d;
+    RETURN pg_catalog.jsonb_build_object('rule', 'production_changed', 'column', v_recorded.target,
+        'changes', pg_catalog.to_jsonb(v_changes), 'staged_shape', v_recorded.shape, 'production_shape', v_now,
+        'figures', pg_catalog.format('%s since the job was staged; re-stage it: SELECT starpipe.resync_staging(%s)',
+                                     pg_catalog.array_to_string(v_changes, ', '), p_job.job_id));
+END;
+$$;
+
+-- Re-stages a job blocked or failed after transform (a production DDL change): it is queued again at transform.
+CREATE OR REPLACE FUNCTION starpipe.resync_staging(p_job_id bigint)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job starpipe.job;
+BEGIN
+    -- The next claim transforms it again: staging is rebuilt from the production catalog as it is now.
+    v_job := starpipe._lock_job(p_job_id);
+    IF v_job.status NOT IN ('BLOCKED', 'FAILED') OR v_job.stage NOT IN ('transformed', 'validated') THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s at stage %s; only a BLOCKED or FAILED job past transform is re-staged',
+                                                           p_job_id, v_job.status, v_job.stage));
+    END IF;
+    v_job.stage := 'raw_loaded';
+    RETURN starpipe._requeue(v_job, 'staging_resync');
+END;
+$$;
+COMMENT ON FUNCTION starpipe.resync_staging(bigint) IS
+    'Queues a BLOCKED or FAILED job past transform to be transformed again, so its staging table is rebuilt from production''s current shape.';
+
+-- The production table a job's staging was built from (recorded at transform), or NULL.
+CREATE OR REPLACE FUNCTION starpipe._staging_target(p_job starpipe.job)
+RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.to_regclass(s.target) FROM starpipe.staging_shape s WHERE s.job_id = p_job.job_id;
+$$;
 
 -- Functions of 60_validate.sql -------------------------------------------------------------------------------------
 
@@ -2403,15 +3397,13 @@ DECLARE
     v_map jsonb;
     v_staging text;
     v_check jsonb;
-    v_rule text;
     v_col text;
     v_failures jsonb := '[]';
     v_failure jsonb;
     v_rows bigint;
-    v_frac numeric;
-    v_key text;
     v_digest text;
     v_fingerprint jsonb;
+    v_status text;
 BEGIN
     -- Gates that fail block the job before production is touched; the staging rows stay for review.
     v_job := starpipe._lock_job(p_job_id);
@@ -2425,8 +3417,7 @@ BEGIN
         PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s at stage %s; validate needs stage transformed',
                                                            p_job_id, v_job.status, v_job.stage));
     END IF;
-    SELECT m.config->'tables'->v_job.table_name INTO v_map FROM starpipe.mapping m
-     WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
+    v_map := starpipe._validation_mapping(v_job);
     v_staging := starpipe._staging_table(v_job, v_map);
     -- The gates run as starpipe_writer, which reads this staging table only while they run.
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
@@ -2444,60 +3435,33 @@ BEGIN
         v_failure := starpipe._gate('not_null', v_col, v_staging, pg_catalog.format('s.%I IS NULL', v_col));
         IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
     END LOOP;
+    -- So is reconciliation: every raw row is staged, rejected or removed by dedup, exactly once.
+    v_failure := starpipe._reconciliation_gate(v_job, v_staging, v_rows);
+    IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
+    -- And production's shape: staging built before a DDL change is never promoted; and its foreign keys.
+    v_failure := starpipe._shape_gate(v_job, v_map);
+    IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
+    v_failures := v_failures || starpipe._foreign_key_gates(starpipe._staging_target(v_job), v_map, v_staging);
+    -- The baseline null_drift and row_count_change compare later snapshots with.
+    PERFORM starpipe._profile_snapshot(v_job, v_map, v_staging, v_rows);
     FOR v_check IN SELECT pg_catalog.jsonb_array_elements(coalesce(v_map->'checks', '[]')) LOOP
-        -- apply_mapping admits one rule per check; a stored config from before that rule is refused, not half run.
-        IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(v_check)) <> 1 THEN
-            PERFORM starpipe._raise('SP006', pg_catalog.format('tables.%s.checks: each check is an object with exactly one rule', v_job.table_name),
-                                    NULL, 'Apply the mapping again; apply_mapping now validates every check.');
-        END IF;
-        v_rule := (SELECT k FROM pg_catalog.jsonb_object_keys(v_check) k LIMIT 1);
-        v_failure := NULL;
-        IF v_rule = 'not_null' THEN
-            FOR v_col IN SELECT pg_catalog.jsonb_array_elements_text(v_check->'not_null') LOOP
-                v_failure := starpipe._gate('not_null', v_col, v_staging, pg_catalog.format('s.%I IS NULL', v_col));
-                IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
-            END LOOP;
-            v_failure := NULL;
-        ELSIF v_rule = 'unique' THEN
-            SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ') INTO v_key
-              FROM pg_catalog.jsonb_array_elements_text(v_check->'unique') c;
-            v_failure := starpipe._gate('unique', v_key, v_staging, pg_catalog.format(
-                '(%s) IN (SELECT %s FROM %s GROUP BY %s HAVING pg_catalog.count(*) > 1)', v_key, v_key, v_staging, v_key));
-        ELSIF v_rule = 'accepted_values' THEN
-            v_col := v_check->'accepted_values'->>'column';
-            v_failure := starpipe._gate('accepted_values', v_col, v_staging, pg_catalog.format(
-                's.%I IS NOT NULL AND NOT coalesce(s.%I::text = ANY (%L::text[]), false)', v_col, v_col,
-                (SELECT pg_catalog.array_agg(v) FROM pg_catalog.jsonb_array_elements_text(v_check->'accepted_values'->'values') v)));
-        ELSIF v_rule = 'min_rows' THEN
-            IF v_rows < (v_check->>'min_rows')::bigint THEN
-                v_failure := pg_catalog.jsonb_build_object('rule', 'min_rows', 'rows', v_rows, 'minimum', (v_check->>'min_rows')::bigint);
-            END IF;
-        ELSIF v_rule = 'null_fraction' THEN
-            v_col := v_check->'null_fraction'->>'column';
-            SELECT (r->>'fraction')::numeric INTO v_frac FROM starpipe._as_writer_query(pg_catalog.format(
-                'SELECT pg_catalog.jsonb_build_object(''fraction'', pg_catalog.avg((s.%I IS NULL)::int)) FROM %s s', v_col, v_staging)) r;
-            IF coalesce(v_frac, 0) > (v_check->'null_fraction'->>'max')::numeric OR v_check->'null_fraction'->>'max' IS NULL THEN
-                v_failure := pg_catalog.jsonb_build_object('rule', 'null_fraction', 'column', v_col,
-                                                           'fraction', pg_catalog.round(v_frac, 4), 'max', v_check->'null_fraction'->'max');
-            END IF;
-        ELSE
-            -- apply_mapping admits only starpipe.check_rule's names; a rule listed there but not run here is a bug.
-            PERFORM starpipe._raise('SP006', pg_catalog.format('check %L is not implemented by validate', v_rule));
-        END IF;
-        IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
+        v_failures := v_failures || starpipe._run_gate(v_job, v_map, v_staging, v_rows, v_check);
     END LOOP;
 
     EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
 
     IF pg_catalog.jsonb_array_length(v_failures) > 0 THEN
-        PERFORM starpipe._transition(v_job, 'BLOCKED', 'transformed', 'validation_failed',
+        -- A gate whose failure needs no human decision (reconciliation, or on_fail: failed) fails the job instead.
+        v_status := CASE WHEN pg_catalog.jsonb_path_exists(v_failures, '$[*] ? (@.fails_job == true)') THEN 'FAILED' ELSE 'BLOCKED' END;
+        PERFORM starpipe._transition(v_job, v_status, 'transformed', 'validation_failed',
             pg_catalog.jsonb_build_object('failures', v_failures),
             'validation failed: ' || (SELECT pg_catalog.string_agg(
-                pg_catalog.format('%s(%s)%s', f->>'rule', coalesce(f->>'column', ''),
+                pg_catalog.format('%s(%s)%s%s', f->>'rule', coalesce(f->>'column', ''),
+                    CASE WHEN f ? 'figures' THEN ' ' || (f->>'figures') ELSE '' END,
                     CASE WHEN f ? 'rows' AND f ? 'sample_source_rows'
                          THEN pg_catalog.format(' %s rows, e.g. source rows %s', f->>'rows', f->'sample_source_rows') ELSE '' END), '; ')
                 FROM pg_catalog.jsonb_array_elements(v_failures) f));
-        RETURN 'BLOCKED';
+        RETURN v_status;
     END IF;
     IF coalesce(v_map->>'promotion', 'auto') = 'manual' THEN
         PERFORM starpipe._transition(v_job, 'BLOCKED', 'validated', 'awaiting_promotion',
@@ -2510,6 +3474,259 @@ END;
 $$;
 COMMENT ON FUNCTION starpipe.validate(bigint, bigint) IS
     'Runs the mapping''s gates on the job''s staging rows; failures block the job with rule names and sample source rows.';
+
+-- Functions of 62_gates.sql ----------------------------------------------------------------------------------------
+
+-- Records a job's profile from its staging table (one scan, only when a null_drift check needs NULL counts).
+CREATE OR REPLACE FUNCTION starpipe._profile_snapshot(p_job starpipe.job, p_map jsonb, p_staging text, p_rows bigint)
+RETURNS starpipe.snapshot_profile
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_nulls jsonb;
+    v_profile starpipe.snapshot_profile;
+BEGIN
+    -- A clean batch whose mapping has no null_drift check pays nothing here beyond the row count validate has.
+    IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(coalesce(p_map->'checks', '[]')) c WHERE c ? 'null_drift') THEN
+        SELECT r INTO v_nulls FROM starpipe._as_writer_query(pg_catalog.format('SELECT pg_catalog.jsonb_build_object(%s) FROM %s s',
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%L, pg_catalog.count(*) - pg_catalog.count(s.%I)', k, k), ', ' ORDER BY k)
+               FROM pg_catalog.jsonb_object_keys(p_map->'columns') k), p_staging)) r;
+    END IF;
+    INSERT INTO starpipe.snapshot_profile AS p (job_id, rows, null_counts) VALUES (p_job.job_id, p_rows, v_nulls)
+    ON CONFLICT (job_id) DO UPDATE SET rows = EXCLUDED.rows, null_counts = EXCLUDED.null_counts, profiled_at = pg_catalog.now()
+    RETURNING * INTO v_profile;
+    RETURN v_profile;
+END;
+$$;
+
+-- The profile of the last promoted snapshot of a job's table before this job, or NULL when there is none.
+CREATE OR REPLACE FUNCTION starpipe._baseline_profile(p_job starpipe.job)
+RETURNS starpipe.snapshot_profile
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.* FROM starpipe.job j JOIN starpipe.snapshot_profile p ON p.job_id = j.job_id
+     WHERE j.client = p_job.client AND j.table_name = p_job.table_name AND j.job_id <> p_job.job_id
+       AND j.status = 'SUCCESS' AND j.stage = 'promoted'
+     ORDER BY j.snapshot_date DESC, j.job_id DESC
+     LIMIT 1;
+$$;
+
+-- Runs one check of a mapping on a job's staging table; returns its failures (an array, empty when it passes).
+CREATE OR REPLACE FUNCTION starpipe._run_gate(p_job starpipe.job, p_map jsonb, p_staging text, p_rows bigint, p_check jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rule text;
+    v_arg jsonb;
+    v_col text;
+    v_key text;
+    v_failures jsonb := '[]';
+    v_failure jsonb;
+    v_frac numeric;
+    v_base starpipe.snapshot_profile;
+    v_base_frac numeric;
+    v_change numeric;
+    v_result jsonb;
+    v_state text;
+BEGIN
+    -- Every failure names its rule and figures, with sample source rows where rows are at fault; never values.
+    -- apply_mapping admits one rule per check (plus on_fail); a stored config from before that is refused, not half run.
+    IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(p_check - 'on_fail')) <> 1 THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('tables.%s.checks: each check is an object with exactly one rule', p_job.table_name),
+                                NULL, 'Apply the mapping again; apply_mapping now validates every check.');
+    END IF;
+    v_rule := (SELECT k FROM pg_catalog.jsonb_object_keys(p_check - 'on_fail') k);
+    v_arg := p_check->v_rule;
+    IF v_rule = 'not_null' THEN
+        FOR v_col IN SELECT pg_catalog.jsonb_array_elements_text(v_arg) LOOP
+            v_failure := starpipe._gate('not_null', v_col, p_staging, pg_catalog.format('s.%I IS NULL', v_col));
+            IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
+        END LOOP;
+    ELSIF v_rule = 'unique' THEN
+        SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ') INTO v_key FROM pg_catalog.jsonb_array_elements_text(v_arg) c;
+        v_failure := starpipe._gate('unique', v_key, p_staging, pg_catalog.format(
+            '(%s) IN (SELECT %s FROM %s GROUP BY %s HAVING pg_catalog.count(*) > 1)', v_key, v_key, p_staging, v_key));
+        IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
+    ELSIF v_rule = 'accepted_values' THEN
+        v_col := v_arg->>'column';
+        v_failure := starpipe._gate('accepted_values', v_col, p_staging, pg_catalog.format(
+            's.%I IS NOT NULL AND NOT coalesce(s.%I::text = ANY (%L::text[]), false)', v_col, v_col,
+            (SELECT pg_catalog.array_agg(v) FROM pg_catalog.jsonb_array_elements_text(v_arg->'values') v)));
+        IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
+    ELSIF v_rule = 'min_rows' THEN
+        IF p_rows < (v_arg #>> '{}')::bigint THEN
+            v_failures := v_failures || pg_catalog.jsonb_build_object('rule', 'min_rows', 'rows', p_rows, 'minimum', (v_arg #>> '{}')::bigint,
+                                                                      'figures', pg_catalog.format('%s rows staged, minimum %s', p_rows, v_arg #>> '{}'));
+        END IF;
+    ELSIF v_rule = 'null_fraction' THEN
+        v_col := v_arg->>'column';
+        SELECT (r->>'fraction')::numeric INTO v_frac FROM starpipe._as_writer_query(pg_catalog.format(
+            'SELECT pg_catalog.jsonb_build_object(''fraction'', pg_catalog.avg((s.%I IS NULL)::int)) FROM %s s', v_col, p_staging)) r;
+        IF coalesce(v_frac, 0) > (v_arg->>'max')::numeric OR v_arg->>'max' IS NULL THEN
+            v_failures := v_failures || pg_catalog.jsonb_build_object('rule', 'null_fraction', 'column', v_col,
+                                                                      'fraction', pg_catalog.round(v_frac, 4), 'max', v_arg->'max');
+        END IF;
+    ELSIF v_rule = 'null_drift' THEN
+        -- The phantom NULL: a column (almost) never NULL in the last promoted snapshot, NULL beyond max now.
+        v_col := v_arg->>'column';
+        v_base := starpipe._baseline_profile(p_job);
+        v_frac := ((SELECT p.null_counts->>v_col FROM starpipe.snapshot_profile p WHERE p.job_id = p_job.job_id)::numeric) / NULLIF(p_rows, 0);
+        v_base_frac := (v_base.null_counts->>v_col)::numeric / NULLIF(v_base.rows, 0);
+        IF v_base_frac IS NOT NULL AND v_base_frac <= (v_arg->>'max')::numeric AND coalesce(v_frac, 0) > (v_arg->>'max')::numeric THEN
+            v_failure := starpipe._gate('null_drift', v_col, p_staging, pg_catalog.format('s.%I IS NULL', v_col));
+            v_failures := v_failures || (coalesce(v_failure, '{}') || pg_catalog.jsonb_build_object(
+                'rule', 'null_drift', 'column', v_col, 'fraction', pg_catalog.round(v_frac, 4), 'baseline_fraction', pg_catalog.round(v_base_frac, 4),
+                'baseline_job', v_base.job_id, 'max', v_arg->'max',
+                'figures', pg_catalog.format('NULL fraction %s, was %s in job %s (max %s):', pg_catalog.round(v_frac, 4),
+                                             pg_catalog.round(v_base_frac, 4), v_base.job_id, v_arg->'max')));
+        END IF;
+    ELSIF v_rule = 'row_count_change' THEN
+        v_base := starpipe._baseline_profile(p_job);
+        IF v_base.rows IS NOT NULL THEN
+            v_change := CASE WHEN v_base.rows = 0 THEN CASE WHEN p_rows = 0 THEN 0 END
+                             ELSE 100.0 * pg_catalog.abs(p_rows - v_base.rows) / v_base.rows END;
+            IF v_change IS NULL OR v_change > (v_arg #>> '{}')::numeric THEN
+                v_failures := v_failures || pg_catalog.jsonb_build_object('rule', 'row_count_change', 'rows', p_rows,
+                    'baseline_rows', v_base.rows, 'baseline_job', v_base.job_id, 'change_percent', pg_catalog.round(v_change, 2),
+                    'max_percent', v_arg,
+                    'figures', pg_catalog.format('%s rows, %s in job %s: %s%% change (max %s%%)', p_rows, v_base.rows, v_base.job_id,
+                                                 coalesce(pg_catalog.round(v_change, 2)::text, 'infinite'), v_arg));
+            END IF;
+        END IF;
+    ELSIF v_rule = 'sql' THEN
+        -- The query sees the staged rows as "staged" and returns offending source row numbers. It runs as
+        -- starpipe_writer inside a subtransaction that is always rolled back, so whatever it might write is undone.
+        BEGIN
+            SELECT r INTO v_result FROM starpipe._as_writer_query(pg_catalog.format(
+                'WITH staged AS (SELECT * FROM %s) SELECT pg_catalog.jsonb_build_object(''rows'', pg_catalog.count(*), '
+                '''sample'', coalesce((pg_catalog.array_agg(q.source_row ORDER BY q.source_row))[1:5], ''{}'')) '
+                'FROM (%s) AS q (source_row)', p_staging, v_arg->>'query')) r;
+            RAISE EXCEPTION USING ERRCODE = 'SP900';
+        EXCEPTION
+            WHEN SQLSTATE 'SP900' THEN
+                NULL;
+            WHEN OTHERS THEN
+                v_state := SQLSTATE;
+        END;
+        IF v_state IS NOT NULL THEN
+            v_failures := v_failures || pg_catalog.jsonb_build_object('rule', 'sql', 'column', v_arg->>'name', 'error_sqlstate', v_state,
+                'figures', pg_catalog.format('the query failed (SQLSTATE %s)', v_state));
+        ELSIF (v_result->>'rows')::bigint > 0 THEN
+            v_failures := v_failures || pg_catalog.jsonb_build_object('rule', 'sql', 'column', v_arg->>'name',
+                'rows', (v_result->>'rows')::bigint, 'sample_source_rows', v_result->'sample');
+        END IF;
+    ELSE
+        -- apply_mapping admits only starpipe.check_rule's names; a rule listed there but not run here is a bug.
+        PERFORM starpipe._raise('SP006', pg_catalog.format('check %L is not implemented by validate', v_rule));
+    END IF;
+    IF p_check->>'on_fail' = 'failed' THEN
+        SELECT coalesce(pg_catalog.jsonb_agg(f || '{"fails_job": true}'), '[]') INTO v_failures FROM pg_catalog.jsonb_array_elements(v_failures) f;
+    END IF;
+    RETURN v_failures;
+END;
+$$;
+
+-- Refuses a sql check whose query does not plan against the mapped columns (or returns other than one column).
+CREATE OR REPLACE FUNCTION starpipe._check_sql_gates(p_where text, p_target regclass, p_map jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_check jsonb;
+    v_staged text;
+BEGIN
+    -- Planned as starpipe_writer over an empty "staged" of the staging table's shape (LIMIT 0: nothing runs).
+    SELECT pg_catalog.string_agg(pg_catalog.format('NULL::%s AS %I', starpipe._column_type(p_target, k), k), ', ' ORDER BY k)
+           || ', NULL::bigint AS _ingestion_id, NULL::bigint AS _source_row'
+      INTO v_staged FROM pg_catalog.jsonb_object_keys(p_map->'columns') k;
+    FOR v_check IN SELECT c FROM pg_catalog.jsonb_array_elements(coalesce(p_map->'checks', '[]')) c WHERE c ? 'sql' LOOP
+        BEGIN
+            PERFORM starpipe._as_writer_execute(pg_catalog.format(
+                'WITH staged AS (SELECT %s) SELECT q.source_row::bigint FROM (%s) AS q (source_row) LIMIT 0', v_staged, v_check->'sql'->>'query'));
+        EXCEPTION WHEN syntax_error_or_access_rule_violation OR data_exception OR feature_not_supported THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.checks.sql(%s): the query does not plan (SQLSTATE %s)',
+                                                               p_where, v_check->'sql'->>'name', SQLSTATE), NULL,
+                'It is a SELECT over "staged" (the mapped columns, _ingestion_id, _source_row) returning one column of source row numbers.');
+        END;
+    END LOOP;
+END;
+$$;
+
+-- The table mapping a job's gates run with: the one it was transformed with, or the client's newest when that differs
+-- from it only in its checks (then the job records the newest version).
+CREATE OR REPLACE FUNCTION starpipe._validation_mapping(p_job starpipe.job)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_map jsonb;
+    v_latest starpipe.mapping;
+BEGIN
+    -- So a retry after a gate fix resumes at validation; anything else changed needs its own transform, so the
+    -- staged rows keep the version that made them.
+    SELECT m.config->'tables'->p_job.table_name INTO v_map FROM starpipe.mapping m
+     WHERE m.client = p_job.client AND m.version = p_job.mapping_version;
+    SELECT * INTO v_latest FROM starpipe.mapping m WHERE m.client = p_job.client ORDER BY m.version DESC LIMIT 1;
+    IF v_latest.version > p_job.mapping_version
+       AND v_latest.config - 'tables' = (SELECT m.config - 'tables' FROM starpipe.mapping m WHERE m.client = p_job.client AND m.version = p_job.mapping_version)
+       AND (v_latest.config->'tables'->p_job.table_name) - 'checks' = v_map - 'checks' THEN
+        UPDATE starpipe.job SET mapping_version = v_latest.version WHERE job_id = p_job.job_id;
+        RETURN v_latest.config->'tables'->p_job.table_name;
+    END IF;
+    RETURN v_map;
+END;
+$$;
+
+-- The foreign keys of a job's production table as gates: staged rows whose reference production lacks.
+CREATE OR REPLACE FUNCTION starpipe._foreign_key_gates(p_target regclass, p_map jsonb, p_staging text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_fk record;
+    v_failure jsonb;
+    v_failures jsonb := '[]';
+BEGIN
+    -- Read from the catalog at every validation (a foreign key added later applies at once). MATCH SIMPLE: a row with
+    -- a NULL in the key passes. A foreign key on an unmapped column concerns values promotion does not write.
+    FOR v_fk IN
+        SELECT c.conname::text AS name, c.confrelid::regclass AS ref,
+               (SELECT pg_catalog.array_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(n, o)
+                  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n) AS cols,
+               (SELECT pg_catalog.array_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY AS k(n, o)
+                  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n) AS refcols
+          FROM pg_catalog.pg_constraint c
+         WHERE c.conrelid = p_target AND c.contype = 'f' AND c.convalidated
+         ORDER BY c.conname
+    LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.unnest(v_fk.cols) k WHERE NOT p_map->'columns' ? k);
+        BEGIN
+            v_failure := starpipe._gate('foreign_key', v_fk.name, p_staging, pg_catalog.format(
+                '%s AND NOT EXISTS (SELECT 1 FROM %s r WHERE (%s) = (%s))',
+                (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I IS NOT NULL', k), ' AND ') FROM pg_catalog.unnest(v_fk.cols) k),
+                v_fk.ref,
+                (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', k), ', ' ORDER BY o) FROM pg_catalog.unnest(v_fk.refcols) WITH ORDINALITY AS x(k, o)),
+                (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', k), ', ' ORDER BY o) FROM pg_catalog.unnest(v_fk.cols) WITH ORDINALITY AS x(k, o))));
+            IF v_failure IS NOT NULL THEN
+                v_failures := v_failures || (v_failure || pg_catalog.jsonb_build_object('references', v_fk.ref::text,
+                    'figures', pg_catalog.format('(%s) not in %s (%s):', pg_catalog.array_to_string(v_fk.cols, ', '), v_fk.ref,
+                                                 pg_catalog.array_to_string(v_fk.refcols, ', '))));
+            END IF;
+        EXCEPTION WHEN insufficient_privilege THEN
+            v_failures := v_failures || pg_catalog.jsonb_build_object('rule', 'foreign_key', 'column', v_fk.name, 'error_sqlstate', SQLSTATE,
+                'figures', pg_catalog.format('starpipe_writer cannot read %s: GRANT SELECT ON %s TO starpipe_writer', v_fk.ref, v_fk.ref));
+        END;
+    END LOOP;
+    RETURN v_failures;
+END;
+$$;
 
 -- Functions of 70_promote.sql --------------------------------------------------------------------------------------
 
@@ -3746,6 +4963,11 @@ BEGIN
 END;
 $$;
 
+-- Issue 11: a promoted replay job resolves the rejects it staged (the trigger needs the generated function).
+CREATE TRIGGER job_resolve_replayed_rejects AFTER UPDATE OF status ON starpipe.job
+    FOR EACH ROW WHEN (NEW.status = 'SUCCESS' AND NEW.stage = 'promoted' AND OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION starpipe._resolve_replayed_rejects();
+
 -- Privileges (../sql/90_security.sql without its functions) ----------------------------------------------------
 -- starpipe: roles and privileges. Nothing here is for PUBLIC.
 
@@ -3844,7 +5066,8 @@ GRANT EXECUTE ON FUNCTION
     starpipe.record_remote_promotion(bigint, bigint, jsonb),
     starpipe.remote_blocked(bigint, bigint, jsonb),
     starpipe.production_ledger_sql(),
-    starpipe.production_check_sql(text)
+    starpipe.production_check_sql(text),
+    starpipe.rejects(bigint)
 TO starpipe_worker, starpipe_admin;
 
 -- Decisions that need a human.
@@ -3858,5 +5081,7 @@ GRANT EXECUTE ON FUNCTION
     starpipe.accept_schema(text, text, integer),
     starpipe.dlq_list(),
     starpipe.dlq_inspect(bigint),
-    starpipe.dlq_replay(bigint)
+    starpipe.dlq_replay(bigint),
+    starpipe.replay_rejects(bigint),
+    starpipe.resync_staging(bigint)
 TO starpipe_admin;

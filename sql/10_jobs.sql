@@ -38,6 +38,8 @@ CREATE TABLE starpipe.job (
     staged_xmins    text[],
     promoted_digest text,
     rows_deleted    bigint,
+    rows_rejected   bigint,
+    rows_deduplicated bigint,
     CONSTRAINT job_key UNIQUE (client, table_name, snapshot_date, run_id)
 );
 COMMENT ON TABLE starpipe.job IS 'The job ledger: one row per registered data file, with its status and stage.';
@@ -48,6 +50,8 @@ COMMENT ON COLUMN starpipe.job.staged_digest IS 'Digest of the staged rows'' map
 COMMENT ON COLUMN starpipe.job.staged_xmins IS 'The transactions (xmin) that wrote the staged rows validate checked; with the row count, promote proves staging unchanged without hashing it again.';
 COMMENT ON COLUMN starpipe.job.promoted_digest IS 'Digest of the job''s keys'' rows in production right after its promotion (mapped columns); starpipe.verify recomputes it.';
 COMMENT ON COLUMN starpipe.job.rows_deleted IS 'Production rows the promotion of a full snapshot deleted or soft-deleted (the mapping''s deletes rule).';
+COMMENT ON COLUMN starpipe.job.rows_rejected IS 'Raw rows transform quarantined (starpipe.reject); rows_raw = rows_staged + rows_rejected + rows_deduplicated.';
+COMMENT ON COLUMN starpipe.job.rows_deduplicated IS 'Raw rows transform left out because a later (or dedup-preferred) row had the same conflict key.';
 COMMENT ON COLUMN starpipe.job.schema_version IS 'The version of the source table''s schema (starpipe.schema_version) this job''s manifest has.';
 
 -- The database, not the worker, guarantees one PROCESSING job per client.

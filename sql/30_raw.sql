@@ -362,7 +362,8 @@ DECLARE
     v_lock_timeout text := pg_catalog.current_setting('lock_timeout');
 BEGIN
     -- Only promoted versions count, newest snapshot first; the version just promoted always stays (even a late,
-    -- older one), and versions not promoted (loading, blocked, failed, raw-only) are never touched.
+    -- older one), and versions not promoted (loading, blocked, failed, raw-only) or with unresolved rejects are
+    -- never touched.
     -- Bucket files are not the database's to delete.
     FOR v_old IN
         SELECT j.job_id, pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'raw_' || j.client,
@@ -370,6 +371,8 @@ BEGIN
           FROM starpipe.job j
          WHERE j.client = p_job.client AND j.table_name = p_job.table_name
            AND j.status = 'SUCCESS' AND j.stage = 'promoted'
+           -- A version with unresolved rejects keeps the rows a replay needs.
+           AND NOT EXISTS (SELECT 1 FROM starpipe.reject x WHERE x.job_id = j.job_id AND x.resolved_at IS NULL)
          ORDER BY j.snapshot_date DESC, j.job_id DESC
         OFFSET v_keep
     LOOP

@@ -31,19 +31,22 @@ INSERT INTO starpipe.cleaning_rule (name, expression, description) VALUES
 
 CREATE TABLE starpipe.check_rule (
     name        text PRIMARY KEY,
-    argument    text NOT NULL CHECK (argument IN ('columns', 'column_values', 'count', 'column_fraction')),
-    parameters  text[] CHECK ((argument IN ('column_values', 'column_fraction')) = (parameters IS NOT NULL)),
+    argument    text NOT NULL CHECK (argument IN ('columns', 'column_values', 'count', 'column_fraction', 'percent', 'query')),
+    parameters  text[] CHECK ((argument IN ('column_values', 'column_fraction', 'query')) = (parameters IS NOT NULL)),
     description text NOT NULL
 );
 COMMENT ON TABLE starpipe.check_rule IS 'Validation gates of a mapping table ("checks"), with the shape of their argument.';
-COMMENT ON COLUMN starpipe.check_rule.argument IS 'columns: a non-empty array of mapped columns; count: a non-negative integer; column_values: {column, values: non-empty array of non-null scalars}; column_fraction: {column, max: a number in [0, 1]}.';
+COMMENT ON COLUMN starpipe.check_rule.argument IS 'columns: a non-empty array of mapped columns; count: a non-negative integer; column_values: {column, values: non-empty array of non-null scalars}; column_fraction: {column, max: a number in [0, 1]}; percent: a non-negative number; query: {name, query: a SELECT of offending source row numbers over "staged"}.';
 COMMENT ON COLUMN starpipe.check_rule.parameters IS 'The keys of an object argument, every one required and no other allowed; NULL for an array or number argument.';
 INSERT INTO starpipe.check_rule (name, argument, parameters, description) VALUES
     ('not_null',        'columns',         NULL,              'no staged row has NULL in any of the columns'),
     ('unique',          'columns',         NULL,              'no two staged rows share the columns'' values'),
     ('accepted_values', 'column_values',   '{column,values}', 'every non-NULL value of the column is one of the values'),
     ('min_rows',        'count',           NULL,              'the job stages at least this many rows'),
-    ('null_fraction',   'column_fraction', '{column,max}',    'at most this fraction of the column''s staged values is NULL');
+    ('null_fraction',   'column_fraction', '{column,max}',    'at most this fraction of the column''s staged values is NULL'),
+    ('null_drift',      'column_fraction', '{column,max}',    'a column whose NULL fraction was at most max in the last promoted snapshot of the table is not NULL beyond max now (the phantom NULL)'),
+    ('row_count_change','percent',         NULL,              'the staged row count differs from the last promoted snapshot''s by at most this many percent'),
+    ('sql',             'query',           '{name,query}',    'a SELECT over the staged rows (as "staged") returning offending source row numbers finds none; it runs as starpipe_writer and its writes are rolled back');
 
 CREATE TABLE starpipe.conflict_policy (
     name        text PRIMARY KEY,
@@ -183,11 +186,14 @@ DECLARE
 BEGIN
     -- A gate that cannot run as written must fail here, never pass every row at validate.
     IF (CASE WHEN pg_catalog.jsonb_typeof(p_check) = 'object'
-             THEN (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(p_check)) <> 1 ELSE true END) THEN
-        PERFORM starpipe._raise('SP006', p_where || ': each check is an object with exactly one rule',
+             THEN (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(p_check - 'on_fail')) <> 1 ELSE true END) THEN
+        PERFORM starpipe._raise('SP006', p_where || ': each check is an object with exactly one rule (and optionally on_fail)',
             pg_catalog.format('Known checks: %s.', starpipe._known('starpipe.check_rule')));
     END IF;
-    SELECT k INTO v_name FROM pg_catalog.jsonb_object_keys(p_check) k;
+    IF p_check ? 'on_fail' AND coalesce(p_check->>'on_fail', '') NOT IN ('blocked', 'failed') THEN
+        PERFORM starpipe._raise('SP006', p_where || '.on_fail: blocked (the default: a human decides) or failed');
+    END IF;
+    SELECT k INTO v_name FROM pg_catalog.jsonb_object_keys(p_check - 'on_fail') k;
     SELECT * INTO v_rule FROM starpipe.check_rule c WHERE c.name = v_name;
     IF NOT FOUND THEN
         PERFORM starpipe._raise('SP006', pg_catalog.format('%s: unknown check %L', p_where, v_name),
@@ -225,6 +231,15 @@ BEGIN
                                   WHERE pg_catalog.jsonb_typeof(e) NOT IN ('string', 'number', 'boolean'))
                  ELSE true END) THEN
             PERFORM starpipe._raise('SP006', p_where || '.values: needs a non-empty array of non-null scalars');
+        END IF;
+    ELSIF v_rule.argument = 'percent' THEN
+        IF (CASE WHEN pg_catalog.jsonb_typeof(v_arg) = 'number' THEN v_arg::text::numeric < 0 ELSE true END) THEN
+            PERFORM starpipe._raise('SP006', p_where || ': needs a non-negative number of percent');
+        END IF;
+    ELSIF v_rule.argument = 'query' THEN
+        IF pg_catalog.jsonb_typeof(v_arg->'name') IS DISTINCT FROM 'string' OR pg_catalog.jsonb_typeof(v_arg->'query') IS DISTINCT FROM 'string'
+           OR btrim(v_arg->>'query') = '' THEN
+            PERFORM starpipe._raise('SP006', p_where || ': needs {name: TEXT, query: a SELECT of source row numbers over "staged"}');
         END IF;
     ELSIF v_rule.argument = 'column_fraction' THEN
         IF (CASE WHEN pg_catalog.jsonb_typeof(v_arg->'max') = 'number' THEN (v_arg->>'max')::numeric NOT BETWEEN 0 AND 1 ELSE true END) THEN
@@ -338,7 +353,6 @@ DECLARE
     v_where text := pg_catalog.format('tables.%s', p_source);
     v_col text;
     v_spec jsonb;
-    v_rule text;
     v_check jsonb;
     v_key text[];
 BEGIN
@@ -360,21 +374,7 @@ BEGIN
         IF starpipe._column_type(v_target, v_col) IS NULL THEN
             PERFORM starpipe._raise('SP006', pg_catalog.format('%s.columns.%s: %s has no column %I', v_where, v_col, v_target, v_col));
         END IF;
-        IF (v_spec ? 'from') = (v_spec ? 'const') THEN
-            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.columns.%s: give exactly one of "from" or "const"', v_where, v_col));
-        END IF;
-        IF v_spec ? 'from' THEN
-            PERFORM starpipe._check_column(v_spec->>'from');
-        END IF;
-        IF v_spec ? 'type' THEN
-            PERFORM starpipe._mapping_type(pg_catalog.format('%s.columns.%s', v_where, v_col), v_spec->>'type');
-        END IF;
-        FOR v_rule IN SELECT pg_catalog.jsonb_array_elements_text(coalesce(v_spec->'clean', '[]')) LOOP
-            IF NOT EXISTS (SELECT 1 FROM starpipe.cleaning_rule r WHERE r.name = v_rule) THEN
-                PERFORM starpipe._raise('SP006', pg_catalog.format('%s.columns.%s: unknown cleaning rule %L', v_where, v_col, v_rule),
-                    pg_catalog.format('Known rules: %s.', starpipe._known('starpipe.cleaning_rule')));
-            END IF;
-        END LOOP;
+        PERFORM starpipe._check_column_coercion(pg_catalog.format('%s.columns.%s', v_where, v_col), v_target, v_col, v_spec);
     END LOOP;
     -- Production columns that are required but neither mapped nor defaulted would fail every promotion.
     SELECT a.attname INTO v_col FROM pg_catalog.pg_attribute a
@@ -439,6 +439,8 @@ BEGIN
     FOR v_check IN SELECT pg_catalog.jsonb_array_elements(coalesce(p_map->'checks', '[]')) LOOP
         PERFORM starpipe._check_gate(v_where || '.checks', p_map, v_check);
     END LOOP;
+    PERFORM starpipe._check_reject_budget(v_where, p_map);
+    PERFORM starpipe._check_sql_gates(v_where, v_target, p_map);
 END;
 $$;
 

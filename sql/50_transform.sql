@@ -1,79 +1,15 @@
 -- starpipe: mapping-driven transformation of a raw version into a staging copy of production.
 
--- The SQL expression that produces one target column from a raw row aliased r.
-CREATE FUNCTION starpipe._column_expr(p_spec jsonb, p_target_type text)
-RETURNS text
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_expr text;
-    v_rule text;
-BEGIN
-    -- Cleaning works on text, then one cast (or two, through the mapping's "type") to the target type.
-    IF p_spec ? 'const' THEN
-        v_expr := pg_catalog.format('%L::text', p_spec->>'const');
-    ELSE
-        v_expr := pg_catalog.format('r.%I::text', p_spec->>'from');
-    END IF;
-    FOR v_rule IN SELECT pg_catalog.jsonb_array_elements_text(coalesce(p_spec->'clean', '[]')) LOOP
-        -- The rule's template comes from the one list apply_mapping checks against.
-        SELECT pg_catalog.format(r.expression, v_expr) INTO v_expr FROM starpipe.cleaning_rule r WHERE r.name = v_rule;
-        IF NOT FOUND THEN
-            PERFORM starpipe._raise('SP006', pg_catalog.format('unknown cleaning rule %L', v_rule));
-        END IF;
-    END LOOP;
-    IF p_spec ? 'type' THEN
-        v_expr := pg_catalog.format('(%s)::%s', v_expr, starpipe._mapping_type('type', p_spec->>'type'));
-    END IF;
-    RETURN pg_catalog.format('(%s)::%s', v_expr, p_target_type);
-END;
-$$;
-
--- Finds the first mapped column and source row whose value cannot be converted (values are never reported).
-CREATE FUNCTION starpipe._find_bad_value(p_raw regclass, p_target regclass, p_columns jsonb)
-RETURNS jsonb
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_col text;
-    v_spec jsonb;
-    v_row bigint;
-BEGIN
-    -- Slow path, run only after a bulk conversion failed: probe column by column, then row by row. The casts into
-    -- production types run as starpipe_writer (domain checks and type input functions are production-side code).
-    FOR v_col, v_spec IN SELECT key, value FROM pg_catalog.jsonb_each(p_columns) ORDER BY key LOOP
-        BEGIN
-            PERFORM starpipe._as_writer_execute(pg_catalog.format('SELECT pg_catalog.count(%s) FROM %s r',
-                                                starpipe._column_expr(v_spec, starpipe._column_type(p_target, v_col)), p_raw));
-        EXCEPTION WHEN OTHERS THEN
-            FOR v_row IN EXECUTE pg_catalog.format('SELECT _source_row FROM %s ORDER BY _source_row', p_raw) LOOP
-                BEGIN
-                    PERFORM starpipe._as_writer_execute(pg_catalog.format('SELECT %s FROM %s r WHERE r._source_row = %s',
-                                                        starpipe._column_expr(v_spec, starpipe._column_type(p_target, v_col)), p_raw, v_row));
-                EXCEPTION WHEN OTHERS THEN
-                    RETURN pg_catalog.jsonb_build_object('column', v_col, 'from', v_spec->>'from', 'source_row', v_row,
-                                                         'sqlstate', SQLSTATE, 'type', starpipe._column_type(p_target, v_col));
-                END;
-            END LOOP;
-        END;
-    END LOOP;
-    RETURN NULL;
-END;
-$$;
-
 -- Compares a job's source columns with what its mapping needs; returns the missing ones.
 CREATE FUNCTION starpipe._missing_source_columns(p_job starpipe.job, p_map jsonb)
 RETURNS text[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.array_agg(DISTINCT m.value->>'from' ORDER BY m.value->>'from')
-      FROM pg_catalog.jsonb_each(p_map->'columns') m
-     WHERE m.value ? 'from'
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(p_job.manifest->'columns') c
-                        WHERE c->>'name' = m.value->>'from');
+    SELECT pg_catalog.array_agg(DISTINCT c ORDER BY c)
+      FROM pg_catalog.jsonb_each(p_map->'columns') m CROSS JOIN LATERAL starpipe._spec_sources(m.value) c
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(p_job.manifest->'columns') mc
+                        WHERE mc->>'name' = c);
 $$;
 
 -- The staging table of a job.
@@ -107,14 +43,14 @@ BEGIN
     v_missing := starpipe._missing_source_columns(p_job, p_map);
     SELECT pg_catalog.array_agg(DISTINCT r->>'name' ORDER BY r->>'name') INTO v_retyped
       FROM pg_catalog.jsonb_array_elements(coalesce(v_sv.diff->'retyped', '[]')) r
-     WHERE EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(p_map->'columns') m WHERE m.value->>'from' = r->>'name')
+     WHERE EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(p_map->'columns') m WHERE r->>'name' IN (SELECT starpipe._spec_sources(m.value)))
        AND v_sv.accepted_at IS NULL
        AND (v_sv.mapping_columns IS NULL
             OR (SELECT pg_catalog.jsonb_object_agg(m.key, m.value) FROM pg_catalog.jsonb_each(v_sv.mapping_columns) m
-                 WHERE m.value->>'from' = r->>'name')
+                 WHERE r->>'name' IN (SELECT starpipe._spec_sources(m.value)))
                IS NOT DISTINCT FROM
                (SELECT pg_catalog.jsonb_object_agg(m.key, m.value) FROM pg_catalog.jsonb_each(p_map->'columns') m
-                 WHERE m.value->>'from' = r->>'name'));
+                 WHERE r->>'name' IN (SELECT starpipe._spec_sources(m.value))));
     IF v_missing IS NULL AND v_retyped IS NULL THEN
         RETURN NULL;
     END IF;
@@ -144,6 +80,33 @@ BEGIN
 END;
 $$;
 
+-- Creates a job's staging table: the mapped columns with their production types, NOT NULL and CHECK constraints.
+CREATE FUNCTION starpipe._create_staging(p_staging text, p_target regclass, p_map jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_defs text;
+BEGIN
+    -- A row production would refuse for a NOT NULL or CHECK constraint is refused here, before promotion. The conflict
+    -- key's NULLs stay the not_null gate's (BLOCKED with sample rows), as before staging carried constraints.
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I %s%s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
+                                                   CASE WHEN a.attnotnull AND NOT p_map->'conflict_key' ? a.attname THEN ' NOT NULL' ELSE '' END),
+                                 ', ' ORDER BY a.attname)
+      INTO v_defs
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = p_target AND a.attnum > 0 AND NOT a.attisdropped AND p_map->'columns' ? a.attname;
+    SELECT v_defs || coalesce(pg_catalog.string_agg(pg_catalog.format(', CONSTRAINT %I CHECK (%s)', c.conname, c.expr), '' ORDER BY c.conname), '')
+      INTO v_defs FROM starpipe._staging_checks(p_target, p_map) c;
+    IF pg_catalog.to_regclass(p_staging) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE %s', p_staging);
+    END IF;
+    EXECUTE pg_catalog.format('CREATE TABLE %s (%s, _ingestion_id bigint NOT NULL, _source_row bigint NOT NULL)', p_staging, v_defs);
+    PERFORM starpipe._lock_down('TABLE', p_staging, 'SELECT', '{starpipe_admin}');
+END;
+$$;
+
 -- Transforms a job's raw version into staging with its client's mapping; returns the job's status after.
 CREATE FUNCTION starpipe.transform(p_job_id bigint, p_fence bigint)
 RETURNS text
@@ -169,10 +132,9 @@ DECLARE
     v_drift jsonb;
     v_col text;
     v_spec jsonb;
-    v_type text;
-    v_defs text := '';
     v_names text := '';
-    v_exprs text := '';
+    v_rejected bigint := 0;
+    v_state text;
     v_key text;
     v_order text := '';
     v_rows bigint;
@@ -216,11 +178,8 @@ BEGIN
     PERFORM starpipe._check_writer_rights(pg_catalog.format('tables.%s', v_job.table_name), v_target);
     v_raw := starpipe.raw_version(p_job_id);
     v_staging := starpipe._staging_table(v_job, v_map);
-    FOR v_col, v_spec IN SELECT key, value FROM pg_catalog.jsonb_each(v_map->'columns') ORDER BY key LOOP
-        v_type := starpipe._column_type(v_target, v_col);
-        v_defs := v_defs || pg_catalog.format('%I %s, ', v_col, v_type);
+    FOR v_col IN SELECT k FROM pg_catalog.jsonb_object_keys(v_map->'columns') k ORDER BY k LOOP
         v_names := v_names || pg_catalog.format('%I, ', v_col);
-        v_exprs := v_exprs || starpipe._column_expr(v_spec, v_type) || pg_catalog.format(' AS %I, ', v_col);
     END LOOP;
     FOR v_spec IN SELECT pg_catalog.jsonb_array_elements(coalesce(v_map->'dedup'->'order_by', '[]')) LOOP
         v_order := v_order || pg_catalog.format('%I %s NULLS LAST, ', v_spec->>'column',
@@ -229,38 +188,63 @@ BEGIN
     SELECT pg_catalog.string_agg(pg_catalog.format('%I', k), ', ' ORDER BY k) INTO v_key
       FROM pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') k;
 
+    -- A transform finds its rejects afresh (a retry after a mapping fix may refuse fewer rows).
+    DELETE FROM starpipe.reject x WHERE x.job_id = p_job_id AND x.resolved_at IS NULL;
     -- The casts into production types (domain checks, type input functions) run as starpipe_writer, which may read
     -- this raw version and fill this staging table for as long as this transaction needs it, and no longer.
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_raw);
+    PERFORM starpipe._create_staging(v_staging, v_target, v_map);
+    PERFORM starpipe._record_staging_shape(p_job_id, v_target, v_map);
+    EXECUTE pg_catalog.format('GRANT INSERT ON %s TO starpipe_writer', v_staging);
     BEGIN
-        IF pg_catalog.to_regclass(v_staging) IS NOT NULL THEN
-            EXECUTE pg_catalog.format('DROP TABLE %s', v_staging);
-        END IF;
-        EXECUTE pg_catalog.format('CREATE TABLE %s (%s_ingestion_id bigint NOT NULL, _source_row bigint NOT NULL)', v_staging, v_defs);
-        PERFORM starpipe._lock_down('TABLE', v_staging, 'SELECT', '{starpipe_admin}');
-        EXECUTE pg_catalog.format('GRANT INSERT ON %s TO starpipe_writer', v_staging);
         -- Dedup on the conflict key; by default the row that came last in the file wins.
         v_rows := starpipe._as_writer_execute(pg_catalog.format(
             'INSERT INTO %s (%s_ingestion_id, _source_row) '
-            'SELECT DISTINCT ON (%s) %s_ingestion_id, _source_row FROM ('
-            '  SELECT %sr._ingestion_id, r._source_row FROM %s r) s '
+            'SELECT DISTINCT ON (%s) %s_ingestion_id, _source_row FROM (%s) s '
             'ORDER BY %s, %s_source_row DESC',
-            v_staging, v_names, v_key, v_names, v_exprs, v_raw, v_key, v_order));
-        EXECUTE pg_catalog.format('REVOKE INSERT ON %s FROM starpipe_writer', v_staging);
+            v_staging, v_names, v_key, v_names, starpipe._staging_select(v_job, v_raw, v_target, v_map), v_key, v_order));
     EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
-        v_bad := starpipe._find_bad_value(v_raw, v_target, v_map->'columns');
-        EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_raw);
-        PERFORM starpipe._transition(v_job, 'FAILED', v_job.stage, 'transform_failed', v_bad,
-            CASE WHEN v_bad IS NULL THEN pg_catalog.format('transform failed (SQLSTATE %s)', SQLSTATE)
-                 ELSE pg_catalog.format('transform failed: source row %s, column %s (from %s): value is not a valid %s (SQLSTATE %s)',
-                                        v_bad->>'source_row', v_bad->>'column', v_bad->>'from', v_bad->>'type', v_bad->>'sqlstate') END);
-        RETURN 'FAILED';
+        -- Some rows are refused: quarantine them, then stage the others if the budget allows.
+        v_state := SQLSTATE;
+        v_rejected := starpipe._quarantine(v_job, v_raw, v_target, v_map);
+        IF v_rejected > 0 AND NOT starpipe._over_reject_budget(v_map, v_rejected, starpipe._budget_rows(v_job)) THEN
+            BEGIN
+                v_rows := starpipe._as_writer_execute(pg_catalog.format(
+                    'INSERT INTO %s (%s_ingestion_id, _source_row) '
+                    'SELECT DISTINCT ON (%s) %s_ingestion_id, _source_row FROM (%s) s '
+                    'ORDER BY %s, %s_source_row DESC',
+                    v_staging, v_names, v_key, v_names, starpipe._staging_select(v_job, v_raw, v_target, v_map), v_key, v_order));
+            EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
+                v_state := SQLSTATE;
+                v_rows := NULL;
+            END;
+        END IF;
+        IF v_rows IS NULL THEN
+            EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_raw);
+            EXECUTE pg_catalog.format('REVOKE INSERT ON %s FROM starpipe_writer', v_staging);
+            v_bad := starpipe._reject_summary(v_job, v_map, v_rejected);
+            UPDATE starpipe.job SET rows_rejected = v_rejected WHERE job_id = p_job_id;
+            PERFORM starpipe._transition(v_job, 'FAILED', v_job.stage, 'transform_failed', v_bad,
+                CASE WHEN v_rejected = 0 OR NOT starpipe._over_reject_budget(v_map, v_rejected, starpipe._budget_rows(v_job))
+                     THEN pg_catalog.format('transform failed (SQLSTATE %s)', v_state)
+                     ELSE pg_catalog.format('transform failed: %s of %s rows rejected, over the reject budget (%s): %s; e.g. source row %s, column %s (from %s), rule %s (SQLSTATE %s)',
+                                            v_rejected, v_job.rows_raw, starpipe._reject_budget_text(v_map), v_bad->>'summary',
+                                            v_bad->>'source_row', coalesce(v_bad->>'column', '-'), coalesce(v_bad->>'from', '-'),
+                                            v_bad->>'rule', v_bad->>'sqlstate') END);
+            RETURN 'FAILED';
+        END IF;
     END;
+    EXECUTE pg_catalog.format('REVOKE INSERT ON %s FROM starpipe_writer', v_staging);
     EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_raw);
-    UPDATE starpipe.job SET rows_staged = v_rows WHERE job_id = p_job_id;
+    -- Reconciliation: raw = staged + rejected + removed by dedup, each counted, recorded on the job.
+    UPDATE starpipe.job SET rows_staged = v_rows, rows_rejected = v_rejected,
+                            rows_deduplicated = v_job.rows_raw - v_rejected - v_rows
+     WHERE job_id = p_job_id;
     PERFORM starpipe._transition(v_job, 'PROCESSING', 'transformed', 'transformed',
-        pg_catalog.jsonb_build_object('staging', v_staging, 'rows', v_rows, 'deduplicated', v_job.rows_raw - v_rows,
-                                      'mapping_version', v_mapping.version));
+        pg_catalog.jsonb_build_object('staging', v_staging, 'rows', v_rows, 'rejected', v_rejected,
+                                      'deduplicated', v_job.rows_raw - v_rejected - v_rows, 'mapping_version', v_mapping.version)
+        || CASE WHEN v_rejected > 0 THEN pg_catalog.jsonb_build_object('rejects', starpipe._reject_summary(v_job, v_map, v_rejected)->'rejects')
+                ELSE '{}' END);
     RETURN 'PROCESSING';
 END;
 $$;

@@ -44,15 +44,13 @@ DECLARE
     v_map jsonb;
     v_staging text;
     v_check jsonb;
-    v_rule text;
     v_col text;
     v_failures jsonb := '[]';
     v_failure jsonb;
     v_rows bigint;
-    v_frac numeric;
-    v_key text;
     v_digest text;
     v_fingerprint jsonb;
+    v_status text;
 BEGIN
     -- Gates that fail block the job before production is touched; the staging rows stay for review.
     v_job := starpipe._lock_job(p_job_id);
@@ -66,8 +64,7 @@ BEGIN
         PERFORM starpipe._raise('SP001', pg_catalog.format('job %s is %s at stage %s; validate needs stage transformed',
                                                            p_job_id, v_job.status, v_job.stage));
     END IF;
-    SELECT m.config->'tables'->v_job.table_name INTO v_map FROM starpipe.mapping m
-     WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
+    v_map := starpipe._validation_mapping(v_job);
     v_staging := starpipe._staging_table(v_job, v_map);
     -- The gates run as starpipe_writer, which reads this staging table only while they run.
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
@@ -85,60 +82,33 @@ BEGIN
         v_failure := starpipe._gate('not_null', v_col, v_staging, pg_catalog.format('s.%I IS NULL', v_col));
         IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
     END LOOP;
+    -- So is reconciliation: every raw row is staged, rejected or removed by dedup, exactly once.
+    v_failure := starpipe._reconciliation_gate(v_job, v_staging, v_rows);
+    IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
+    -- And production's shape: staging built before a DDL change is never promoted; and its foreign keys.
+    v_failure := starpipe._shape_gate(v_job, v_map);
+    IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
+    v_failures := v_failures || starpipe._foreign_key_gates(starpipe._staging_target(v_job), v_map, v_staging);
+    -- The baseline null_drift and row_count_change compare later snapshots with.
+    PERFORM starpipe._profile_snapshot(v_job, v_map, v_staging, v_rows);
     FOR v_check IN SELECT pg_catalog.jsonb_array_elements(coalesce(v_map->'checks', '[]')) LOOP
-        -- apply_mapping admits one rule per check; a stored config from before that rule is refused, not half run.
-        IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(v_check)) <> 1 THEN
-            PERFORM starpipe._raise('SP006', pg_catalog.format('tables.%s.checks: each check is an object with exactly one rule', v_job.table_name),
-                                    NULL, 'Apply the mapping again; apply_mapping now validates every check.');
-        END IF;
-        v_rule := (SELECT k FROM pg_catalog.jsonb_object_keys(v_check) k LIMIT 1);
-        v_failure := NULL;
-        IF v_rule = 'not_null' THEN
-            FOR v_col IN SELECT pg_catalog.jsonb_array_elements_text(v_check->'not_null') LOOP
-                v_failure := starpipe._gate('not_null', v_col, v_staging, pg_catalog.format('s.%I IS NULL', v_col));
-                IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
-            END LOOP;
-            v_failure := NULL;
-        ELSIF v_rule = 'unique' THEN
-            SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ') INTO v_key
-              FROM pg_catalog.jsonb_array_elements_text(v_check->'unique') c;
-            v_failure := starpipe._gate('unique', v_key, v_staging, pg_catalog.format(
-                '(%s) IN (SELECT %s FROM %s GROUP BY %s HAVING pg_catalog.count(*) > 1)', v_key, v_key, v_staging, v_key));
-        ELSIF v_rule = 'accepted_values' THEN
-            v_col := v_check->'accepted_values'->>'column';
-            v_failure := starpipe._gate('accepted_values', v_col, v_staging, pg_catalog.format(
-                's.%I IS NOT NULL AND NOT coalesce(s.%I::text = ANY (%L::text[]), false)', v_col, v_col,
-                (SELECT pg_catalog.array_agg(v) FROM pg_catalog.jsonb_array_elements_text(v_check->'accepted_values'->'values') v)));
-        ELSIF v_rule = 'min_rows' THEN
-            IF v_rows < (v_check->>'min_rows')::bigint THEN
-                v_failure := pg_catalog.jsonb_build_object('rule', 'min_rows', 'rows', v_rows, 'minimum', (v_check->>'min_rows')::bigint);
-            END IF;
-        ELSIF v_rule = 'null_fraction' THEN
-            v_col := v_check->'null_fraction'->>'column';
-            SELECT (r->>'fraction')::numeric INTO v_frac FROM starpipe._as_writer_query(pg_catalog.format(
-                'SELECT pg_catalog.jsonb_build_object(''fraction'', pg_catalog.avg((s.%I IS NULL)::int)) FROM %s s', v_col, v_staging)) r;
-            IF coalesce(v_frac, 0) > (v_check->'null_fraction'->>'max')::numeric OR v_check->'null_fraction'->>'max' IS NULL THEN
-                v_failure := pg_catalog.jsonb_build_object('rule', 'null_fraction', 'column', v_col,
-                                                           'fraction', pg_catalog.round(v_frac, 4), 'max', v_check->'null_fraction'->'max');
-            END IF;
-        ELSE
-            -- apply_mapping admits only starpipe.check_rule's names; a rule listed there but not run here is a bug.
-            PERFORM starpipe._raise('SP006', pg_catalog.format('check %L is not implemented by validate', v_rule));
-        END IF;
-        IF v_failure IS NOT NULL THEN v_failures := v_failures || v_failure; END IF;
+        v_failures := v_failures || starpipe._run_gate(v_job, v_map, v_staging, v_rows, v_check);
     END LOOP;
 
     EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
 
     IF pg_catalog.jsonb_array_length(v_failures) > 0 THEN
-        PERFORM starpipe._transition(v_job, 'BLOCKED', 'transformed', 'validation_failed',
+        -- A gate whose failure needs no human decision (reconciliation, or on_fail: failed) fails the job instead.
+        v_status := CASE WHEN pg_catalog.jsonb_path_exists(v_failures, '$[*] ? (@.fails_job == true)') THEN 'FAILED' ELSE 'BLOCKED' END;
+        PERFORM starpipe._transition(v_job, v_status, 'transformed', 'validation_failed',
             pg_catalog.jsonb_build_object('failures', v_failures),
             'validation failed: ' || (SELECT pg_catalog.string_agg(
-                pg_catalog.format('%s(%s)%s', f->>'rule', coalesce(f->>'column', ''),
+                pg_catalog.format('%s(%s)%s%s', f->>'rule', coalesce(f->>'column', ''),
+                    CASE WHEN f ? 'figures' THEN ' ' || (f->>'figures') ELSE '' END,
                     CASE WHEN f ? 'rows' AND f ? 'sample_source_rows'
                          THEN pg_catalog.format(' %s rows, e.g. source rows %s', f->>'rows', f->'sample_source_rows') ELSE '' END), '; ')
                 FROM pg_catalog.jsonb_array_elements(v_failures) f));
-        RETURN 'BLOCKED';
+        RETURN v_status;
     END IF;
     IF coalesce(v_map->>'promotion', 'auto') = 'manual' THEN
         PERFORM starpipe._transition(v_job, 'BLOCKED', 'validated', 'awaiting_promotion',

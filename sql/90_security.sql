@@ -167,7 +167,8 @@ GRANT EXECUTE ON FUNCTION
     starpipe.record_remote_promotion(bigint, bigint, jsonb),
     starpipe.remote_blocked(bigint, bigint, jsonb),
     starpipe.production_ledger_sql(),
-    starpipe.production_check_sql(text)
+    starpipe.production_check_sql(text),
+    starpipe.rejects(bigint)
 TO starpipe_worker, starpipe_admin;
 
 -- Decisions that need a human.
@@ -181,5 +182,7 @@ GRANT EXECUTE ON FUNCTION
     starpipe.accept_schema(text, text, integer),
     starpipe.dlq_list(),
     starpipe.dlq_inspect(bigint),
-    starpipe.dlq_replay(bigint)
+    starpipe.dlq_replay(bigint),
+    starpipe.replay_rejects(bigint),
+    starpipe.resync_staging(bigint)
 TO starpipe_admin;

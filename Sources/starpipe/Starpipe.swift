@@ -10,8 +10,8 @@ struct Starpipe: AsyncParsableCommand {
         commandName: "starpipe",
         abstract: "Move a client's database into production Postgres: extract, ingest, transform, validate, promote.",
         version: "0.1.0",
-        subcommands: [Extract.self, Work.self, Mapping.self, Status.self, Promote.self, Verify.self, Retry.self, Dlq.self,
-                      Production.self])
+        subcommands: [Extract.self, Work.self, Mapping.self, Status.self, Promote.self, Verify.self, Retry.self, Resync.self,
+                      Dlq.self, Production.self, Rejects.self])
 }
 
 /// Options every subcommand shares.

@@ -31,6 +31,28 @@ struct MappingConfigTests {
         #expect(active["default"] as? Bool == true)
     }
 
+    /// booleans: {true: [...], false: [...]} has boolean keys in YAML; the extension reads them as "true" and "false".
+    @Test("coercion rules convert: boolean keys become strings, 0 and 1 stay numbers, formats and sentinels stay strings")
+    func coercionRules() throws {
+        let config = try MappingConfig(yaml: """
+            columns:
+              smoker: { from: SMOKER, booleans: { true: [Y, yes, 1, T], false: [N, no, 0, F] } }
+              born: { from: BORN, formats: [MM/DD/YYYY, DD.MM.YYYY, YYYYMMDD, ISO], null_values: [N/A, 1900-01-01] }
+              gender: { from: G, map: { M: male, F: female, U: null }, unmapped: { default: unknown } }
+            """)
+        let columns = try #require(try Self.object(config.json)["columns"] as? [String: Any])
+        let booleans = try #require((columns["smoker"] as? [String: Any])?["booleans"] as? [String: Any])
+        #expect(Set(booleans.keys) == ["true", "false"])
+        #expect((booleans["true"] as? [Any])?.count == 4)
+        #expect((booleans["false"] as? [Any])?.contains { ($0 as? NSNumber)?.intValue == 0 && !($0 is String) } == true)
+        let born = try #require(columns["born"] as? [String: Any])
+        #expect(born["formats"] as? [String] == ["MM/DD/YYYY", "DD.MM.YYYY", "YYYYMMDD", "ISO"])
+        #expect(born["null_values"] as? [String] == ["N/A", "1900-01-01"])
+        let map = try #require((columns["gender"] as? [String: Any])?["map"] as? [String: Any])
+        #expect(map["M"] as? String == "male")
+        #expect(map["U"] is NSNull)
+    }
+
     /// YAML 1.1 would turn these constants into booleans, timestamps or sexagesimal numbers.
     @Test("plain scalars are typed by YAML 1.2's core schema: NO, yes, on, dates and 1:30 stay strings")
     func coreSchema() throws {

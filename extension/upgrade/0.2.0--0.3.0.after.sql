@@ -28,3 +28,8 @@ BEGIN
     END LOOP;
 END;
 $$;
+
+-- Issue 11: a promoted replay job resolves the rejects it staged (the trigger needs the generated function).
+CREATE TRIGGER job_resolve_replayed_rejects AFTER UPDATE OF status ON starpipe.job
+    FOR EACH ROW WHEN (NEW.status = 'SUCCESS' AND NEW.stage = 'promoted' AND OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION starpipe._resolve_replayed_rejects();

@@ -21,19 +21,22 @@ INSERT INTO starpipe.cleaning_rule (name, expression, description) VALUES
 
 CREATE TABLE starpipe.check_rule (
     name        text PRIMARY KEY,
-    argument    text NOT NULL CHECK (argument IN ('columns', 'column_values', 'count', 'column_fraction')),
-    parameters  text[] CHECK ((argument IN ('column_values', 'column_fraction')) = (parameters IS NOT NULL)),
+    argument    text NOT NULL CHECK (argument IN ('columns', 'column_values', 'count', 'column_fraction', 'percent', 'query')),
+    parameters  text[] CHECK ((argument IN ('column_values', 'column_fraction', 'query')) = (parameters IS NOT NULL)),
     description text NOT NULL
 );
 COMMENT ON TABLE starpipe.check_rule IS 'Validation gates of a mapping table ("checks"), with the shape of their argument.';
-COMMENT ON COLUMN starpipe.check_rule.argument IS 'columns: a non-empty array of mapped columns; count: a non-negative integer; column_values: {column, values: non-empty array of non-null scalars}; column_fraction: {column, max: a number in [0, 1]}.';
+COMMENT ON COLUMN starpipe.check_rule.argument IS 'columns: a non-empty array of mapped columns; count: a non-negative integer; column_values: {column, values: non-empty array of non-null scalars}; column_fraction: {column, max: a number in [0, 1]}; percent: a non-negative number; query: {name, query: a SELECT of offending source row numbers over "staged"}.';
 COMMENT ON COLUMN starpipe.check_rule.parameters IS 'The keys of an object argument, every one required and no other allowed; NULL for an array or number argument.';
 INSERT INTO starpipe.check_rule (name, argument, parameters, description) VALUES
     ('not_null',        'columns',         NULL,              'no staged row has NULL in any of the columns'),
     ('unique',          'columns',         NULL,              'no two staged rows share the columns'' values'),
     ('accepted_values', 'column_values',   '{column,values}', 'every non-NULL value of the column is one of the values'),
     ('min_rows',        'count',           NULL,              'the job stages at least this many rows'),
-    ('null_fraction',   'column_fraction', '{column,max}',    'at most this fraction of the column''s staged values is NULL');
+    ('null_fraction',   'column_fraction', '{column,max}',    'at most this fraction of the column''s staged values is NULL'),
+    ('null_drift',      'column_fraction', '{column,max}',    'a column whose NULL fraction was at most max in the last promoted snapshot of the table is not NULL beyond max now (the phantom NULL)'),
+    ('row_count_change','percent',         NULL,              'the staged row count differs from the last promoted snapshot''s by at most this many percent'),
+    ('sql',             'query',           '{name,query}',    'a SELECT over the staged rows (as "staged") returning offending source row numbers finds none; it runs as starpipe_writer and its writes are rolled back');
 
 CREATE TABLE starpipe.conflict_policy (
     name        text PRIMARY KEY,
@@ -149,3 +152,60 @@ COMMENT ON COLUMN starpipe.conflict.applied_columns IS 'The changed columns whos
 COMMENT ON COLUMN starpipe.conflict.before_hash IS 'Hash of the production row''s mapped columns before this promotion (the digest term verify uses for rows a later job changed).';
 COMMENT ON COLUMN starpipe.conflict.before_values IS 'Production values of the changed columns before this promotion; only with the mapping''s audit_values: true (they may be PHI).';
 COMMENT ON COLUMN starpipe.conflict.after_values IS 'Staged values of the changed columns; only with audit_values: true (they may be PHI).';
+-- Issue 11: reconciliation counts on the job, and the quarantine of refused rows.
+ALTER TABLE starpipe.job ADD COLUMN rows_rejected bigint, ADD COLUMN rows_deduplicated bigint;
+COMMENT ON COLUMN starpipe.job.rows_rejected IS 'Raw rows transform quarantined (starpipe.reject); rows_raw = rows_staged + rows_rejected + rows_deduplicated.';
+COMMENT ON COLUMN starpipe.job.rows_deduplicated IS 'Raw rows transform left out because a later (or dedup-preferred) row had the same conflict key.';
+CREATE TABLE starpipe.reject (
+    reject_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id          bigint NOT NULL REFERENCES starpipe.job (job_id),
+    source_row      bigint NOT NULL,
+    target_column   text,
+    rule            text NOT NULL,
+    sqlstate        text NOT NULL,
+    constraint_name text,
+    rejected_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    resolved_at     timestamptz,
+    resolved_by     bigint
+);
+CREATE INDEX reject_job ON starpipe.reject (job_id, source_row);
+CREATE INDEX reject_unresolved ON starpipe.reject (job_id) WHERE resolved_at IS NULL;
+COMMENT ON TABLE starpipe.reject IS 'Quarantined raw rows: job, source row, target column, the refusing rule and its SQLSTATE; never the value.';
+COMMENT ON COLUMN starpipe.reject.rule IS 'clean, map, formats, number, booleans, cast (the column''s value step), not_null or check (a production constraint).';
+COMMENT ON COLUMN starpipe.reject.sqlstate IS 'The error the rule raised; SP008 for a value in none of the rule''s accepted forms (a code the map does not list, a date in none of the formats, an unknown boolean word).';
+COMMENT ON COLUMN starpipe.reject.resolved_by IS 'The job whose replay of the row was promoted; NULL while unresolved.';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.reject', '');
+SELECT pg_catalog.pg_extension_config_dump('starpipe.reject_reject_id_seq', '');
+-- Transform now quarantines refused rows (sql/55_quarantine.sql) instead of locating the first one.
+DROP FUNCTION IF EXISTS starpipe._find_bad_value(regclass, regclass, jsonb);
+-- Issue 11: the baseline of null_drift and row_count_change.
+CREATE TABLE starpipe.snapshot_profile (
+    job_id      bigint PRIMARY KEY REFERENCES starpipe.job (job_id),
+    rows        bigint NOT NULL,
+    null_counts jsonb,
+    profiled_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE starpipe.snapshot_profile IS 'Staged rows and NULL counts per mapped column of each validated job: the baseline null_drift and row_count_change compare a new snapshot with (counts only, never values).';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.snapshot_profile', '');
+-- Issue 11: replays of rejected rows.
+CREATE TABLE starpipe.reject_replay (
+    job_id     bigint PRIMARY KEY REFERENCES starpipe.job (job_id),
+    replay_of  bigint NOT NULL REFERENCES starpipe.job (job_id),
+    rows       bigint NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by text NOT NULL DEFAULT SESSION_USER
+);
+CREATE INDEX reject_replay_of ON starpipe.reject_replay (replay_of);
+COMMENT ON TABLE starpipe.reject_replay IS 'Replay jobs (starpipe.replay_rejects): the job whose rejected rows each one carries, and how many.';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.reject_replay', '');
+-- Issue 11: the production shape each job's staging was built from.
+CREATE TABLE starpipe.staging_shape (
+    job_id      bigint PRIMARY KEY REFERENCES starpipe.job (job_id),
+    target      text NOT NULL,
+    shape       jsonb NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE starpipe.staging_shape IS 'The production shape each job''s staging table was built from: mapped columns (type, NOT NULL) and CHECK constraints; validate compares it with the catalog.';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.staging_shape', '');
+-- Issue 11: a production constraint as the quarantine probe evaluates it.
+CREATE TYPE starpipe._staging_constraint AS (rule text, state text, col text, name text, refused text);

@@ -10,8 +10,17 @@ RESET client_min_messages;
 CREATE SCHEMA production;
 INSERT INTO starpipe.target_schema (schema_name) VALUES ('production');
 GRANT USAGE ON SCHEMA production TO starpipe_writer;
-CREATE TABLE production.p (id integer PRIMARY KEY, name text CHECK (name <> 'forbidden'), ver integer,
+CREATE TABLE production.p (id integer PRIMARY KEY, name text, ver integer,
                            inserts integer NOT NULL DEFAULT 0, touched integer NOT NULL DEFAULT 0);
+-- Production refuses a row in a trigger (a CHECK constraint would be enforced in staging, before promotion).
+CREATE FUNCTION production.refuse() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    IF NEW.name = 'forbidden' THEN
+        RAISE EXCEPTION 'production refuses this row' USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END $f$;
+CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON production.p FOR EACH ROW EXECUTE FUNCTION production.refuse();
 -- Count what promotion makes production run: an insert trigger per row inserted, an update trigger per row rewritten.
 CREATE FUNCTION production.on_insert() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN NEW.inserts := 1; RETURN NEW; END $f$;
 CREATE FUNCTION production.on_update() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN NEW.touched := OLD.touched + 1; RETURN NEW; END $f$;
@@ -98,7 +107,7 @@ SELECT pg_temp.run('acme', 'p', 'r8', '2026-01-08', :'cols', '[{"id": 8, "name":
 SELECT starpipe.promote(8);
 SELECT * FROM promotions WHERE job_id = 8;
 
--- A promotion that fails in production (a CHECK constraint) leaves no promotion row, no conflict row, no change.
+-- A promotion that fails in production (its trigger refuses a row) leaves no promotion row, no conflict row, no change.
 SELECT starpipe.apply_mapping('{"version": 1, "client": "acme", "target_schema": "production", "tables": {"p": {
   "target": "p", "conflict_key": ["id"], "columns": {"id": {"from": "id"}, "name": {"from": "name"}}}}}');
 SELECT pg_temp.load('acme', 'p', 'r9', '2026-01-09', :'cols', '[
