@@ -14,7 +14,7 @@ struct Extract: ParsableCommand {
     @Option(help: "Client name used in bucket keys (lower-case letters, digits, _).")
     var client: String
 
-    @Option(help: "Bucket URL, e.g. file:///var/starpipe/bucket. Env STARPIPE_BUCKET.")
+    @Option(help: "Bucket URL: file:///var/starpipe/bucket, or s3://BUCKET/PREFIX?region=R&endpoint=URL&path_style=true|false (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials). Env STARPIPE_BUCKET.")
     var bucket: String?
 
     @Option(help: "Source schema. Defaults to public.")
