@@ -23,10 +23,17 @@ public struct WorkerOptions: Sendable {
     /// Use binary COPY when every raw column type has a binary encoder (values not in canonical
     /// form make that load start again in text). False always uses text COPY. Defaults to true.
     public var binaryCopy: Bool
+    /// With bucket events (an SQS queue given to ``Worker``), seconds between the sweeps that list the bucket for
+    /// manifests whose event was lost; without events the bucket is scanned every ``pollSeconds``. Defaults to 300.
+    public var sweepSeconds: Double
+    /// Seconds a received bucket event stays hidden from other receivers, extended while its batch is worked on.
+    /// Defaults to 60.
+    public var eventVisibilitySeconds: Int
 
     public init(databaseURL: String, redisURL: String? = nil, workerID: String? = nil, concurrency: Int = 1,
                 leaseSeconds: Int = 300, pollSeconds: Double = 2, untilIdle: Bool = false, chunkSize: Int = 1 << 20,
-                retry: RetryPolicy = RetryPolicy(), binaryCopy: Bool = true) {
+                retry: RetryPolicy = RetryPolicy(), binaryCopy: Bool = true, sweepSeconds: Double = 300,
+                eventVisibilitySeconds: Int = 60) {
         self.databaseURL = databaseURL
         self.redisURL = redisURL
         self.workerID = workerID ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
@@ -37,5 +44,7 @@ public struct WorkerOptions: Sendable {
         self.chunkSize = chunkSize
         self.retry = retry
         self.binaryCopy = binaryCopy
+        self.sweepSeconds = sweepSeconds
+        self.eventVisibilitySeconds = max(1, eventVisibilitySeconds)
     }
 }
