@@ -140,4 +140,36 @@ struct S3PipelineTests {
         #expect(jobs.last?.status == "FAILED")
         #expect(jobs.last?.error?.contains("missing") == true, "\(jobs.last?.error ?? "")")
     }
+
+    @Test("SIGTERM during an extraction to S3 aborts its multipart upload and writes no manifest")
+    func cancelledExtraction() throws {
+        let moto = try TestMoto()
+        let name = "sp-cancel-\(UInt32.random(in: 0...UInt32.max))"
+        let bucket = try moto.makeBucket(name)
+        let source = try TestServer.createDatabase("sp_cancel")
+        try PostgresConnection(url: source).execute("""
+            CREATE TABLE big AS SELECT g AS id, md5(g::text) AS a, repeat('x', 200) AS b FROM generate_series(1, 200000) g;
+            ALTER TABLE big ADD PRIMARY KEY (id)
+            """)
+        let process = Process.unblocked(WorkerProcess.executable.path, [
+            "extract", "--source", source, "--client", "acme", "--tables", "big", "--log-level", "error",
+            "--bucket", moto.bucketURL(name).replacingOccurrences(of: "part_size=1024", with: "part_size=1048576"),
+        ])
+        process.environment = ProcessInfo.processInfo.environment.merging([
+            "AWS_ACCESS_KEY_ID": TestMoto.anyCredentials.accessKeyID, "AWS_SECRET_ACCESS_KEY": "starpipe-test-secret",
+        ]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        // Wait until the data file's multipart upload has started, then stop the extractor.
+        let end = Date().addingTimeInterval(60)
+        while Date() < end, process.isRunning, try bucket.incompleteUploads().isEmpty { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(try bucket.incompleteUploads().count == 1, "the extraction ended before its upload could be interrupted")
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(try bucket.list().isEmpty)
+        #expect(try bucket.incompleteUploads().isEmpty)
+    }
 }
