@@ -9,6 +9,12 @@ struct S3Failure: Error {
     /// What the transport reported when there was no response (never a header or the body).
     var transport: String?
 
+    init(status: Int?, code: String?, transport: String? = nil) {
+        self.status = status
+        self.code = code
+        self.transport = transport
+    }
+
     /// 5xx, 429, `SlowDown`, `RequestTimeout`, `InternalError` and a lost connection are transient; the rest
     /// (403, 404, `NoSuchKey`, `InvalidPart`, …) would fail again the same way.
     var isTransient: Bool {

@@ -12,10 +12,16 @@ final class HoldingProxy: @unchecked Sendable {
     private let lock = NSCondition()
     private var armed = false
     private var held = false
+    /// Cut the first answer carrying the marker after this many bytes (a connection lost mid-response).
+    private let cutAfter: Int?
+    private var cut = false
 
-    init(upstreamPort: Int, marker: String) throws {
+    /// `cutAfter`: instead of holding requests, pass them all, but cut the connection of the first response whose
+    /// request carried `marker`, once that many response bytes went through.
+    init(upstreamPort: Int, marker: String, cutAfter: Int? = nil) throws {
         self.upstreamPort = upstreamPort
         self.marker = Array(marker.utf8)
+        self.cutAfter = cutAfter
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = Self.loopback(port: 0)
         let bound = withUnsafePointer(to: &address) {
@@ -46,6 +52,12 @@ final class HoldingProxy: @unchecked Sendable {
         lock.lock(); armed = true; lock.unlock()
     }
 
+    /// Whether a response was cut.
+    var didCut: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return cut
+    }
+
     /// Waits up to `timeout` seconds for a request to be held.
     func waitUntilHeld(timeout: Double) -> Bool {
         let end = Date().addingTimeInterval(timeout)
@@ -73,18 +85,47 @@ final class HoldingProxy: @unchecked Sendable {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
             guard connected == 0 else { close(client); close(upstream); continue }
-            Thread { [self] in pump(from: client, to: upstream, inspect: true) }.start()
-            Thread { [self] in pump(from: upstream, to: client, inspect: false) }.start()
+            let connection = Connection()
+            Thread { [self] in pump(from: client, to: upstream, inspect: true, connection) }.start()
+            Thread { [self] in pump(from: upstream, to: client, inspect: false, connection) }.start()
         }
     }
 
-    private func pump(from source: Int32, to target: Int32, inspect: Bool) {
+    /// Whether this connection's request carried the marker (set by the request pump, read by the response one).
+    private final class Connection: @unchecked Sendable {
+        let lock = NSLock()
+        var marked = false
+    }
+
+    private func pump(from source: Int32, to target: Int32, inspect: Bool, _ connection: Connection) {
         var buffer = [UInt8](repeating: 0, count: 65_536)
+        var forwarded = 0
         defer { shutdown(target, Int32(SHUT_WR)); close(source) }
         while true {
             let count = read(source, &buffer, buffer.count)
             if count <= 0 { return }
-            if inspect, contains(buffer[0..<count]) {
+            if let cutAfter, !inspect {
+                connection.lock.lock()
+                let marked = connection.marked
+                connection.lock.unlock()
+                lock.lock()
+                let cutNow = marked && !cut && forwarded + count > cutAfter
+                if cutNow { cut = true }
+                lock.unlock()
+                if cutNow {
+                    // Forward part of it, then drop the connection both ways.
+                    _ = buffer.withUnsafeBytes { write(target, $0.baseAddress!, max(0, cutAfter - forwarded)) }
+                    shutdown(target, Int32(SHUT_RDWR))
+                    shutdown(source, Int32(SHUT_RDWR))
+                    return
+                }
+            }
+            forwarded += count
+            if inspect, cutAfter != nil {
+                if contains(buffer[0..<count]) {
+                    connection.lock.lock(); connection.marked = true; connection.lock.unlock()
+                }
+            } else if inspect, contains(buffer[0..<count]) {
                 lock.lock()
                 let hold = armed && !held
                 if hold { held = true; lock.broadcast() }

@@ -143,6 +143,25 @@ struct S3BucketTests {
         #expect(Date().timeIntervalSince(started) < 10)
     }
 
+    @Test("a GET that loses its connection mid-body resumes where it stopped (a ranged GET pinned to the ETag)")
+    func resumeAfterConnectionLoss() throws {
+        let moto = try TestMoto()
+        let name = "sp-resume-\(UInt32.random(in: 0...UInt32.max))"
+        let direct = try moto.makeBucket(name, extra: "&part_size=1048576") // one PUT (the last part_size counts)
+        let content = Self.bytes(300_000)
+        try Self.put(direct, "big.json", content, pieces: 10_000)
+        let proxy = try HoldingProxy(upstreamPort: moto.port, marker: "GET /\(name)/big.json", cutAfter: 100_000)
+        defer { proxy.stop() }
+        let viaProxy = S3Bucket(
+            location: try S3Location(url: "s3://\(name)/?region=us-east-1&endpoint=http://127.0.0.1:\(proxy.port)"),
+            credentials: TestMoto.anyCredentials, retry: S3RetryPolicy(attempts: 3, baseSeconds: 0.05, capSeconds: 0.2),
+            connectTimeoutSeconds: 1)
+        let streamed = try Self.streamed(viaProxy, "big.json", chunkSize: 65_536)
+        #expect(proxy.didCut)
+        #expect(streamed.bytes.count == content.count)
+        #expect(streamed.bytes == content)
+    }
+
     @Test("x-amz-checksum-sha256 is sent when asked for, on single and multipart uploads")
     func checksumOption() throws {
         let moto = try TestMoto()
