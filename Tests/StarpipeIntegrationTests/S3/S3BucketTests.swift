@@ -150,16 +150,38 @@ struct S3BucketTests {
         let direct = try moto.makeBucket(name, extra: "&part_size=1048576") // one PUT (the last part_size counts)
         let content = Self.bytes(300_000)
         try Self.put(direct, "big.json", content, pieces: 10_000)
-        let proxy = try HoldingProxy(upstreamPort: moto.port, marker: "GET /\(name)/big.json", cutAfter: 100_000)
+        let proxy = try FaultProxy(upstreamPort: moto.port, marker: "GET /\(name)/big.json", fault: .cut(after: 100_000))
         defer { proxy.stop() }
         let viaProxy = S3Bucket(
             location: try S3Location(url: "s3://\(name)/?region=us-east-1&endpoint=http://127.0.0.1:\(proxy.port)"),
             credentials: TestMoto.anyCredentials, retry: S3RetryPolicy(attempts: 3, baseSeconds: 0.05, capSeconds: 0.2),
             connectTimeoutSeconds: 1)
         let streamed = try Self.streamed(viaProxy, "big.json", chunkSize: 65_536)
-        #expect(proxy.didCut)
+        #expect(proxy.didStrike)
         #expect(streamed.bytes.count == content.count)
         #expect(streamed.bytes == content)
+    }
+
+    @Test("a 503 SlowDown is retried with backoff, for a single PUT, a multipart part and a list", arguments: [
+        ("PUT /", "small.json", 500), ("partNumber=2", "large.json", 3000), ("list-type=2", nil, 0),
+    ] as [(String, String?, Int)])
+    func slowDownRetried(marker: String, key: String?, size: Int) throws {
+        let moto = try TestMoto()
+        let name = "sp-slow-\(UInt32.random(in: 0...UInt32.max))"
+        _ = try moto.makeBucket(name)
+        let proxy = try FaultProxy(upstreamPort: moto.port, marker: marker, fault: .fail(status: 503, code: "SlowDown"))
+        defer { proxy.stop() }
+        let viaProxy = S3Bucket(
+            location: try S3Location(url: "s3://\(name)/?region=us-east-1&endpoint=http://127.0.0.1:\(proxy.port)&part_size=1024"),
+            credentials: TestMoto.anyCredentials, retry: S3RetryPolicy(attempts: 3, baseSeconds: 0.05, capSeconds: 0.2),
+            connectTimeoutSeconds: 1)
+        if let key {
+            try Self.put(viaProxy, key, Self.bytes(size))
+            #expect(try viaProxy.read(key) == Data(Self.bytes(size)))
+        } else {
+            #expect(try viaProxy.list().isEmpty)
+        }
+        #expect(proxy.didStrike)
     }
 
     @Test("x-amz-checksum-sha256 is sent when asked for, on single and multipart uploads")

@@ -123,9 +123,8 @@ struct S3EventTests {
         let fixture = try Fixture()
         try fixture.moto.sqs("PurgeQueue", ["QueueUrl": fixture.queue.url]) // the test event
         // The worker talks to SQS through a proxy that holds its first DeleteMessage after registration.
-        let proxy = try HoldingProxy(upstreamPort: fixture.moto.port, marker: "AmazonSQS.DeleteMessage")
+        let proxy = try FaultProxy(upstreamPort: fixture.moto.port, marker: "AmazonSQS.DeleteMessage", fault: .hold)
         defer { proxy.stop() }
-        proxy.arm()
         try fixture.demo.extract(tables: ["patients"], runID: "killed")
         let environment = ["AWS_ACCESS_KEY_ID": TestMoto.anyCredentials.accessKeyID,
                            "AWS_SECRET_ACCESS_KEY": "starpipe-test-secret"]
@@ -134,7 +133,7 @@ struct S3EventTests {
             "--events", fixture.eventsURL(port: proxy.port), "--event-visibility", "2", "--sweep-interval", "3600",
             "--poll-interval", "0.2", "--lease", "3",
         ], environment: environment)
-        #expect(proxy.waitUntilHeld(timeout: 60), "the worker never deleted its event: \(first.log())")
+        #expect(proxy.waitForStrike(timeout: 60), "the worker never deleted its event: \(first.log())")
         first.signal(SIGKILL)
         _ = first.waitForExit(timeout: 10)
         // Registered (committed) before the delete was attempted; the event is still in the queue.
