@@ -86,10 +86,11 @@ final class S3Upload {
             throw StarpipeError(.bucketRefused, "S3 upload of \(key) in bucket \(bucket) needs more than 10000 parts: raise part_size")
         }
         let headers = digestHeaders(buffer)
-        let part = buffer
+        // The request shares the buffer's storage only while it runs, so clearing it afterwards reuses that storage
+        // instead of allocating a second part.
         let response = try call("upload part \(number)") { () throws(S3Failure) in
             try client.send(.PUT, key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
-                            headers: headers.headers, body: part, payloadHash: headers.sha256)
+                            headers: headers.headers, body: buffer, payloadHash: headers.sha256)
         }
         guard let etag = response.headers.first(name: "etag") else {
             throw StarpipeError(.bucket, "S3 upload part \(number) of \(key) in bucket \(bucket): no ETag in the answer")
