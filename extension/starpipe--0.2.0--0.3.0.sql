@@ -86,7 +86,22 @@ COMMENT ON COLUMN starpipe.schema_version.columns IS 'Source columns in order: [
 -- Issue 10: conflict rows of a large promotion are not checked one by one against starpipe.job (only promote writes them).
 ALTER TABLE starpipe.conflict DROP CONSTRAINT conflict_job_id_fkey;
 COMMENT ON COLUMN starpipe.conflict.job_id IS 'The promoted job (starpipe.promotion, which references starpipe.job); not a foreign key, so that auditing a large promotion costs no per-row check. Only promote writes it, for the job it holds locked.';
--- Issue 10: one row per promoted job, written in the promotion's transaction: what it did with the staged rows.
+-- Issue 10: the delete audit, and one row per promoted job written in the promotion's transaction.
+-- Production rows a full snapshot deleted (or soft-deleted) because their key was no longer in it.
+CREATE TABLE starpipe.deletion (
+    job_id      bigint NOT NULL,
+    target      text NOT NULL,
+    key         jsonb NOT NULL,
+    rule        text NOT NULL CHECK (rule IN ('soft', 'hard')),
+    before_hash bigint,
+    at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX deletion_job ON starpipe.deletion (job_id);
+COMMENT ON TABLE starpipe.deletion IS 'Delete audit: each production row a full snapshot''s promotion deleted (hard) or marked deleted (soft), by key.';
+COMMENT ON COLUMN starpipe.deletion.before_hash IS 'Hash of the row''s mapped columns before it was deleted (for starpipe.verify).';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.deletion', '');
+
+-- One row per promoted job, written in the promotion's transaction: what it did with the staged rows.
 CREATE TABLE starpipe.promotion (
     job_id          bigint PRIMARY KEY REFERENCES starpipe.job (job_id),
     target          text NOT NULL,
@@ -100,13 +115,47 @@ CREATE TABLE starpipe.promotion (
     updated         bigint NOT NULL,
     unchanged       bigint NOT NULL,
     kept            bigint NOT NULL,
-    at              timestamptz NOT NULL DEFAULT pg_catalog.now()
+    at              timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    deleted         bigint NOT NULL DEFAULT 0,
+    mode            text NOT NULL DEFAULT 'full',
+    column_policies jsonb NOT NULL DEFAULT '{}',
+    skipped         jsonb NOT NULL DEFAULT '{}',
+    deletes         jsonb,
+    staged_digest   text,
+    promoted_digest text
 );
-COMMENT ON TABLE starpipe.promotion IS 'Promotion audit: per promoted job, how many staged rows were inserted, updated or skipped (unchanged, or kept by the policy), with the fence, actor and mapping version.';
+COMMENT ON TABLE starpipe.promotion IS 'Promotion audit: per promoted job, how many staged rows were inserted, updated or skipped (unchanged, or kept by the policy, and why) and how many production rows were deleted, with the fence, actor, mapping version and digests.';
 COMMENT ON COLUMN starpipe.promotion.unchanged IS 'Staged rows skipped because production already holds what the policy would make of them.';
 COMMENT ON COLUMN starpipe.promotion.kept IS 'Staged rows skipped because the policy kept the differing production row (target_wins, older_snapshot, an older or NULL version under newer_wins); each has a conflict row with applied = false.';
+COMMENT ON COLUMN starpipe.promotion.skipped IS 'Why rows were skipped: {"unchanged": n, "target_wins": n, "older_snapshot": n, "not_newer": n} (zero counts omitted).';
+COMMENT ON COLUMN starpipe.promotion.deletes IS 'The deletes rule and the mass-delete guard''s figures: {rule, max_fraction, missing, live_rows, allowed_by_override}; NULL when the rule is ignore or the file is incremental or older.';
 COMMENT ON COLUMN starpipe.promotion.actor IS 'SESSION_USER of the promotion: the worker''s login, or the admin''s for a manual promotion.';
+COMMENT ON COLUMN starpipe.promotion.staged_digest IS 'Digest of the staged rows promoted (equal to starpipe.job.staged_digest, checked at promotion).';
 SELECT pg_catalog.pg_extension_config_dump('starpipe.promotion', '');
+
+-- Issue 10: promotion with per-column policies, full-snapshot deletes and digests.
+DROP FUNCTION starpipe._promote(bigint, bigint, boolean);
+ALTER TABLE starpipe.job ADD COLUMN raw_digest text, ADD COLUMN staged_digest text, ADD COLUMN staged_xmins text[],
+    ADD COLUMN promoted_digest text, ADD COLUMN rows_deleted bigint;
+COMMENT ON COLUMN starpipe.job.staged_xmins IS 'The transactions (xmin) that wrote the staged rows validate checked; with the row count, promote proves staging unchanged without hashing it again.';
+COMMENT ON COLUMN starpipe.job.raw_digest IS 'Digest ("rows:sum", see starpipe._digest) of the raw version''s data columns, computed when it was loaded.';
+COMMENT ON COLUMN starpipe.job.staged_digest IS 'Digest of the staged rows'' mapped columns, computed by validate; promote refuses a staging table that no longer matches it.';
+COMMENT ON COLUMN starpipe.job.promoted_digest IS 'Digest of the job''s keys'' rows in production right after its promotion (mapped columns); starpipe.verify recomputes it.';
+COMMENT ON COLUMN starpipe.job.rows_deleted IS 'Production rows the promotion of a full snapshot deleted or soft-deleted (the mapping''s deletes rule).';
+-- The audit's identity is unique by construction; its index cost a large promotion more than the rest of the audit.
+ALTER TABLE starpipe.conflict DROP CONSTRAINT conflict_pkey;
+ALTER TABLE starpipe.conflict ADD COLUMN applied_columns text[], ADD COLUMN before_hash bigint, ADD COLUMN before_values jsonb,
+    ADD COLUMN after_values jsonb;
+COMMENT ON TABLE starpipe.conflict IS 'Conflict audit trail: each promoted row that differed from production, the columns that differed and the policy applied.';
+COMMENT ON COLUMN starpipe.conflict.conflict_id IS 'Increasing in audit order; unique by construction (an identity), not indexed: a large promotion writes hundreds of thousands of rows, and the audit is read by job.';
+COMMENT ON COLUMN starpipe.conflict.job_id IS 'The promoted job (starpipe.promotion, which references starpipe.job); not a foreign key, so that auditing a large promotion costs no per-row check. Only promote writes it, for the job it holds locked.';
+COMMENT ON COLUMN starpipe.conflict.key IS 'The conflict key''s values. Keys are kept (they identify the row to trace it); document what your keys hold.';
+COMMENT ON COLUMN starpipe.conflict.policy IS 'The table''s policy (older_snapshot for a late snapshot); per-column overrides are in starpipe.promotion.column_policies.';
+COMMENT ON COLUMN starpipe.conflict.applied IS 'true: the policy wrote staged values (applied_columns); false: it kept the production row (target_wins, older_snapshot, an older or NULL version under newer_wins); NULL: audited before 0.3.0 under newer_wins.';
+COMMENT ON COLUMN starpipe.conflict.applied_columns IS 'The changed columns whose staged value the policy wrote (a subset of changed_columns; NULL before 0.3.0).';
+COMMENT ON COLUMN starpipe.conflict.before_hash IS 'Hash of the production row''s mapped columns before this promotion (the digest term verify uses for rows a later job changed).';
+COMMENT ON COLUMN starpipe.conflict.before_values IS 'Production values of the changed columns before this promotion; only with the mapping''s audit_values: true (they may be PHI).';
+COMMENT ON COLUMN starpipe.conflict.after_values IS 'Staged values of the changed columns; only with audit_values: true (they may be PHI).';
 
 -- Functions of 00_schema.sql ---------------------------------------------------------------------------------------
 
@@ -114,6 +163,7 @@ SELECT pg_catalog.pg_extension_config_dump('starpipe.promotion', '');
 --   SP001 illegal state transition     SP002 stale fencing token
 --   SP003 integrity mismatch           SP004 schema drift / missing column
 --   SP005 invalid manifest             SP006 invalid mapping
+--   SP007 mass delete refused (the guard; allow_mass_delete overrides it)
 CREATE OR REPLACE FUNCTION starpipe._raise(p_code text, p_message text, p_detail text DEFAULT NULL, p_hint text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
@@ -248,6 +298,144 @@ END;
 $$;
 COMMENT ON FUNCTION starpipe.set_setting(text, text) IS
     'Overrides a starpipe setting after checking its type; NULL restores the documented default.';
+
+-- Functions of 08_digest.sql ---------------------------------------------------------------------------------------
+
+-- Whether values of a type can be hashed by hash_record_extended (json, xml, point and the like cannot).
+CREATE OR REPLACE FUNCTION starpipe._hashable(p_type regtype)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_type oid := p_type;
+BEGIN
+    -- A domain hashes as its base type. Resolving it here, not by casting to it, keeps its checks (production-side
+    -- code) from running as the extension's owner.
+    WHILE (SELECT t.typtype = 'd' FROM pg_catalog.pg_type t WHERE t.oid = v_type) LOOP
+        v_type := (SELECT t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = v_type);
+    END LOOP;
+    -- A NULL field is enough: the hash function is looked up before the value is read, and casting NULL to a
+    -- type that is not a domain runs no code.
+    EXECUTE pg_catalog.format('SELECT pg_catalog.hash_record_extended(ROW(NULL::%s), 0)', v_type::regtype);
+    RETURN true;
+EXCEPTION WHEN undefined_function THEN
+    RETURN false;
+END;
+$$;
+
+-- The hash of one row of p_rel aliased p_alias over p_columns (in the given order): an SQL expression. A column
+-- whose type has no hash function is hashed through its text form, which the pinned settings make stable.
+CREATE OR REPLACE FUNCTION starpipe._row_hash_expr(p_rel regclass, p_alias text, p_columns text[])
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.format('pg_catalog.hash_record_extended(ROW(%s), 0)', pg_catalog.string_agg(
+               CASE WHEN starpipe._hashable(a.atttypid::regtype) THEN pg_catalog.format('%I.%I', p_alias, c.name)
+                    ELSE pg_catalog.format('%I.%I::text', p_alias, c.name) END, ', ' ORDER BY c.n))
+      FROM pg_catalog.unnest(p_columns) WITH ORDINALITY AS c(name, n)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = p_rel AND a.attname = c.name AND NOT a.attisdropped;
+$$;
+
+-- A digest from a row count and a sum of row hashes (any integer: it is reduced modulo 2^64).
+CREATE OR REPLACE FUNCTION starpipe._digest(p_rows bigint, p_sum numeric)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.format('%s:%s', p_rows,
+        pg_catalog.mod(pg_catalog.mod(coalesce(p_sum, 0), 18446744073709551616) + 18446744073709551616, 18446744073709551616));
+$$;
+
+-- The row count and the sum of a digest.
+CREATE OR REPLACE FUNCTION starpipe._digest_rows(p_digest text)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.split_part(p_digest, ':', 1)::bigint;
+$$;
+
+CREATE OR REPLACE FUNCTION starpipe._digest_sum(p_digest text)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.split_part(p_digest, ':', 2)::numeric;
+$$;
+
+-- The digest of the rows of p_rel over p_columns, as the caller (raw versions hold built-in types only).
+CREATE OR REPLACE FUNCTION starpipe._digest_of(p_rel regclass, p_columns text[])
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rows bigint;
+    v_sum numeric;
+BEGIN
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), pg_catalog.sum(%s) FROM %s r',
+                              starpipe._row_hash_expr(p_rel, 'r', p_columns), p_rel)
+       INTO v_rows, v_sum;
+    RETURN starpipe._digest(v_rows, v_sum);
+END;
+$$;
+
+-- The same, as starpipe_writer: staging and production hold production types, whose hash functions are
+-- production-side code. The writer must be able to read p_rel.
+CREATE OR REPLACE FUNCTION starpipe._digest_as_writer(p_rel regclass, p_columns text[], p_where text DEFAULT 'true')
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_result jsonb;
+BEGIN
+    SELECT d INTO v_result FROM starpipe._as_writer_query(pg_catalog.format(
+        'SELECT pg_catalog.jsonb_build_object(''rows'', pg_catalog.count(*), ''sum'', pg_catalog.sum(%s)) FROM %s r WHERE %s',
+        starpipe._row_hash_expr(p_rel, 'r', p_columns), p_rel, p_where)) d;
+    RETURN starpipe._digest((v_result->>'rows')::bigint, (v_result->>'sum')::numeric);
+END;
+$$;
+
+-- The digest of a staging table and the transactions that wrote its rows (their xmin), in one scan, as
+-- starpipe_writer: {digest, xmins}. A row written, updated or deleted later changes the row count or brings
+-- another xmin, so comparing both later is as strict as recomputing the digest, without hashing every row again.
+CREATE OR REPLACE FUNCTION starpipe._staging_fingerprint(p_rel regclass, p_columns text[])
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_result jsonb;
+BEGIN
+    SELECT d INTO v_result FROM starpipe._as_writer_query(pg_catalog.format(
+        'SELECT pg_catalog.jsonb_build_object(''rows'', pg_catalog.count(*), ''sum'', pg_catalog.sum(%s), '
+        '''xmins'', coalesce(pg_catalog.array_agg(DISTINCT r.xmin::text), ''{}'')) FROM %s r',
+        starpipe._row_hash_expr(p_rel, 'r', p_columns), p_rel)) d;
+    RETURN pg_catalog.jsonb_build_object('digest', starpipe._digest((v_result->>'rows')::bigint, (v_result->>'sum')::numeric),
+                                         'xmins', v_result->'xmins');
+END;
+$$;
+
+-- Whether a staging table still holds exactly the rows its fingerprint saw: the same count, all written by the
+-- same transactions (one scan, no hashing), as starpipe_writer.
+CREATE OR REPLACE FUNCTION starpipe._staging_unchanged(p_rel regclass, p_rows bigint, p_xmins jsonb)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_result jsonb;
+BEGIN
+    SELECT d INTO v_result FROM starpipe._as_writer_query(pg_catalog.format(
+        'SELECT pg_catalog.jsonb_build_object(''rows'', pg_catalog.count(*), '
+        '''foreign'', pg_catalog.count(*) FILTER (WHERE NOT (r.xmin = ANY (%L::xid[])))) FROM %s r',
+        (SELECT pg_catalog.array_agg(x) FROM pg_catalog.jsonb_array_elements_text(p_xmins) x), p_rel)) d;
+    RETURN (v_result->>'rows')::bigint = p_rows AND (v_result->>'foreign')::bigint = 0;
+END;
+$$;
 
 -- Functions of 10_jobs.sql -----------------------------------------------------------------------------------------
 
@@ -513,6 +701,10 @@ BEGIN
     IF pg_catalog.jsonb_typeof(p_manifest->'extracted_at') <> 'null' AND NOT starpipe._is_rfc3339(p_manifest->'extracted_at') THEN
         PERFORM starpipe._raise('SP005', 'manifest "extracted_at" must be an RFC 3339 date-time with an offset',
             'For example 2026-11-01T08:00:00.123456Z or 2026-11-01T09:00:00+01:00.');
+    END IF;
+    -- mode: a full snapshot of the table (the default), or an incremental batch that is upserted and never deletes.
+    IF p_manifest ? 'mode' AND (pg_catalog.jsonb_typeof(p_manifest->'mode') <> 'string' OR p_manifest->>'mode' NOT IN ('full', 'incremental')) THEN
+        PERFORM starpipe._raise('SP005', 'manifest "mode" must be full or incremental');
     END IF;
     -- The primary key feeds the schema registry; it must name manifest columns.
     IF p_manifest ? 'primary_key' AND (pg_catalog.jsonb_typeof(p_manifest->'primary_key') <> 'array' OR EXISTS (
@@ -1162,7 +1354,16 @@ $$;
 COMMENT ON FUNCTION starpipe.begin_raw(bigint, bigint) IS
     'Creates the loading table of a job attempt; returns it with its COPY columns (the row number last), their types, and whether binary COPY may be used. Run the COPY and finish_raw in the same transaction.';
 
--- Ends a loading attempt: verifies checksum, size and row count against the manifest under the job's row
+-- The data columns of a raw version or load table, in order (without the lineage columns starpipe adds).
+CREATE OR REPLACE FUNCTION starpipe._raw_columns(p_rel regclass)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = p_rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attname NOT IN ('_ingestion_id', '_client_name', '_source_file', '_ingested_at', '_source_row');
+$$;
+
 -- lock, then attaches the attempt as the job's raw version and records the stage.
 CREATE OR REPLACE FUNCTION starpipe.finish_raw(p_job_id bigint, p_fence bigint, p_rows bigint, p_bytes bigint, p_sha256 text)
 RETURNS bigint
@@ -1184,6 +1385,7 @@ DECLARE
     v_part text;
     v_count bigint;
     v_schema jsonb;
+    v_digest text;
 BEGIN
     -- Any mismatch raises SP003 (a lost lease SP002), which rolls back the COPY of this transaction.
     v_job := starpipe._lock_job(p_job_id);
@@ -1207,8 +1409,10 @@ BEGIN
             pg_catalog.format('manifest byte_count %s, data file %s bytes', v_job.byte_count, p_bytes));
     END IF;
     -- Counted, not taken from the statistics counters: those count rows of rolled-back subtransactions too, and
-    -- read 0 with track_counts off. The new table was just written, so its pages are still in memory.
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_load) INTO v_count;
+    -- read 0 with track_counts off. The new table was just written, so its pages are still in memory; the same
+    -- pass computes the raw version's digest (starpipe.verify recomputes it).
+    v_digest := starpipe._digest_of(v_load, starpipe._raw_columns(v_load));
+    v_count := starpipe._digest_rows(v_digest);
     IF v_count <> v_job.row_count OR p_rows IS DISTINCT FROM v_job.row_count THEN
         PERFORM starpipe._raise('SP003', 'row count mismatch: the data file does not match its manifest',
             pg_catalog.format('manifest row_count %s, parsed %s rows, raw version holds %s rows', v_job.row_count, p_rows, v_count));
@@ -1220,7 +1424,8 @@ BEGIN
     EXECUTE pg_catalog.format('ALTER TABLE %I.%I ATTACH PARTITION %I.%I FOR VALUES IN (%s)',
                               'raw_' || v_job.client, v_job.table_name, 'raw_' || v_job.client, v_part, v_job.job_id);
     v_schema := starpipe._record_schema(v_job);
-    UPDATE starpipe.job SET rows_raw = v_count, schema_version = (v_schema->>'schema_version')::integer WHERE job_id = p_job_id;
+    UPDATE starpipe.job SET rows_raw = v_count, raw_digest = v_digest, schema_version = (v_schema->>'schema_version')::integer
+     WHERE job_id = p_job_id;
     v_job.rows_raw := v_count;
     PERFORM starpipe._transition(v_job, 'PROCESSING', 'raw_loaded', 'raw_loaded',
                                  pg_catalog.jsonb_build_object('rows', v_count, 'raw_version', v_part) || v_schema);
@@ -1620,6 +1825,90 @@ BEGIN
 END;
 $$;
 
+-- Checks the promotion settings of one mapping table: the conflict policy and its per-column overrides, the
+-- version column, what a full snapshot does with keys it lacks (deletes) and whether conflicts keep values.
+CREATE OR REPLACE FUNCTION starpipe._check_promotion_mapping(p_where text, p_target regclass, p_map jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_col text;
+    v_policy text;
+    v_deletes jsonb := starpipe._deletes_rule(p_map);
+    v_type text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM starpipe.conflict_policy c WHERE c.name = coalesce(p_map->>'conflict_policy', 'source_wins')) THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('%s.conflict_policy: one of %s', p_where, starpipe._known('starpipe.conflict_policy')));
+    END IF;
+    -- column_policies: {column: policy} overrides the table's policy for non-key mapped columns.
+    IF p_map ? 'column_policies' AND pg_catalog.jsonb_typeof(p_map->'column_policies') <> 'object' THEN
+        PERFORM starpipe._raise('SP006', p_where || '.column_policies: must map column names to policies');
+    END IF;
+    FOR v_col IN SELECT k FROM pg_catalog.jsonb_object_keys(coalesce(p_map->'column_policies', '{}')) k ORDER BY k LOOP
+        v_policy := p_map->'column_policies'->>v_col;
+        IF NOT (p_map->'columns' ? v_col) OR p_map->'conflict_key' ? v_col THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.column_policies.%s: not a mapped non-key column', p_where, v_col),
+                NULL, 'Key columns identify the row; they are never overwritten.');
+        END IF;
+        IF pg_catalog.jsonb_typeof(p_map->'column_policies'->v_col) <> 'string'
+           OR NOT EXISTS (SELECT 1 FROM starpipe.conflict_policy c WHERE c.name = v_policy) THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.column_policies.%s: one of %s', p_where, v_col,
+                                                               starpipe._known('starpipe.conflict_policy')));
+        END IF;
+    END LOOP;
+    -- newer_wins compares version_column when there is one, else the snapshots' order (which every policy obeys).
+    IF p_map ? 'version_column' AND (pg_catalog.jsonb_typeof(p_map->'version_column') <> 'string'
+                                     OR NOT (p_map->'columns' ? (p_map->>'version_column'))) THEN
+        PERFORM starpipe._raise('SP006', p_where || '.version_column: must name a mapped column');
+    END IF;
+    IF p_map ? 'audit_values' AND pg_catalog.jsonb_typeof(p_map->'audit_values') <> 'boolean' THEN
+        PERFORM starpipe._raise('SP006', p_where || '.audit_values: true or false');
+    END IF;
+    -- deletes: ignore | soft | hard, or {rule, column (soft), max_fraction}.
+    IF v_deletes IS NULL THEN
+        PERFORM starpipe._raise('SP006', p_where || '.deletes: ignore, soft or hard, or {"rule": ..., "column": ..., "max_fraction": ...}');
+    END IF;
+    IF v_deletes->>'rule' = 'soft' THEN
+        v_col := v_deletes->>'column';
+        v_type := starpipe._column_type(p_target, coalesce(v_col, ''));
+        IF v_type IS NULL OR p_map->'columns' ? v_col THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.deletes.column: soft deletes need an unmapped column of %s', p_where, p_target),
+                NULL, 'It is set when a key leaves the snapshot and cleared when the key comes back.');
+        END IF;
+        IF v_type NOT IN ('timestamp with time zone', 'timestamp without time zone', 'date', 'boolean') THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.deletes.column: %I is %s; soft deletes mark a timestamp, date or boolean column',
+                                                               p_where, v_col, v_type));
+        END IF;
+    END IF;
+    IF v_deletes->>'rule' = 'hard' AND NOT pg_catalog.has_table_privilege('starpipe_writer', p_target, 'DELETE') THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('%s.deletes: starpipe_writer lacks DELETE on %s', p_where, p_target), NULL,
+            pg_catalog.format('A DBA grants it: GRANT DELETE ON %s TO starpipe_writer;', p_target));
+    END IF;
+END;
+$$;
+
+-- A mapping table's deletes rule as {rule, column, max_fraction} with its defaults; NULL when malformed.
+CREATE OR REPLACE FUNCTION starpipe._deletes_rule(p_map jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN d IS NULL THEN '{"rule": "ignore", "max_fraction": 0.1}'::jsonb
+        WHEN pg_catalog.jsonb_typeof(d) = 'string' AND d->>0 IN ('ignore', 'hard')
+            THEN pg_catalog.jsonb_build_object('rule', d->>0, 'max_fraction', 0.1)
+        WHEN pg_catalog.jsonb_typeof(d) = 'object' AND d->>'rule' IN ('ignore', 'soft', 'hard')
+             AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(d) k WHERE k NOT IN ('rule', 'column', 'max_fraction'))
+             AND (d->>'rule' = 'soft') = (coalesce(pg_catalog.jsonb_typeof(d->'column'), '') = 'string')
+             AND (NOT d ? 'max_fraction' OR pg_catalog.jsonb_typeof(d->'max_fraction') = 'number'
+                  AND (d->>'max_fraction')::numeric BETWEEN 0 AND 1)
+            THEN pg_catalog.jsonb_build_object('rule', d->>'rule', 'max_fraction', coalesce(d->'max_fraction', '0.1'))
+                 || CASE WHEN d ? 'column' THEN pg_catalog.jsonb_build_object('column', d->'column') ELSE '{}' END
+    END
+    FROM (SELECT p_map->'deletes' AS d) x;
+$$;
+
 -- Checks one table entry of a mapping config against the production catalog.
 CREATE OR REPLACE FUNCTION starpipe._check_table_mapping(p_schema text, p_source text, p_map jsonb)
 RETURNS void
@@ -1704,12 +1993,7 @@ BEGIN
                 NULL, 'Use a comparable type such as jsonb or text for the production column.');
         END;
     END LOOP;
-    IF NOT EXISTS (SELECT 1 FROM starpipe.conflict_policy c WHERE c.name = coalesce(p_map->>'conflict_policy', 'source_wins')) THEN
-        PERFORM starpipe._raise('SP006', pg_catalog.format('%s.conflict_policy: one of %s', v_where, starpipe._known('starpipe.conflict_policy')));
-    END IF;
-    IF p_map->>'conflict_policy' = 'newer_wins' AND NOT (p_map->'columns' ? coalesce(p_map->>'version_column', '')) THEN
-        PERFORM starpipe._raise('SP006', v_where || '.version_column: newer_wins needs a mapped version_column');
-    END IF;
+    PERFORM starpipe._check_promotion_mapping(v_where, v_target, p_map);
     IF coalesce(p_map->>'promotion', 'auto') NOT IN ('auto', 'manual') THEN
         PERFORM starpipe._raise('SP006', v_where || '.promotion: auto or manual');
     END IF;
@@ -1753,6 +2037,7 @@ DECLARE
     v_latest starpipe.mapping;
     v_source text;
     v_map jsonb;
+    v_other text;
 BEGIN
     -- A mapping is proven against the production catalog before any job can use it.
     IF pg_catalog.jsonb_typeof(p_config) <> 'object' OR p_config->>'version' IS DISTINCT FROM '1' THEN
@@ -1761,11 +2046,34 @@ BEGIN
     v_client := starpipe._check_name('client', p_config->>'client');
     v_schema := p_config->>'target_schema';
     PERFORM starpipe._check_target_schema(v_schema);
+    -- production: the name of a separate production database (its URL is the worker's configuration, never here).
+    IF p_config ? 'production' THEN
+        PERFORM starpipe._check_name('production', p_config->>'production');
+    END IF;
     IF pg_catalog.jsonb_typeof(p_config->'tables') <> 'object' THEN
         PERFORM starpipe._raise('SP006', 'mapping config needs a "tables" object');
     END IF;
     FOR v_source, v_map IN SELECT key, value FROM pg_catalog.jsonb_each(p_config->'tables') LOOP
         PERFORM starpipe._check_table_mapping(v_schema, v_source, v_map);
+        -- A full snapshot deletes the production rows its keys lack, so those rows must be this table's alone: the
+        -- target has no other feed, or the mapping's const columns (a practice id, say) scope the deletes.
+        IF starpipe._deletes_rule(v_map)->>'rule' <> 'ignore'
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(v_map->'columns') c WHERE c.value ? 'const') THEN
+            SELECT f.feed INTO v_other FROM (
+                SELECT pg_catalog.format('%s.%s', v_client, t.key) AS feed FROM pg_catalog.jsonb_each(p_config->'tables') t
+                 WHERE t.key <> v_source AND t.value->>'target' = v_map->>'target'
+                UNION ALL
+                SELECT pg_catalog.format('%s.%s', m.client, t.key) FROM starpipe.mapping m
+                 CROSS JOIN LATERAL pg_catalog.jsonb_each(m.config->'tables') t
+                 WHERE m.client <> v_client AND m.config->>'target_schema' = v_schema AND t.value->>'target' = v_map->>'target'
+                   AND m.version = (SELECT pg_catalog.max(l.version) FROM starpipe.mapping l WHERE l.client = m.client)) f
+             ORDER BY f.feed LIMIT 1;
+            IF FOUND THEN
+                PERFORM starpipe._raise('SP006', pg_catalog.format('tables.%s.deletes: %I.%I is also written by %s', v_source, v_schema,
+                                                                   v_map->>'target', v_other),
+                    NULL, 'Deletes would remove the other feed''s rows: map a const column (such as a practice id) that tells them apart.');
+            END IF;
+        END IF;
     END LOOP;
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('starpipe.mapping:' || v_client));
     SELECT * INTO v_latest FROM starpipe.mapping WHERE client = v_client ORDER BY version DESC LIMIT 1;
@@ -2102,6 +2410,8 @@ DECLARE
     v_rows bigint;
     v_frac numeric;
     v_key text;
+    v_digest text;
+    v_fingerprint jsonb;
 BEGIN
     -- Gates that fail block the job before production is touched; the staging rows stay for review.
     v_job := starpipe._lock_job(p_job_id);
@@ -2118,9 +2428,16 @@ BEGIN
     SELECT m.config->'tables'->v_job.table_name INTO v_map FROM starpipe.mapping m
      WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
     v_staging := starpipe._staging_table(v_job, v_map);
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_staging) INTO v_rows;
     -- The gates run as starpipe_writer, which reads this staging table only while they run.
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
+    -- The digest of the staged rows as checked here, and the transactions that wrote them: promote refuses a
+    -- staging table that no longer matches.
+    v_fingerprint := starpipe._staging_fingerprint(v_staging::regclass,
+                                                   ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(v_map->'columns') k ORDER BY k));
+    v_digest := v_fingerprint->>'digest';
+    v_rows := starpipe._digest_rows(v_digest);
+    UPDATE starpipe.job SET staged_digest = v_digest, staged_xmins = ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_fingerprint->'xmins'))
+     WHERE job_id = p_job_id;
 
     -- The conflict key is always a gate: promotion cannot place a row without it.
     FOR v_col IN SELECT pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') LOOP
@@ -2196,10 +2513,12 @@ COMMENT ON FUNCTION starpipe.validate(bigint, bigint) IS
 
 -- Functions of 70_promote.sql --------------------------------------------------------------------------------------
 
--- Promotes a validated job into production in one transaction; returns the job's status after.
--- A second call on a promoted job is a no-op. p_manual: a human promotes a job awaiting manual promotion (no fence).
-CREATE OR REPLACE FUNCTION starpipe._promote(p_job_id bigint, p_fence bigint, p_manual boolean)
-RETURNS text
+-- The start of every promotion (local, remote plan, remote record): locks the job, checks that the caller may
+-- promote it, serialises promotions of its client table and decides whether it is an older snapshot arriving late.
+-- Returns {already: true} for a promoted job, else {older, newest_job, newest_snapshot, mapping (the table's entry),
+-- target_schema, target, staging, production}.
+CREATE OR REPLACE FUNCTION starpipe._promotion_start(p_job_id bigint, p_fence bigint, p_manual boolean)
+RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -2207,34 +2526,13 @@ DECLARE
     v_job starpipe.job;
     v_config jsonb;
     v_map jsonb;
-    v_target text;
-    v_staging text;
-    v_policy text;
-    v_cols text[];
-    v_key text[];
-    v_col_list text;
-    v_set text;
-    v_current text;
-    v_proposed text;
-    v_changed text;
-    v_applies text;
-    v_join text;
-    v_key_json text;
-    v_staged bigint;
-    v_written bigint;
-    v_kept bigint;
-    v_inserted bigint;
-    v_updated bigint;
-    v_conflicts bigint;
     v_newest starpipe.job;
     v_older boolean;
-    v_dropped bigint[];
 BEGIN
     -- The job row lock makes concurrent promotes of one job apply it once.
     v_job := starpipe._lock_job(p_job_id);
     IF v_job.status = 'SUCCESS' AND v_job.stage = 'promoted' THEN
-        RAISE NOTICE 'job % is already promoted; nothing to do', p_job_id;
-        RETURN 'SUCCESS';
+        RETURN '{"already": true}';
     END IF;
     IF v_job.status = 'PROCESSING' AND v_job.stage = 'validated' AND NOT p_manual THEN
         PERFORM starpipe._check_fence(v_job, p_fence);
@@ -2261,99 +2559,466 @@ BEGIN
     SELECT m.config INTO v_config FROM starpipe.mapping m
      WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
     v_map := v_config->'tables'->v_job.table_name;
-    v_target := pg_catalog.format('%I.%I', v_config->>'target_schema', v_map->>'target');
-    v_staging := starpipe._staging_table(v_job, v_map);
-    -- The allowlist and the writer's grants may have changed since the mapping was applied.
-    PERFORM starpipe._check_target_schema(v_config->>'target_schema');
-    PERFORM starpipe._check_writer_rights(pg_catalog.format('tables.%s', v_job.table_name), v_target::regclass);
-    -- Production is read and written as starpipe_writer, which reads this staging table until it is dropped below.
-    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
-    v_policy := CASE WHEN v_older THEN 'older_snapshot' ELSE coalesce(v_map->>'conflict_policy', 'source_wins') END;
-    SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_cols FROM pg_catalog.jsonb_object_keys(v_map->'columns') k;
-    SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_key FROM pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') k;
-    SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c) INTO v_col_list FROM pg_catalog.unnest(v_cols) c;
+    RETURN pg_catalog.jsonb_build_object(
+        'already', false, 'older', v_older, 'newest_job', v_newest.job_id, 'newest_snapshot', v_newest.snapshot_date,
+        'mapping', v_map, 'target_schema', v_config->>'target_schema',
+        'target', pg_catalog.format('%I.%I', v_config->>'target_schema', v_map->>'target'),
+        'staging', starpipe._staging_table(v_job, v_map), 'production', v_config->'production');
+END;
+$$;
 
-    -- What an existing row becomes under the policy, column by column: the staged value, or for merge_non_null the
-    -- staged value where it is not NULL. A row is touched only when that differs from production and the policy
-    -- applies it (newer_wins: a non-NULL staged version not older than production's, which may be NULL).
-    SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', c, CASE WHEN v_policy = 'merge_non_null'
-               THEN pg_catalog.format('coalesce(s.%I, t.%I)', c, c) ELSE pg_catalog.format('s.%I', c) END), ', ' ORDER BY c),
-           pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ' ORDER BY c),
-           pg_catalog.string_agg(CASE WHEN v_policy = 'merge_non_null'
-               THEN pg_catalog.format('coalesce(s.%I, t.%I)', c, c) ELSE pg_catalog.format('s.%I', c) END, ', ' ORDER BY c),
-           pg_catalog.string_agg(pg_catalog.format('CASE WHEN t.%I IS DISTINCT FROM %s THEN %L END', c, CASE WHEN v_policy = 'merge_non_null'
-               THEN pg_catalog.format('coalesce(s.%I, t.%I)', c, c) ELSE pg_catalog.format('s.%I', c) END, c), ', ' ORDER BY c)
-      INTO v_set, v_current, v_proposed, v_changed
-      FROM pg_catalog.unnest(v_cols) c WHERE c <> ALL (v_key);
-    v_applies := CASE WHEN v_policy IN ('target_wins', 'older_snapshot') THEN 'false'
-                      WHEN v_policy = 'newer_wins' THEN pg_catalog.format('(s.%1$I IS NOT NULL AND (t.%1$I IS NULL OR s.%1$I >= t.%1$I))', v_map->>'version_column')
-                      ELSE 'true' END;
+-- Staging must still hold what validate checked (same rows, same values): returns the staged digest, or NULL after
+-- failing the job when it changed. The same row count, every row written by the transactions validate saw, is as
+-- strict as the digest and costs one scan without hashing; a job validated before that was recorded is hashed
+-- again. The caller has granted starpipe_writer SELECT on the staging table.
+CREATE OR REPLACE FUNCTION starpipe._check_staged_digest(p_job starpipe.job, p_staging text, p_columns text[])
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_digest text;
+    v_unchanged boolean;
+BEGIN
+    IF p_job.staged_xmins IS NOT NULL THEN
+        v_unchanged := starpipe._staging_unchanged(p_staging::regclass, starpipe._digest_rows(p_job.staged_digest),
+                                                   pg_catalog.to_jsonb(p_job.staged_xmins));
+        v_digest := CASE WHEN v_unchanged THEN p_job.staged_digest
+                         ELSE starpipe._digest_as_writer(p_staging::regclass, p_columns) END;
+    ELSE
+        v_digest := starpipe._digest_as_writer(p_staging::regclass, p_columns);
+        v_unchanged := p_job.staged_digest IS NULL OR v_digest = p_job.staged_digest;
+    END IF;
+    IF NOT v_unchanged THEN
+        PERFORM starpipe._transition(p_job, 'FAILED', p_job.stage, 'staging_changed',
+            pg_catalog.jsonb_build_object('validated_digest', p_job.staged_digest, 'staging_digest', v_digest),
+            pg_catalog.format('staging table %s changed after validation; nothing was promoted (retry re-runs the job from its raw version)', p_staging));
+        RETURN NULL;
+    END IF;
+    RETURN v_digest;
+END;
+$$;
+
+-- The statements of a promotion, built from the mapping for the staging rows in p_staging and the production table
+-- p_target (the same statements run in the pipeline database, or in a separate production database against a
+-- temporary copy of staging). Returns {policy, policies, columns, key, deletes, mode, audit, new_keys, merge,
+-- guard, delete}: audit selects the audit rows (the columns of _as_writer_audit); new_keys is a query of one
+-- boolean; merge is NULL when the policies write nothing; guard (live and missing row counts) and delete (a
+-- "WITH d AS (… RETURNING key, hash)" prefix) are NULL when the file deletes nothing.
+CREATE OR REPLACE FUNCTION starpipe._promotion_sql(p_job starpipe.job, p_map jsonb, p_target regclass, p_staging text, p_older boolean)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_policy text;
+    v_policies jsonb := '{}';
+    v_col_policy text;
+    v_cols text[];
+    v_key text[];
+    v_nonkey text[];
+    v_version_col text := p_map->>'version_column';
+    v_newer text;
+    v_deletes jsonb := starpipe._deletes_rule(p_map);
+    v_mode text := coalesce(p_job.manifest->>'mode', 'full');
+    v_soft text;
+    v_soft_type text;
+    v_soft_set text;
+    v_soft_clear text;
+    v_live text;
+    v_scope text;
+    v_col text;
+    v_cand text;
+    v_res text;
+    v_hashable boolean;
+    v_candidates text[] := '{}';
+    v_results text[] := '{}';
+    v_currents text[] := '{}';
+    v_changed text[] := '{}';
+    v_applied_cols text[] := '{}';
+    v_set text[] := '{}';
+    v_before text[] := '{}';
+    v_after text[] := '{}';
+    v_res_hash text[] := '{}';
+    v_s_list text[] := '{}';
+    v_has_merge boolean := false;
+    v_can_write boolean := false;
+    v_keeps boolean := false;
+    v_join text;
+    v_anti text;
+    v_key_json text;
+    v_key_json_t text;
+    v_audit_values boolean := coalesce((p_map->>'audit_values')::boolean, false);
+    v_guard text;
+    v_delete text;
+BEGIN
+    SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_cols FROM pg_catalog.jsonb_object_keys(p_map->'columns') k;
+    SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_key FROM pg_catalog.jsonb_array_elements_text(p_map->'conflict_key') k;
+    v_nonkey := ARRAY(SELECT c FROM pg_catalog.unnest(v_cols) c WHERE c <> ALL (v_key) ORDER BY c);
+    -- Each non-key column's policy: the table's, or its column_policies override; every column of a late, older
+    -- snapshot keeps production. newer_wins compares version_column, or without one follows the snapshot order.
+    v_policy := CASE WHEN p_older THEN 'older_snapshot' ELSE coalesce(p_map->>'conflict_policy', 'source_wins') END;
+    v_newer := CASE WHEN v_version_col IS NULL THEN 'true'
+                    ELSE pg_catalog.format('(s.%1$I IS NOT NULL AND (t.%1$I IS NULL OR s.%1$I >= t.%1$I))', v_version_col) END;
+    FOREACH v_col IN ARRAY v_cols LOOP
+        v_hashable := starpipe._hashable(starpipe._column_type(p_target, v_col)::regtype);
+        v_s_list := v_s_list || CASE WHEN v_hashable THEN pg_catalog.format('s.%I', v_col) ELSE pg_catalog.format('s.%I::text', v_col) END;
+        IF v_col = ANY (v_key) THEN
+            v_res_hash := v_res_hash || v_s_list[pg_catalog.cardinality(v_s_list)];
+            CONTINUE;
+        END IF;
+        v_col_policy := CASE WHEN p_older THEN 'older_snapshot' ELSE coalesce(p_map->'column_policies'->>v_col, v_policy) END;
+        v_policies := v_policies || pg_catalog.jsonb_build_object(v_col, v_col_policy);
+        -- candidate: what the staged row says the column should be; result: what the policy writes.
+        v_cand := CASE WHEN v_col_policy = 'merge_non_null' THEN pg_catalog.format('coalesce(s.%1$I, t.%1$I)', v_col)
+                       ELSE pg_catalog.format('s.%I', v_col) END;
+        v_res := CASE v_col_policy
+                     WHEN 'source_wins' THEN pg_catalog.format('s.%I', v_col)
+                     WHEN 'merge_non_null' THEN pg_catalog.format('coalesce(s.%1$I, t.%1$I)', v_col)
+                     WHEN 'newer_wins' THEN pg_catalog.format('CASE WHEN %2$s THEN s.%1$I ELSE t.%1$I END', v_col, v_newer)
+                     ELSE pg_catalog.format('t.%I', v_col) END;
+        v_has_merge := v_has_merge OR v_col_policy = 'merge_non_null';
+        v_can_write := v_can_write OR v_col_policy IN ('source_wins', 'merge_non_null', 'newer_wins');
+        -- A column whose policy may keep production's value: applied columns can then differ from changed ones.
+        v_keeps := v_keeps OR v_col_policy NOT IN ('source_wins', 'merge_non_null');
+        v_currents := v_currents || pg_catalog.format('t.%I', v_col);
+        v_candidates := v_candidates || v_cand;
+        v_results := v_results || v_res;
+        v_changed := v_changed || pg_catalog.format('CASE WHEN t.%I IS DISTINCT FROM %s THEN %L END', v_col, v_cand, v_col);
+        v_applied_cols := v_applied_cols || pg_catalog.format('CASE WHEN t.%I IS DISTINCT FROM %s THEN %L END', v_col, v_res, v_col);
+        v_set := v_set || pg_catalog.format('%I = %s', v_col, v_res);
+        v_before := v_before || pg_catalog.format('CASE WHEN t.%1$I IS DISTINCT FROM %2$s THEN pg_catalog.jsonb_build_object(%3$L, t.%1$I) ELSE ''{}'' END', v_col, v_cand, v_col);
+        v_after := v_after || pg_catalog.format('CASE WHEN t.%1$I IS DISTINCT FROM %2$s THEN pg_catalog.jsonb_build_object(%3$L, s.%1$I) ELSE ''{}'' END', v_col, v_cand, v_col);
+        v_res_hash := v_res_hash || CASE WHEN v_hashable THEN v_res ELSE pg_catalog.format('(%s)::text', v_res) END;
+    END LOOP;
+
+    -- Soft deletes mark a column; a key that comes back in a snapshot (not an older one) is undeleted.
+    IF v_deletes->>'rule' = 'soft' THEN
+        v_soft := v_deletes->>'column';
+        v_soft_type := starpipe._column_type(p_target, v_soft);
+        v_soft_clear := CASE WHEN v_soft_type = 'boolean' THEN 'false' ELSE 'NULL' END;
+        v_soft_set := CASE v_soft_type
+            WHEN 'boolean' THEN 'true'
+            WHEN 'date' THEN pg_catalog.format('%L::date', p_job.snapshot_date)
+            ELSE pg_catalog.format('%L::%s', coalesce(starpipe._extracted_at(p_job), p_job.snapshot_date::timestamptz), v_soft_type) END;
+        v_live := CASE WHEN v_soft_type = 'boolean' THEN pg_catalog.format('t.%I IS NOT TRUE', v_soft)
+                       ELSE pg_catalog.format('t.%I IS NULL', v_soft) END;
+        IF NOT p_older THEN
+            v_currents := v_currents || pg_catalog.format('t.%I', v_soft);
+            v_candidates := v_candidates || v_soft_clear;
+            v_results := v_results || v_soft_clear;
+            v_changed := v_changed || pg_catalog.format('CASE WHEN NOT (%s) THEN %L END', v_live, v_soft);
+            v_applied_cols := v_applied_cols || pg_catalog.format('CASE WHEN NOT (%s) THEN %L END', v_live, v_soft);
+            v_set := v_set || pg_catalog.format('%I = %s', v_soft, v_soft_clear);
+            v_can_write := true;
+        END IF;
+    END IF;
     SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = s.%1$I', k), ' AND ' ORDER BY k),
-           pg_catalog.string_agg(pg_catalog.format('%L, s.%I', k, k), ', ' ORDER BY k)
-      INTO v_join, v_key_json
+           pg_catalog.string_agg(pg_catalog.format('%L, s.%I', k, k), ', ' ORDER BY k),
+           pg_catalog.string_agg(pg_catalog.format('%L, t.%I', k, k), ', ' ORDER BY k)
+      INTO v_join, v_key_json, v_key_json_t
       FROM pg_catalog.unnest(v_key) k;
 
-    -- The audit, as starpipe_writer (it compares production types), in one typed join of staging with production:
-    -- every staged row whose key production has and that the policy would change, the columns that would change,
-    -- and whether the policy applies it or keeps production.
-    WITH audited AS (
-        INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied)
-        SELECT p_job_id, v_target, a.key, a.changed_columns, v_policy, a.source_row, a.applied
-          FROM starpipe._as_writer_audit(pg_catalog.format(
-            'SELECT pg_catalog.jsonb_build_object(%1$s), %2$s, s._source_row, %3$s FROM %4$s s JOIN %5$s t ON %6$s '
-            'WHERE ROW(%7$s) IS DISTINCT FROM ROW(%8$s)',
-            v_key_json, coalesce(pg_catalog.format('pg_catalog.array_remove(ARRAY[%s]::text[], NULL)', v_changed), '''{}''::text[]'),
-            v_applies, v_staging, v_target, v_join, coalesce(v_current, 'NULL'), coalesce(v_proposed, 'NULL'))) a
-         ORDER BY a.source_row
-        RETURNING conflict.applied)
-    SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE NOT audited.applied) INTO v_conflicts, v_kept FROM audited;
-    v_staged := (SELECT j.rows_staged FROM starpipe.job j WHERE j.job_id = p_job_id);
-
-    -- The write, as starpipe_writer: production triggers, defaults and constraints run with its rights only. One
-    -- MERGE joins staging with production once: new keys are inserted, and a differing row the policy applies is
-    -- updated (the condition is evaluated again on the row MERGE sees). Nothing applied and no new key: nothing to run.
-    IF v_conflicts > v_kept OR EXISTS (SELECT 1 FROM starpipe._as_writer_query(pg_catalog.format(
-           'SELECT pg_catalog.to_jsonb(true) WHERE EXISTS (SELECT 1 FROM %s s WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE %s))',
-           v_staging, v_target, v_join))) THEN
-        v_written := starpipe._as_writer_execute(pg_catalog.format(
-            'MERGE INTO %s t USING %s s ON %s %s WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)',
-            v_target, v_staging, v_join,
-            CASE WHEN v_set IS NOT NULL AND v_applies <> 'false' THEN pg_catalog.format(
-                'WHEN MATCHED AND ROW(%s) IS DISTINCT FROM ROW(%s) AND %s THEN UPDATE SET %s', v_current, v_proposed, v_applies, v_set)
-            ELSE '' END,
-            v_col_list,
-            (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', c), ', ' ORDER BY c) FROM pg_catalog.unnest(v_cols) c)));
-    ELSE
-        v_written := 0;
+    -- A full snapshot that is not older than production's: the deletes rule handles the keys it lacks, within the
+    -- rows the mapping's const columns scope (all rows without one), behind the mass-delete guard.
+    IF v_deletes->>'rule' <> 'ignore' AND v_mode = 'full' AND NOT p_older THEN
+        SELECT pg_catalog.string_agg(pg_catalog.format('t.%I = %s', c.key,
+                   starpipe._column_expr(c.value, starpipe._column_type(p_target, c.key))), ' AND ' ORDER BY c.key)
+          INTO v_scope FROM pg_catalog.jsonb_each(p_map->'columns') c WHERE c.value ? 'const';
+        v_scope := coalesce(v_scope, 'true') || coalesce(' AND ' || v_live, '');
+        v_anti := pg_catalog.format('NOT EXISTS (SELECT 1 FROM %s s WHERE %s)', p_staging, v_join);
+        v_guard := pg_catalog.format('SELECT pg_catalog.count(*) AS live, pg_catalog.count(*) FILTER (WHERE %s) AS missing FROM %s t WHERE %s',
+                                     v_anti, p_target, v_scope);
+        v_delete := pg_catalog.format(
+            CASE WHEN v_deletes->>'rule' = 'hard' THEN 'WITH d AS (DELETE FROM %1$s t WHERE %2$s AND %3$s RETURNING %4$s AS key, %5$s AS hash) '
+                 ELSE 'WITH d AS (UPDATE %1$s t SET %6$I = %7$s WHERE %2$s AND %3$s RETURNING %4$s AS key, %5$s AS hash) ' END,
+            p_target, v_scope, v_anti, pg_catalog.format('pg_catalog.jsonb_build_object(%s)', v_key_json_t),
+            starpipe._row_hash_expr(p_target, 't', v_cols), v_soft, v_soft_set);
     END IF;
-    -- MERGE counts rows written; the split follows the audit (a concurrent writer to production can shift rows
-    -- between updated and unchanged, never the total).
-    v_updated := LEAST(v_conflicts - v_kept, v_written);
-    v_inserted := v_written - v_updated;
 
-    -- The promotion's own audit row, in its transaction.
+    RETURN pg_catalog.jsonb_build_object(
+        'policy', v_policy, 'policies', v_policies, 'columns', pg_catalog.to_jsonb(v_cols), 'key', pg_catalog.to_jsonb(v_key),
+        'deletes', v_deletes, 'mode', v_mode, 'guard', v_guard, 'delete', v_delete,
+        -- The audit: every staged row whose key production has and that differs from what the staged row says, the
+        -- columns that differ and those the policy writes, the hash of the production row before, and what the
+        -- promoted digest must add for the row (its term as the policy leaves it minus its staged term); with
+        -- merge_non_null also the rows whose staged NULLs keep production values (not conflicts, but the row then
+        -- differs from its staged one).
+        -- Without a policy that keeps production values, every audited row is applied as it differs (applied
+        -- columns and the reason NULL: the changed ones, none); without merge_non_null, every audited row is a
+        -- conflict (is_conflict NULL in the simple case); with neither, what production holds is the staged row
+        -- (delta NULL: no digest term to add). The common case thus computes, and carries, no more than the
+        -- conflict itself: 'simple'.
+        'simple', NOT v_keeps AND NOT v_has_merge,
+        'audit', pg_catalog.format(
+            'SELECT pg_catalog.jsonb_build_object(%1$s), pg_catalog.array_remove(ARRAY[%2$s]::text[], NULL), '
+            '%3$s, s._source_row, %17$s, %6$s, %18$s, '
+            '%10$s, %11$s, %12$s FROM %13$s s JOIN %14$s t ON %15$s WHERE ROW(%4$s) IS DISTINCT FROM ROW(%5$s)%16$s',
+            -- (%7$s to %9$s are unused)
+            v_key_json, coalesce(pg_catalog.array_to_string(v_changed, ', '), ''),
+            CASE WHEN v_keeps THEN pg_catalog.format('pg_catalog.array_remove(ARRAY[%s]::text[], NULL)',
+                                                     coalesce(pg_catalog.array_to_string(v_applied_cols, ', '), ''))
+                 ELSE 'NULL::text[]' END,
+            coalesce(pg_catalog.array_to_string(v_currents, ', '), 'NULL'), coalesce(pg_catalog.array_to_string(v_candidates, ', '), 'NULL'),
+            starpipe._row_hash_expr(p_target, 't', v_cols), NULL, NULL, NULL,
+            CASE WHEN v_audit_values AND v_before <> '{}' THEN pg_catalog.array_to_string(v_before, ' || ') ELSE 'NULL::jsonb' END,
+            CASE WHEN v_audit_values AND v_after <> '{}' THEN pg_catalog.array_to_string(v_after, ' || ') ELSE 'NULL::jsonb' END,
+            CASE WHEN NOT v_keeps THEN 'NULL::text'
+                 WHEN p_older THEN '''older_snapshot'''
+                 WHEN v_version_col IS NOT NULL THEN pg_catalog.format('CASE WHEN %s THEN ''target_wins'' ELSE ''not_newer'' END', v_newer)
+                 ELSE '''target_wins''' END,
+            p_staging, p_target, v_join,
+            CASE WHEN v_has_merge THEN pg_catalog.format(' OR ROW(%s) IS DISTINCT FROM ROW(%s)',
+                     pg_catalog.array_to_string(v_results, ', '),
+                     (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', c), ', ' ORDER BY c) FROM pg_catalog.unnest(v_nonkey) c))
+                 ELSE '' END,
+            CASE WHEN v_has_merge THEN pg_catalog.format('ROW(%s) IS DISTINCT FROM ROW(%s)',
+                     coalesce(pg_catalog.array_to_string(v_currents, ', '), 'NULL'), coalesce(pg_catalog.array_to_string(v_candidates, ', '), 'NULL'))
+                 WHEN v_keeps THEN 'true' ELSE 'NULL::boolean' END,
+            CASE WHEN v_keeps OR v_has_merge THEN pg_catalog.format(
+                     'CASE WHEN ROW(%1$s) IS DISTINCT FROM ROW(%2$s) THEN pg_catalog.hash_record_extended(ROW(%1$s), 0)::numeric - %3$s ELSE 0 END',
+                     pg_catalog.array_to_string(v_res_hash, ', '), pg_catalog.array_to_string(v_s_list, ', '),
+                     pg_catalog.format('pg_catalog.hash_record_extended(ROW(%s), 0)', pg_catalog.array_to_string(v_s_list, ', ')))
+                 ELSE 'NULL::numeric' END),
+        'new_keys', pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s s WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE %s))',
+                                      p_staging, p_target, v_join),
+        -- The write: one MERGE joins staging with production once; new keys are inserted, and a row the policy
+        -- changes is updated (the condition is evaluated again on the row MERGE sees).
+        'merge', pg_catalog.format(
+            'MERGE INTO %s t USING %s s ON %s %s WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)',
+            p_target, p_staging, v_join,
+            CASE WHEN v_can_write AND v_set <> '{}' THEN pg_catalog.format(
+                'WHEN MATCHED AND ROW(%s) IS DISTINCT FROM ROW(%s) THEN UPDATE SET %s',
+                pg_catalog.array_to_string(v_currents, ', '), pg_catalog.array_to_string(v_results, ', '),
+                pg_catalog.array_to_string(v_set, ', '))
+            ELSE '' END,
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY c) FROM pg_catalog.unnest(v_cols) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', c), ', ' ORDER BY c) FROM pg_catalog.unnest(v_cols) c)));
+END;
+$$;
+
+-- Holds a job whose full snapshot would delete more than the mapping allows: BLOCKED (or, for a human's call, an
+-- error), nothing promoted. p_figures: {rule, max_fraction, missing, live_rows, allowed_by_override}.
+CREATE OR REPLACE FUNCTION starpipe._mass_delete_blocked(p_job starpipe.job, p_manual boolean, p_target text, p_figures jsonb)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_manual THEN
+        PERFORM starpipe._raise('SP007', pg_catalog.format('promotion of job %s would delete %s of %s rows of %s (more than %s)',
+                                                           p_job.job_id, p_figures->>'missing', p_figures->>'live_rows', p_target,
+                                                           p_figures->>'max_fraction'),
+            NULL, 'If the snapshot is right, promote with allow_mass_delete (starpipe promote JOB --allow-mass-delete).');
+    END IF;
+    PERFORM starpipe._transition(p_job, 'BLOCKED', 'validated', 'mass_delete_blocked', p_figures,
+        pg_catalog.format('mass-delete guard: the snapshot lacks %s of %s rows of %s (%s%%, more than %s%%); nothing was promoted. '
+                          'Check the source table, then starpipe promote %s --allow-mass-delete, or fix the extract and send a new snapshot',
+                          p_figures->>'missing', p_figures->>'live_rows', p_target,
+                          pg_catalog.round(100.0 * (p_figures->>'missing')::numeric / (p_figures->>'live_rows')::numeric, 1),
+                          pg_catalog.round(100 * (p_figures->>'max_fraction')::numeric, 1), p_job.job_id));
+    RETURN 'BLOCKED';
+END;
+$$;
+
+-- Whether the guard's figures stop a promotion.
+CREATE OR REPLACE FUNCTION starpipe._mass_delete_exceeded(p_figures jsonb)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (p_figures->>'missing')::bigint > 0
+       AND (p_figures->>'missing')::numeric > (p_figures->>'max_fraction')::numeric * (p_figures->>'live_rows')::numeric
+       AND NOT (p_figures->>'allowed_by_override')::boolean;
+$$;
+
+-- The end of every promotion, in its transaction: the promotion row (with the digest of what production now holds
+-- for the job's keys: the staged digest with the terms of rows the policies did not take as staged replaced), the
+-- job's counts and digests, the promoted event, and retention. p_counts: {inserted, updated, kept, conflicts,
+-- deleted, delta, skipped}.
+CREATE OR REPLACE FUNCTION starpipe._finish_promotion(p_job starpipe.job, p_manual boolean, p_start jsonb, p_sql jsonb, p_digest text,
+                                           p_guard jsonb, p_counts jsonb)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_staged bigint := starpipe._digest_rows(p_digest);
+    v_inserted bigint := (p_counts->>'inserted')::bigint;
+    v_updated bigint := (p_counts->>'updated')::bigint;
+    v_kept bigint := (p_counts->>'kept')::bigint;
+    v_unchanged bigint := v_staged - v_inserted - v_updated - v_kept;
+    v_promoted text := starpipe._digest(v_staged, starpipe._digest_sum(p_digest) + coalesce((p_counts->>'delta')::numeric, 0));
+    v_dropped bigint[];
+BEGIN
     INSERT INTO starpipe.promotion (job_id, target, policy, mapping_version, fence, actor, manual, staged, inserted, updated,
-                                    unchanged, kept)
-    VALUES (p_job_id, v_target, v_policy, v_job.mapping_version, v_job.fence, SESSION_USER, p_manual, v_staged,
-            v_inserted, v_updated, v_staged - v_inserted - v_updated - v_kept, v_kept);
-
-    EXECUTE pg_catalog.format('DROP TABLE %s', v_staging);
-    UPDATE starpipe.job SET rows_inserted = v_inserted, rows_updated = v_updated WHERE job_id = p_job_id;
-    PERFORM starpipe._transition(v_job, 'SUCCESS', 'promoted', 'promoted',
-        pg_catalog.jsonb_build_object('target', v_target, 'inserted', v_inserted, 'updated', v_updated, 'kept', v_kept,
-                                      'conflicts', v_conflicts, 'policy', v_policy, 'manual', p_manual)
-        || CASE WHEN v_older THEN pg_catalog.jsonb_build_object(
-                'older_snapshot', true, 'newest_promoted_snapshot', v_newest.snapshot_date, 'newest_promoted_job', v_newest.job_id,
-                'kept_existing', (SELECT j.rows_staged FROM starpipe.job j WHERE j.job_id = p_job_id) - v_inserted)
+                                    unchanged, kept, deleted, mode, column_policies, skipped, deletes, staged_digest,
+                                    promoted_digest)
+    VALUES (p_job.job_id, p_start->>'target', p_sql->>'policy', p_job.mapping_version, p_job.fence, SESSION_USER, p_manual,
+            v_staged, v_inserted, v_updated, v_unchanged, v_kept, (p_counts->>'deleted')::bigint, p_sql->>'mode',
+            p_sql->'policies',
+            coalesce(NULLIF(p_counts->'skipped', 'null'::jsonb), '{}') || CASE WHEN v_unchanged > 0 THEN pg_catalog.jsonb_build_object('unchanged', v_unchanged)
+                                                        ELSE '{}' END,
+            p_guard, p_digest, v_promoted);
+    UPDATE starpipe.job SET rows_inserted = v_inserted, rows_updated = v_updated, rows_deleted = (p_counts->>'deleted')::bigint,
+                            staged_digest = coalesce(staged_digest, p_digest), promoted_digest = v_promoted
+     WHERE job_id = p_job.job_id;
+    PERFORM starpipe._transition(p_job, 'SUCCESS', 'promoted', 'promoted',
+        pg_catalog.jsonb_build_object('target', p_start->>'target', 'inserted', v_inserted, 'updated', v_updated, 'kept', v_kept,
+                                      'deleted', (p_counts->>'deleted')::bigint, 'conflicts', (p_counts->>'conflicts')::bigint,
+                                      'policy', p_sql->>'policy', 'manual', p_manual)
+        || CASE WHEN p_start->'production' IS NOT NULL AND p_start->>'production' IS NOT NULL
+                THEN pg_catalog.jsonb_build_object('production', p_start->'production') ELSE '{}'::jsonb END
+        || CASE WHEN (p_guard->>'allowed_by_override')::boolean
+                THEN pg_catalog.jsonb_build_object('mass_delete_allowed_by', SESSION_USER) ELSE '{}'::jsonb END
+        || CASE WHEN (p_start->>'older')::boolean THEN pg_catalog.jsonb_build_object(
+                'older_snapshot', true, 'newest_promoted_snapshot', p_start->'newest_snapshot',
+                'newest_promoted_job', p_start->'newest_job', 'kept_existing', v_staged - v_inserted)
            ELSE '{}'::jsonb END);
-    v_dropped := starpipe._drop_old_raw_versions(v_job);
+    -- Raw versions (and their staging tables, which verify reads) beyond the retention are dropped.
+    v_dropped := starpipe._drop_old_raw_versions(p_job);
     IF v_dropped <> '{}' THEN
+        PERFORM starpipe._drop_staging_of(v_dropped);
         INSERT INTO starpipe.job_event (job_id, fence, from_status, to_status, stage, event, detail)
-        VALUES (p_job_id, v_job.fence, 'SUCCESS', 'SUCCESS', 'promoted', 'raw_retention',
+        VALUES (p_job.job_id, p_job.fence, 'SUCCESS', 'SUCCESS', 'promoted', 'raw_retention',
                 pg_catalog.jsonb_build_object('dropped_raw_versions_of_jobs', pg_catalog.to_jsonb(v_dropped),
                                               'keep', starpipe._setting_value('raw_keep_promoted_versions')::integer));
     END IF;
     RETURN 'SUCCESS';
+END;
+$$;
+
+-- Promotes a validated job into production in one transaction; returns the job's status after.
+-- A second call on a promoted job is a no-op. p_manual: a human promotes a job awaiting manual promotion or held by
+-- the mass-delete guard (no fence); p_allow_mass_delete (manual only) lets a full snapshot delete more than the guard allows.
+CREATE OR REPLACE FUNCTION starpipe._promote(p_job_id bigint, p_fence bigint, p_manual boolean, p_allow_mass_delete boolean DEFAULT false)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_start jsonb := starpipe._promotion_start(p_job_id, p_fence, p_manual);
+    v_job starpipe.job;
+    v_map jsonb := v_start->'mapping';
+    v_target text := v_start->>'target';
+    v_staging text := v_start->>'staging';
+    v_sql jsonb;
+    v_digest text;
+    v_guard jsonb;
+    v_deleted bigint := 0;
+    v_conflicts bigint;
+    v_kept bigint;
+    v_delta numeric;
+    v_skipped jsonb;
+    v_written bigint := 0;
+    v_updated bigint;
+BEGIN
+    IF (v_start->>'already')::boolean THEN
+        RAISE NOTICE 'job % is already promoted; nothing to do', p_job_id;
+        RETURN 'SUCCESS';
+    END IF;
+    SELECT * INTO v_job FROM starpipe.job WHERE job_id = p_job_id;
+    IF v_start->>'production' IS NOT NULL THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s promotes into production database %s: the worker applies it there (starpipe promote JOB for a manual one)',
+                                                           p_job_id, v_start->>'production'));
+    END IF;
+    -- The allowlist and the writer's grants may have changed since the mapping was applied.
+    PERFORM starpipe._check_target_schema(v_start->>'target_schema');
+    PERFORM starpipe._check_writer_rights(pg_catalog.format('tables.%s', v_job.table_name), v_target::regclass);
+    IF starpipe._deletes_rule(v_map)->>'rule' = 'hard' AND NOT pg_catalog.has_table_privilege('starpipe_writer', v_target, 'DELETE') THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('tables.%s.deletes: starpipe_writer lacks DELETE on %s', v_job.table_name, v_target),
+            NULL, pg_catalog.format('A DBA grants it: GRANT DELETE ON %s TO starpipe_writer;', v_target));
+    END IF;
+    -- Production is read and written as starpipe_writer, which reads this staging table during the promotion only.
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
+    v_sql := starpipe._promotion_sql(v_job, v_map, v_target::regclass, v_staging, (v_start->>'older')::boolean);
+    v_digest := starpipe._check_staged_digest(v_job, v_staging, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_sql->'columns')));
+    IF v_digest IS NULL THEN
+        EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+        RETURN 'FAILED';
+    END IF;
+
+    IF v_sql->>'guard' IS NOT NULL THEN
+        SELECT pg_catalog.jsonb_build_object('rule', v_sql->'deletes'->>'rule', 'max_fraction', v_sql->'deletes'->'max_fraction',
+                                             'missing', (r->>'missing')::bigint, 'live_rows', (r->>'live')::bigint,
+                                             'allowed_by_override', p_allow_mass_delete AND p_manual)
+          INTO v_guard FROM starpipe._as_writer_query(pg_catalog.format('SELECT pg_catalog.to_jsonb(g) FROM (%s) g', v_sql->>'guard')) r;
+        IF starpipe._mass_delete_exceeded(v_guard) THEN
+            EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+            RETURN starpipe._mass_delete_blocked(v_job, p_manual, v_target, v_guard);
+        END IF;
+        IF (v_guard->>'missing')::bigint > 0 THEN
+            INSERT INTO starpipe.deletion (job_id, target, key, rule, before_hash)
+            SELECT p_job_id, v_target, r->'key', v_sql->'deletes'->>'rule', (r->>'hash')::bigint
+              FROM starpipe._as_writer_query((v_sql->>'delete') || 'SELECT pg_catalog.jsonb_build_object(''key'', d.key, ''hash'', d.hash) FROM d') r;
+            GET DIAGNOSTICS v_deleted = ROW_COUNT;
+        END IF;
+    END IF;
+
+    -- The audit, as starpipe_writer (it compares production types), in one typed join of staging with production.
+    IF (v_sql->>'simple')::boolean THEN
+        -- Every audited row is a conflict, applied as it differs, with nothing to add to the digest.
+        WITH audited AS (
+            INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied, applied_columns,
+                                           before_hash, before_values, after_values)
+            SELECT p_job_id, v_target, a.key, a.changed_columns, v_sql->>'policy', a.source_row, true, a.changed_columns,
+                   a.before_hash, a.before_values, a.after_values
+              FROM starpipe._as_writer_audit(v_sql->>'audit') a
+            RETURNING 1)
+        SELECT pg_catalog.count(*), 0, 0 INTO v_conflicts, v_kept, v_delta FROM audited;
+    ELSE
+        WITH audit AS MATERIALIZED (
+            SELECT a.key, a.changed_columns, coalesce(a.applied_columns, a.changed_columns) AS applied_columns, a.source_row,
+                   coalesce(a.is_conflict, true) AS is_conflict, a.before_hash, a.delta, a.before_values, a.after_values, a.reason
+              FROM starpipe._as_writer_audit(v_sql->>'audit') a),
+        audited AS (
+            INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied, applied_columns,
+                                           before_hash, before_values, after_values)
+            SELECT p_job_id, v_target, a.key, a.changed_columns, v_sql->>'policy', a.source_row, a.applied_columns <> '{}',
+                   a.applied_columns, a.before_hash, a.before_values, a.after_values
+              FROM audit a WHERE a.is_conflict
+            RETURNING conflict.applied)
+        SELECT (SELECT pg_catalog.count(*) FROM audited), (SELECT pg_catalog.count(*) FILTER (WHERE NOT audited.applied) FROM audited),
+               (SELECT pg_catalog.sum(a.delta) FROM audit a),
+               (SELECT pg_catalog.jsonb_object_agg(r.reason, r.n) FROM (
+                    SELECT a.reason, pg_catalog.count(*) AS n FROM audit a WHERE a.is_conflict AND a.applied_columns = '{}'
+                     GROUP BY a.reason) r)
+          INTO v_conflicts, v_kept, v_delta, v_skipped;
+    END IF;
+
+    -- The write, as starpipe_writer: production triggers, defaults and constraints run with its rights only.
+    -- Nothing applied and no new key: nothing to run.
+    IF v_conflicts > v_kept OR (SELECT (r->>0)::boolean FROM starpipe._as_writer_query(pg_catalog.format(
+           'SELECT pg_catalog.jsonb_build_array(x.exists) FROM (%s) x', v_sql->>'new_keys')) r) THEN
+        v_written := starpipe._as_writer_execute(v_sql->>'merge');
+    END IF;
+    EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+    -- MERGE counts rows written; the split follows the audit (a concurrent writer to production can shift rows
+    -- between updated and unchanged, never the total).
+    v_updated := LEAST(v_conflicts - v_kept, v_written);
+    RETURN starpipe._finish_promotion(v_job, p_manual, v_start, v_sql, v_digest, v_guard,
+        pg_catalog.jsonb_build_object('inserted', v_written - v_updated, 'updated', v_updated, 'kept', v_kept,
+                                      'conflicts', v_conflicts, 'deleted', v_deleted, 'delta', v_delta, 'skipped', v_skipped));
+END;
+$$;
+
+-- Drops the staging tables of promoted jobs whose raw versions retention dropped.
+CREATE OR REPLACE FUNCTION starpipe._drop_staging_of(p_jobs bigint[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_staging text;
+BEGIN
+    FOR v_staging IN
+        SELECT starpipe._staging_table(j, m.config->'tables'->j.table_name)
+          FROM starpipe.job j JOIN starpipe.mapping m ON m.client = j.client AND m.version = j.mapping_version
+         WHERE j.job_id = ANY (p_jobs) AND m.config->'tables' ? j.table_name
+         ORDER BY j.job_id
+    LOOP
+        EXECUTE pg_catalog.format('DROP TABLE IF EXISTS %s', v_staging);
+    END LOOP;
 END;
 $$;
 
@@ -2378,7 +3043,7 @@ BEGIN
         PERFORM starpipe._raise('22004', 'promote(job, fence) needs the fencing token', NULL,
                                 'Promote a job awaiting manual promotion with starpipe.promote(job).');
     END IF;
-    RETURN starpipe._promote(p_job_id, p_fence, false);
+    RETURN starpipe._promote(p_job_id, p_fence, false, false);
 END;
 $$;
 COMMENT ON FUNCTION starpipe.promote(bigint, bigint) IS
@@ -2400,12 +3065,575 @@ SET standard_conforming_strings = on
 SET lc_monetary = 'C'
 AS $$
 BEGIN
-    -- Same promotion as the worker's, for a job BLOCKED at stage validated by "promotion: manual".
-    RETURN starpipe._promote(p_job_id, NULL, true);
+    -- Same promotion as the worker's, for a job BLOCKED at stage validated ("promotion: manual", or the
+    -- mass-delete guard, which this call applies again).
+    RETURN starpipe._promote(p_job_id, NULL, true, false);
 END;
 $$;
 COMMENT ON FUNCTION starpipe.promote(bigint) IS
     'Promotes a job awaiting manual promotion (BLOCKED at stage validated) into production; a second call is a no-op.';
+
+-- A human's promotion of a job the mass-delete guard holds, deleting what the snapshot lacks anyway (audited).
+CREATE OR REPLACE FUNCTION starpipe.promote_allow_mass_delete(p_job_id bigint)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
+SET lc_monetary = 'C'
+AS $$
+BEGIN
+    -- The override is recorded on the promotion (deletes.allowed_by_override, actor) and its event.
+    RETURN starpipe._promote(p_job_id, NULL, true, true);
+END;
+$$;
+COMMENT ON FUNCTION starpipe.promote_allow_mass_delete(bigint) IS
+    'Promotes a job held by the mass-delete guard (or awaiting manual promotion), letting its full snapshot delete more than deletes.max_fraction of the table; audited.';
+
+-- Functions of 72_remote.sql ---------------------------------------------------------------------------------------
+
+-- The production side's ledger: the DDL `starpipe production init` runs there.
+CREATE OR REPLACE FUNCTION starpipe.production_ledger_sql()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT $ddl$
+CREATE SCHEMA IF NOT EXISTS starpipe_ledger;
+COMMENT ON SCHEMA starpipe_ledger IS 'starpipe''s ledger in this production database: the jobs applied here, written in the same transaction as their rows.';
+CREATE TABLE IF NOT EXISTS starpipe_ledger.applied (
+    pipeline      text NOT NULL,
+    job_id        bigint NOT NULL,
+    client        text NOT NULL,
+    table_name    text NOT NULL,
+    target        text NOT NULL,
+    staged_digest text NOT NULL,
+    written       bigint NOT NULL,
+    deleted       bigint NOT NULL,
+    guard         jsonb,
+    applied_at    timestamptz NOT NULL DEFAULT now(),
+    applied_by    text NOT NULL DEFAULT current_user,
+    PRIMARY KEY (pipeline, job_id)
+);
+COMMENT ON TABLE starpipe_ledger.applied IS 'One row per starpipe job applied to this database, committed with its rows; pipeline names the pipeline database (system identifier/database).';
+CREATE TABLE IF NOT EXISTS starpipe_ledger.applied_audit (
+    pipeline        text NOT NULL,
+    job_id          bigint NOT NULL,
+    kind            text NOT NULL CHECK (kind IN ('conflict', 'delete')),
+    key             jsonb NOT NULL,
+    changed_columns text[],
+    applied_columns text[],
+    source_row      bigint,
+    is_conflict     boolean,
+    before_hash     bigint,
+    delta           numeric,
+    before_values   jsonb,
+    after_values    jsonb,
+    reason          text
+);
+CREATE INDEX IF NOT EXISTS applied_audit_job ON starpipe_ledger.applied_audit (pipeline, job_id);
+COMMENT ON TABLE starpipe_ledger.applied_audit IS 'The conflict and delete audit of each applied job, until the pipeline database has recorded it (kept afterwards as this database''s own trail).';
+$ddl$;
+$$;
+
+-- The columns of starpipe_ledger.applied_audit the pipeline reads back, in COPY order.
+CREATE OR REPLACE FUNCTION starpipe._remote_audit_columns()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT 'kind text, key jsonb, changed_columns text[], applied_columns text[], source_row bigint, is_conflict boolean, '
+           'before_hash bigint, delta numeric, before_values jsonb, after_values jsonb, reason text';
+$$;
+
+-- A remote promotion step without the fencing token is a human's manual promotion: it needs starpipe_admin.
+CREATE OR REPLACE FUNCTION starpipe._require_admin_unless_fenced(p_fence bigint)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_fence IS NULL AND NOT pg_catalog.pg_has_role(SESSION_USER, 'starpipe_admin', 'MEMBER') THEN
+        PERFORM starpipe._raise('42501', 'a promotion without the fencing token is manual and needs starpipe_admin');
+    END IF;
+END;
+$$;
+
+-- This pipeline database, as production's ledger names it.
+CREATE OR REPLACE FUNCTION starpipe._pipeline_identity()
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (SELECT c.system_identifier::text FROM pg_catalog.pg_control_system() c) || '/' || pg_catalog.current_database();
+$$;
+
+-- The plan of a job's promotion into its mapping's production database, or NULL when the mapping promotes here.
+-- p_fence NULL: a human's promotion of a job awaiting it (starpipe_admin). Returns {status: SUCCESS} for a promoted
+-- job, {status: FAILED} when staging changed after validation (the job is failed), else {status: PROCESSING,
+-- production, target, staging, pipeline, job, columns, types, create_stage, copy_out, ledger_check, guard, delete,
+-- audit, write_needed, merge, ledger_insert, audit_out, remote_audit_columns, ...}: the statements in the order
+-- the worker runs them in one production transaction ($1 pipeline, $2 job id).
+CREATE OR REPLACE FUNCTION starpipe.remote_plan(p_job_id bigint, p_fence bigint, p_allow_mass_delete boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
+SET lc_monetary = 'C'
+AS $$
+DECLARE
+    v_start jsonb;
+    v_job starpipe.job;
+    v_map jsonb;
+    v_staging text;
+    v_target regclass;
+    v_sql jsonb;
+    v_digest text;
+    v_stage text := 'pg_temp.starpipe_stage';
+    v_columns text[];
+    v_types text[];
+BEGIN
+    PERFORM starpipe._require_admin_unless_fenced(p_fence);
+    -- A local mapping: nothing to plan (checked before locking, so the worker's local promotions pay nothing).
+    IF NOT EXISTS (SELECT 1 FROM starpipe.job j JOIN starpipe.mapping m ON m.client = j.client AND m.version = j.mapping_version
+                    WHERE j.job_id = p_job_id AND m.config ? 'production') THEN
+        RETURN NULL;
+    END IF;
+    v_start := starpipe._promotion_start(p_job_id, p_fence, p_fence IS NULL);
+    IF (v_start->>'already')::boolean THEN
+        RETURN '{"status": "SUCCESS", "already": true}';
+    END IF;
+    SELECT * INTO v_job FROM starpipe.job WHERE job_id = p_job_id;
+    v_map := v_start->'mapping';
+    v_staging := v_start->>'staging';
+    v_target := (v_start->>'target')::regclass;
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
+    v_sql := starpipe._promotion_sql(v_job, v_map, v_target, v_stage, (v_start->>'older')::boolean);
+    v_digest := starpipe._check_staged_digest(v_job, v_staging, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_sql->'columns')));
+    EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+    IF v_digest IS NULL THEN
+        RETURN '{"status": "FAILED"}';
+    END IF;
+    -- The worker copies the staged rows out (mapped columns and source row numbers, in text: production's types
+    -- may have other OIDs) and holds SELECT on this staging table until the promotion is recorded.
+    SELECT pg_catalog.array_agg(c ORDER BY n), pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY n)
+      INTO v_columns, v_types
+      FROM pg_catalog.unnest(ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_sql->'columns')) || '_source_row'::text)
+           WITH ORDINALITY AS x(c, n)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = v_staging::regclass AND a.attname = x.c AND NOT a.attisdropped;
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_worker', v_staging);
+    RETURN v_sql || pg_catalog.jsonb_build_object(
+        'status', 'PROCESSING', 'job', p_job_id, 'fence', p_fence, 'manual', p_fence IS NULL,
+        'production', v_start->'production', 'target', v_start->>'target', 'staging', v_staging,
+        'pipeline', starpipe._pipeline_identity(), 'older', (v_start->>'older')::boolean, 'staged_digest', v_digest,
+        'client', v_job.client, 'table', v_job.table_name,
+        'columns', pg_catalog.to_jsonb(v_columns), 'types', pg_catalog.to_jsonb(v_types),
+        'create_stage', pg_catalog.format('CREATE TEMPORARY TABLE starpipe_stage (%s) ON COMMIT DROP',
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, t), ', ' ORDER BY n)
+               FROM unnest(v_columns, v_types) WITH ORDINALITY AS x(c, t, n))),
+        'copy_out', pg_catalog.format('COPY (SELECT %s FROM %s) TO STDOUT',
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY n) FROM pg_catalog.unnest(v_columns) WITH ORDINALITY AS x(c, n)),
+            v_staging),
+        'copy_in', pg_catalog.format('COPY %s (%s) FROM STDIN', v_stage,
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ' ORDER BY n) FROM pg_catalog.unnest(v_columns) WITH ORDINALITY AS x(c, n))),
+        'analyze_stage', pg_catalog.format('ANALYZE %s', v_stage),
+        'lock', pg_catalog.format('SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(''starpipe.promote''), pg_catalog.hashtext(%L))',
+                                  v_start->>'target'),
+        'ledger_check', 'SELECT written, deleted, guard, staged_digest FROM starpipe_ledger.applied WHERE pipeline = $1 AND job_id = $2',
+        'guard', CASE WHEN v_sql->>'guard' IS NOT NULL THEN pg_catalog.format(
+            'SELECT pg_catalog.jsonb_build_object(''rule'', %1$L, ''max_fraction'', %2$s, ''missing'', g.missing, ''live_rows'', g.live, '
+            '''allowed_by_override'', %3$L::boolean, ''exceeded'', g.missing > 0 AND g.missing > %2$s * g.live AND NOT %3$L::boolean) '
+            'FROM (%4$s) g',
+            v_sql->'deletes'->>'rule', v_sql->'deletes'->>'max_fraction', p_allow_mass_delete AND p_fence IS NULL, v_sql->>'guard') END,
+        'delete', CASE WHEN v_sql->>'delete' IS NOT NULL THEN (v_sql->>'delete')
+            || 'INSERT INTO starpipe_ledger.applied_audit (pipeline, job_id, kind, key, before_hash) SELECT $1, $2, ''delete'', d.key, d.hash FROM d' END,
+        'audit', 'INSERT INTO starpipe_ledger.applied_audit (pipeline, job_id, kind, key, changed_columns, applied_columns, source_row, '
+                 'is_conflict, before_hash, delta, before_values, after_values, reason) SELECT $1, $2, ''conflict'', a.* FROM ('
+                 || (v_sql->>'audit') || ') a',
+        'write_needed', pg_catalog.format(
+            'SELECT EXISTS (SELECT 1 FROM starpipe_ledger.applied_audit a WHERE a.pipeline = $1 AND a.job_id = $2 AND a.kind = ''conflict'' '
+            'AND coalesce(a.is_conflict, true) AND coalesce(a.applied_columns, a.changed_columns) <> ''{}'') OR (%s)', v_sql->>'new_keys'),
+        'ledger_insert', 'INSERT INTO starpipe_ledger.applied (pipeline, job_id, client, table_name, target, staged_digest, written, deleted, guard) '
+                         'VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+        'audit_out', pg_catalog.format(
+            'COPY (SELECT kind, key, changed_columns, applied_columns, source_row, is_conflict, before_hash, delta, before_values, '
+            'after_values, reason FROM starpipe_ledger.applied_audit WHERE pipeline = %L AND job_id = %s) TO STDOUT',
+            starpipe._pipeline_identity(), p_job_id),
+        'remote_audit', pg_catalog.format('CREATE TEMPORARY TABLE starpipe_remote_audit (%s) ON COMMIT DROP', starpipe._remote_audit_columns()),
+        'audit_in', 'COPY pg_temp.starpipe_remote_audit FROM STDIN');
+END;
+$$;
+COMMENT ON FUNCTION starpipe.remote_plan(bigint, bigint, boolean) IS
+    'The statements of a job''s promotion into a separate production database (mapping "production: NAME"), or NULL for a local one.';
+
+-- Records a promotion the worker applied in the production database: p_applied is that database's ledger row
+-- ({written, deleted, guard, staged_digest}) and pg_temp.starpipe_remote_audit holds its audit rows. Idempotent.
+CREATE OR REPLACE FUNCTION starpipe.record_remote_promotion(p_job_id bigint, p_fence bigint, p_applied jsonb)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
+SET lc_monetary = 'C'
+AS $$
+DECLARE
+    v_start jsonb;
+    v_job starpipe.job;
+    v_sql jsonb;
+    v_conflicts bigint;
+    v_kept bigint;
+    v_delta numeric;
+    v_skipped jsonb;
+    v_deleted bigint;
+    v_updated bigint;
+    v_written bigint := (p_applied->>'written')::bigint;
+BEGIN
+    PERFORM starpipe._require_admin_unless_fenced(p_fence);
+    v_start := starpipe._promotion_start(p_job_id, p_fence, p_fence IS NULL);
+    IF (v_start->>'already')::boolean THEN
+        RETURN 'SUCCESS';
+    END IF;
+    SELECT * INTO v_job FROM starpipe.job WHERE job_id = p_job_id;
+    IF v_start->>'production' IS NULL THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format('job %s promotes into this database, not into a production database', p_job_id));
+    END IF;
+    IF p_applied->>'staged_digest' IS DISTINCT FROM v_job.staged_digest THEN
+        PERFORM starpipe._raise('SP003', pg_catalog.format('production applied job %s from staged rows with digest %s, the job''s is %s',
+                                                           p_job_id, p_applied->>'staged_digest', v_job.staged_digest));
+    END IF;
+    v_sql := starpipe._promotion_sql(v_job, v_start->'mapping', (v_start->>'target')::regclass, 'pg_temp.starpipe_stage',
+                                     (v_start->>'older')::boolean);
+    INSERT INTO starpipe.deletion (job_id, target, key, rule, before_hash)
+    SELECT p_job_id, v_start->>'target', a.key, v_sql->'deletes'->>'rule', a.before_hash
+      FROM pg_temp.starpipe_remote_audit a WHERE a.kind = 'delete';
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    WITH audited AS (
+        INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied, applied_columns,
+                                       before_hash, before_values, after_values)
+        SELECT p_job_id, v_start->>'target', a.key, a.changed_columns, v_sql->>'policy', a.source_row,
+               coalesce(a.applied_columns, a.changed_columns) <> '{}', coalesce(a.applied_columns, a.changed_columns),
+               a.before_hash, a.before_values, a.after_values
+          FROM pg_temp.starpipe_remote_audit a WHERE a.kind = 'conflict' AND coalesce(a.is_conflict, true)
+         ORDER BY a.source_row
+        RETURNING conflict.applied)
+    SELECT (SELECT pg_catalog.count(*) FROM audited), (SELECT pg_catalog.count(*) FILTER (WHERE NOT audited.applied) FROM audited)
+      INTO v_conflicts, v_kept;
+    SELECT pg_catalog.sum(a.delta) INTO v_delta FROM pg_temp.starpipe_remote_audit a WHERE a.kind = 'conflict';
+    SELECT pg_catalog.jsonb_object_agg(r.reason, r.n) INTO v_skipped FROM (
+        SELECT a.reason, pg_catalog.count(*) AS n FROM pg_temp.starpipe_remote_audit a
+         WHERE a.kind = 'conflict' AND coalesce(a.is_conflict, true) AND coalesce(a.applied_columns, a.changed_columns) = '{}' GROUP BY a.reason) r;
+    IF v_deleted <> (p_applied->>'deleted')::bigint THEN
+        PERFORM starpipe._raise('SP003', pg_catalog.format('production deleted %s rows for job %s but its audit holds %s',
+                                                           p_applied->>'deleted', p_job_id, v_deleted));
+    END IF;
+    EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_worker', v_start->>'staging');
+    v_updated := LEAST(v_conflicts - v_kept, v_written);
+    RETURN starpipe._finish_promotion(v_job, p_fence IS NULL, v_start, v_sql, v_job.staged_digest,
+        NULLIF(p_applied->'guard', 'null'::jsonb),
+        pg_catalog.jsonb_build_object('inserted', v_written - v_updated, 'updated', v_updated, 'kept', v_kept,
+                                      'conflicts', v_conflicts, 'deleted', v_deleted, 'delta', v_delta, 'skipped', v_skipped));
+END;
+$$;
+COMMENT ON FUNCTION starpipe.record_remote_promotion(bigint, bigint, jsonb) IS
+    'Records a promotion applied in a separate production database, with the audit rows the worker copied into pg_temp.starpipe_remote_audit; idempotent.';
+
+-- Holds a job whose full snapshot would delete more than its mapping allows from a separate production database
+-- (the worker found it with the plan's guard query and applied nothing). Returns BLOCKED; a human's call raises SP007.
+CREATE OR REPLACE FUNCTION starpipe.remote_blocked(p_job_id bigint, p_fence bigint, p_figures jsonb)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_start jsonb;
+    v_job starpipe.job;
+BEGIN
+    PERFORM starpipe._require_admin_unless_fenced(p_fence);
+    v_start := starpipe._promotion_start(p_job_id, p_fence, p_fence IS NULL);
+    IF (v_start->>'already')::boolean THEN
+        RETURN 'SUCCESS';
+    END IF;
+    IF NOT starpipe._mass_delete_exceeded(p_figures) THEN
+        PERFORM starpipe._raise('22023', pg_catalog.format('job %s: these figures do not exceed the mass-delete guard', p_job_id));
+    END IF;
+    SELECT * INTO v_job FROM starpipe.job WHERE job_id = p_job_id;
+    EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_worker', v_start->>'staging');
+    RETURN starpipe._mass_delete_blocked(v_job, p_fence IS NULL, v_start->>'target', p_figures);
+END;
+$$;
+COMMENT ON FUNCTION starpipe.remote_blocked(bigint, bigint, jsonb) IS
+    'BLOCKs a job whose promotion into a separate production database the mass-delete guard stopped.';
+
+-- A query to run in production database p_production (as the login the worker uses there) that returns one row
+-- (object, problem) per thing that stops promotions into it: a target table or mapped column missing or of
+-- another type than the pipeline's copy of its shape, no unique index on the conflict key, a missing privilege,
+-- or a ledger the login cannot use. No rows: production is ready. `starpipe production init` runs it.
+CREATE OR REPLACE FUNCTION starpipe.production_check_sql(p_production text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_expected text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format('(%L, %L, %L, %L, %L::boolean, %L::boolean)', e.nsp, e.tbl, e.col, e.type,
+                                                   e.is_key, e.needs_delete), ', ' ORDER BY e.nsp, e.tbl, e.col)
+      INTO v_expected
+      FROM (SELECT DISTINCT m.config->>'target_schema' AS nsp, t.value->>'target' AS tbl, c.key AS col,
+                   pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, t.value->'conflict_key' ? c.key AS is_key,
+                   starpipe._deletes_rule(t.value)->>'rule' = 'hard' AS needs_delete
+              FROM starpipe.mapping m
+             CROSS JOIN LATERAL pg_catalog.jsonb_each(m.config->'tables') t
+             CROSS JOIN LATERAL pg_catalog.jsonb_each(t.value->'columns') c
+              JOIN pg_catalog.pg_attribute a
+                ON a.attrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', m.config->>'target_schema', t.value->>'target'))
+               AND a.attname = c.key AND NOT a.attisdropped
+             WHERE m.config->>'production' = p_production
+               AND m.version = (SELECT pg_catalog.max(l.version) FROM starpipe.mapping l WHERE l.client = m.client)) e;
+    IF v_expected IS NULL THEN
+        PERFORM starpipe._raise('P0002', pg_catalog.format('no mapping in force promotes into production database %L', p_production));
+    END IF;
+    -- Objects are looked up in the catalog, not by name resolution, so a schema without USAGE is a problem to
+    -- report rather than an error.
+    RETURN pg_catalog.format($q$
+WITH expected (nsp, tbl, col, type, is_key, needs_delete) AS (VALUES %s),
+tables AS (SELECT e.nsp, e.tbl, pg_catalog.format('%%I.%%I', e.nsp, e.tbl) AS target, n.oid AS nsp_oid, c.oid AS rel,
+                  pg_catalog.bool_or(e.needs_delete) AS needs_delete,
+                  pg_catalog.array_agg(e.col ORDER BY e.col) FILTER (WHERE e.is_key) AS key
+             FROM expected e
+             LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = e.nsp
+             LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = e.tbl AND c.relkind IN ('r', 'p')
+            GROUP BY e.nsp, e.tbl, n.oid, c.oid),
+ledger AS (SELECT l.name, l.privilege, n.oid AS nsp_oid, c.oid AS rel
+             FROM (VALUES ('applied', 'SELECT'), ('applied', 'INSERT'), ('applied_audit', 'SELECT'), ('applied_audit', 'INSERT')) l (name, privilege)
+             LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'starpipe_ledger'
+             LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = l.name)
+SELECT object, problem FROM (
+    SELECT t.target AS object, CASE WHEN t.nsp_oid IS NULL THEN 'schema does not exist' ELSE 'table does not exist' END AS problem
+      FROM tables t WHERE t.rel IS NULL
+    UNION ALL
+    SELECT t.target, pg_catalog.format('%%s has no USAGE on schema %%I', current_user, t.nsp)
+      FROM tables t WHERE t.rel IS NOT NULL AND NOT pg_catalog.has_schema_privilege(t.nsp_oid, 'USAGE')
+    UNION ALL
+    SELECT t.target, pg_catalog.format('column %%I is %%s, the pipeline''s copy has %%s', e.col,
+                                       coalesce(pg_catalog.format_type(a.atttypid, a.atttypmod), 'missing'), e.type)
+      FROM expected e JOIN tables t ON t.nsp = e.nsp AND t.tbl = e.tbl AND t.rel IS NOT NULL
+      LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = t.rel AND a.attname = e.col AND NOT a.attisdropped
+     WHERE a.attname IS NULL OR pg_catalog.format_type(a.atttypid, a.atttypmod) <> e.type
+    UNION ALL
+    SELECT t.target, pg_catalog.format('no unique index on exactly (%%s)', pg_catalog.array_to_string(t.key, ', '))
+      FROM tables t WHERE t.rel IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = t.rel AND i.indisunique AND i.indimmediate AND i.indisvalid
+              AND i.indpred IS NULL AND i.indexprs IS NULL
+              AND (SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attname)
+                     FROM pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = t.rel AND a.attnum = k.attnum WHERE k.n <= i.indnkeyatts) = t.key)
+    UNION ALL
+    SELECT t.target, pg_catalog.format('%%s lacks %%s on it', current_user, p.privilege)
+      FROM tables t CROSS JOIN LATERAL (VALUES ('SELECT'), ('INSERT'), ('UPDATE'), ('DELETE')) p (privilege)
+     WHERE t.rel IS NOT NULL AND (p.privilege <> 'DELETE' OR t.needs_delete)
+       AND NOT pg_catalog.has_table_privilege(t.rel, p.privilege)
+    UNION ALL
+    SELECT DISTINCT 'starpipe_ledger', CASE WHEN l.nsp_oid IS NULL THEN 'schema does not exist: run starpipe production init as a login that may create it'
+                                            ELSE pg_catalog.format('%%s has no USAGE on it', current_user) END
+      FROM ledger l WHERE l.nsp_oid IS NULL OR NOT pg_catalog.has_schema_privilege(l.nsp_oid, 'USAGE')
+    UNION ALL
+    SELECT 'starpipe_ledger.' || l.name, CASE WHEN l.rel IS NULL THEN 'table does not exist'
+                                              ELSE pg_catalog.format('%%s lacks %%s on it', current_user, l.privilege) END
+      FROM ledger l WHERE l.nsp_oid IS NOT NULL AND (l.rel IS NULL OR NOT pg_catalog.has_table_privilege(l.rel, l.privilege))
+) p ORDER BY 1, 2
+$q$, v_expected);
+END;
+$$;
+COMMENT ON FUNCTION starpipe.production_check_sql(text) IS
+    'A query that lists what stops promotions into a separate production database (run there by starpipe production init).';
+
+-- Functions of 75_verify.sql ---------------------------------------------------------------------------------------
+
+-- Recomputes a job's digests and says, stage by stage, whether they still agree with what was recorded:
+--   raw        the raw version against the digest taken when it was loaded;
+--   staged     the staging table against the digest validate took (promote checked it too);
+--   production the rows of the job's keys in production against the digest of what the promotion left there. A
+--              row a later promotion changed or deleted counts with the hash that promotion recorded of it before
+--              its change, so a chain of promotions still verifies and a row changed by hand in between does not.
+-- A stage that cannot be recomputed (raw and staging dropped by retention, a job not promoted) says why, with
+-- agrees NULL. Rows are named by source row number, never by value.
+CREATE OR REPLACE FUNCTION starpipe.verify(p_job_id bigint)
+RETURNS TABLE (stage text, recorded text, recomputed text, agrees boolean, detail jsonb)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
+SET lc_monetary = 'C'
+AS $$
+DECLARE
+    v_job starpipe.job;
+    v_promotion starpipe.promotion;
+    v_map jsonb;
+    v_raw regclass;
+    v_staging regclass;
+    v_target regclass;
+    v_cols text[];
+    v_key text[];
+    v_join text;
+    v_key_json text;
+    v_candidates text;
+    v_currents text;
+    v_result jsonb;
+    v_production text;
+BEGIN
+    SELECT * INTO v_job FROM starpipe.job j WHERE j.job_id = p_job_id;
+    IF NOT FOUND THEN
+        PERFORM starpipe._raise('P0002', pg_catalog.format('job %s does not exist', p_job_id));
+    END IF;
+    SELECT m.config->'tables'->v_job.table_name, m.config->>'production' INTO v_map, v_production FROM starpipe.mapping m
+     WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
+
+    -- raw
+    v_raw := pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'raw_' || v_job.client,
+                                                      starpipe._version_name(v_job.table_name, v_job.job_id)));
+    stage := 'raw'; recorded := v_job.raw_digest;
+    IF v_raw IS NULL OR v_job.stage = 'registered' THEN
+        recomputed := NULL; agrees := NULL;
+        detail := pg_catalog.jsonb_build_object('reason', CASE WHEN v_job.stage = 'registered' THEN 'the job has no raw version yet'
+                                                              ELSE 'the raw version was dropped by retention' END);
+    ELSE
+        recomputed := starpipe._digest_of(v_raw, starpipe._raw_columns(v_raw));
+        agrees := CASE WHEN recorded IS NULL THEN NULL ELSE recorded = recomputed END;
+        detail := pg_catalog.jsonb_build_object('raw_version', v_raw::text)
+                  || CASE WHEN recorded IS NULL THEN '{"reason": "loaded before digests were recorded"}'::jsonb ELSE '{}' END;
+    END IF;
+    RETURN NEXT;
+
+    stage := 'staged'; recorded := v_job.staged_digest; recomputed := NULL; agrees := NULL;
+    IF v_map IS NULL THEN
+        detail := '{"reason": "the job has no mapping (raw only)"}';
+        RETURN NEXT;
+        stage := 'production'; recorded := NULL; detail := '{"reason": "the job has no mapping (raw only)"}';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    v_staging := pg_catalog.to_regclass(starpipe._staging_table(v_job, v_map));
+    SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_cols FROM pg_catalog.jsonb_object_keys(v_map->'columns') k;
+    SELECT pg_catalog.array_agg(k ORDER BY k) INTO v_key FROM pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') k;
+    IF v_staging IS NULL OR v_job.stage IN ('registered', 'raw_loaded') THEN
+        detail := pg_catalog.jsonb_build_object('reason', CASE WHEN v_job.stage IN ('registered', 'raw_loaded') THEN 'the job was not transformed'
+                                                              ELSE 'the staging table was dropped with the raw version by retention' END);
+        RETURN NEXT;
+        stage := 'production'; recorded := v_job.promoted_digest;
+        detail := '{"reason": "the job''s keys are known from its staging table, which is gone"}';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    -- Staging and production hold production types: read and hashed as starpipe_writer.
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
+    recomputed := starpipe._digest_as_writer(v_staging, v_cols);
+    agrees := CASE WHEN recorded IS NULL THEN NULL ELSE recorded = recomputed END;
+    detail := pg_catalog.jsonb_build_object('staging', v_staging::text);
+    RETURN NEXT;
+
+    -- production
+    stage := 'production'; recorded := v_job.promoted_digest; recomputed := NULL; agrees := NULL;
+    SELECT * INTO v_promotion FROM starpipe.promotion p WHERE p.job_id = p_job_id;
+    IF v_production IS NOT NULL THEN
+        EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+        detail := pg_catalog.jsonb_build_object('reason', 'production is the separate database ' || v_production
+                                                || '; its ledger (starpipe_ledger.applied) holds the job with its staged digest');
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF NOT FOUND OR v_job.stage <> 'promoted' THEN
+        EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+        detail := '{"reason": "the job was not promoted"}';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    v_target := v_promotion.target::regclass;
+    SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = s.%1$I', k), ' AND ' ORDER BY k),
+           pg_catalog.string_agg(pg_catalog.format('%L, s.%I', k, k), ', ' ORDER BY k)
+      INTO v_join, v_key_json FROM pg_catalog.unnest(v_key) k;
+    -- What the staged row says each column is, under the policy the promotion recorded (merge_non_null: a NULL
+    -- staged value says nothing), to point at rows that differ.
+    SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ' ORDER BY c),
+           pg_catalog.string_agg(CASE WHEN v_promotion.column_policies->>c = 'merge_non_null'
+                                      THEN pg_catalog.format('coalesce(s.%1$I, t.%1$I)', c) ELSE pg_catalog.format('s.%I', c) END, ', ' ORDER BY c)
+      INTO v_currents, v_candidates FROM pg_catalog.unnest(v_cols) c WHERE c <> ALL (v_key);
+    -- The earliest later change of each of the job's keys (an applied conflict or a delete by a later promotion
+    -- into the same target), with the hash of the row that change found.
+    CREATE TEMPORARY TABLE starpipe_verify_later ON COMMIT DROP AS
+    SELECT DISTINCT ON (x.key) x.key, x.job_id, x.before_hash
+      FROM (SELECT c.key, c.job_id, c.before_hash, p.at FROM starpipe.conflict c JOIN starpipe.promotion p ON p.job_id = c.job_id
+             WHERE c.target = v_promotion.target AND c.applied AND (p.at, p.job_id) > (v_promotion.at, v_promotion.job_id)
+            UNION ALL
+            SELECT d.key, d.job_id, d.before_hash, p.at FROM starpipe.deletion d JOIN starpipe.promotion p ON p.job_id = d.job_id
+             WHERE d.target = v_promotion.target AND (p.at, p.job_id) > (v_promotion.at, v_promotion.job_id)) x
+     ORDER BY x.key, x.at, x.job_id;
+    -- The job's own conflicts where the policy kept production values: such a row may differ from its staged one.
+    CREATE TEMPORARY TABLE starpipe_verify_kept ON COMMIT DROP AS
+    SELECT DISTINCT c.key FROM starpipe.conflict c
+     WHERE c.job_id = p_job_id AND c.applied_columns IS DISTINCT FROM c.changed_columns;
+    GRANT SELECT ON pg_temp.starpipe_verify_later, pg_temp.starpipe_verify_kept TO starpipe_writer;
+    SELECT r INTO v_result FROM starpipe._as_writer_query(pg_catalog.format(
+        'WITH k AS ('
+        '  SELECT s._source_row, l.job_id AS later_job, l.before_hash, t.ctid IS NOT NULL AS present, '
+        '         CASE WHEN t.ctid IS NOT NULL THEN %1$s END AS t_hash, '
+        '         ROW(%2$s) IS DISTINCT FROM ROW(%3$s) AS differs, '
+        '         EXISTS (SELECT 1 FROM pg_temp.starpipe_verify_kept c WHERE c.key = pg_catalog.jsonb_build_object(%4$s)) AS kept_by_policy '
+        '    FROM %5$s s LEFT JOIN %6$s t ON %7$s '
+        '    LEFT JOIN pg_temp.starpipe_verify_later l ON l.key = pg_catalog.jsonb_build_object(%4$s)) '
+        'SELECT pg_catalog.jsonb_build_object('
+        '  ''rows'', pg_catalog.count(*), '
+        '  ''sum'', pg_catalog.sum(CASE WHEN later_job IS NOT NULL THEN before_hash ELSE t_hash END), '
+        '  ''changed_later'', (SELECT pg_catalog.jsonb_object_agg(j, n) FROM (SELECT later_job AS j, pg_catalog.count(*) AS n FROM k '
+        '                      WHERE later_job IS NOT NULL GROUP BY later_job) g), '
+        '  ''missing'', pg_catalog.count(*) FILTER (WHERE later_job IS NULL AND NOT present), '
+        '  ''differing'', pg_catalog.count(*) FILTER (WHERE later_job IS NULL AND present AND differs AND NOT kept_by_policy), '
+        '  ''sample_source_rows'', coalesce((pg_catalog.array_agg(_source_row ORDER BY _source_row) FILTER ('
+        '      WHERE later_job IS NULL AND (NOT present OR differs AND NOT kept_by_policy)))[1:5], ''{}'')) FROM k',
+        starpipe._row_hash_expr(v_target, 't', v_cols), coalesce(v_currents, 'NULL'), coalesce(v_candidates, 'NULL'),
+        v_key_json, v_staging, v_target, v_join)) r;
+    DROP TABLE pg_temp.starpipe_verify_later, pg_temp.starpipe_verify_kept;
+    EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM starpipe_writer', v_staging);
+    recomputed := starpipe._digest((v_result->>'rows')::bigint, (v_result->>'sum')::numeric);
+    agrees := CASE WHEN recorded IS NULL THEN NULL ELSE recorded = recomputed END;
+    detail := pg_catalog.jsonb_build_object('target', v_promotion.target,
+                                            'changed_by_later_jobs', coalesce(NULLIF(v_result->'changed_later', 'null'::jsonb), '{}'),
+                                            'missing_rows', v_result->'missing',
+                                            'differing_rows', v_result->'differing',
+                                            'sample_source_rows', v_result->'sample_source_rows');
+    RETURN NEXT;
+END;
+$$;
+COMMENT ON FUNCTION starpipe.verify(bigint) IS
+    'Recomputes a job''s raw, staged and production digests and says whether each still agrees with what was recorded (rows named by source row number).';
 
 -- Functions of 90_security.sql -------------------------------------------------------------------------------------
 
@@ -2473,13 +3701,14 @@ $$;
 
 -- Runs promote's classify-and-upsert statement as starpipe_writer; returns its audit rows, typed (no jsonb per row).
 CREATE OR REPLACE FUNCTION starpipe._as_writer_audit(p_query text)
-RETURNS TABLE (key jsonb, changed_columns text[], source_row bigint, applied boolean)
+RETURNS TABLE (key jsonb, changed_columns text[], applied_columns text[], source_row bigint, is_conflict boolean,
+               before_hash bigint, delta numeric, before_values jsonb, after_values jsonb, reason text)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    -- Owned by starpipe_writer, like _as_writer_execute; a row with source_row NULL carries the statement's counts in key.
+    -- Owned by starpipe_writer, like _as_writer_execute.
     RETURN QUERY EXECUTE p_query;
 END;
 $$;
@@ -2610,7 +3839,12 @@ GRANT EXECUTE ON FUNCTION
     starpipe.release(bigint, bigint),
     starpipe.heartbeat(bigint, bigint, interval),
     starpipe.next_claimable_at(),
-    starpipe.raw_version(bigint)
+    starpipe.raw_version(bigint),
+    starpipe.remote_plan(bigint, bigint, boolean),
+    starpipe.record_remote_promotion(bigint, bigint, jsonb),
+    starpipe.remote_blocked(bigint, bigint, jsonb),
+    starpipe.production_ledger_sql(),
+    starpipe.production_check_sql(text)
 TO starpipe_worker, starpipe_admin;
 
 -- Decisions that need a human.
@@ -2619,6 +3853,8 @@ GRANT EXECUTE ON FUNCTION
     starpipe.set_setting(text, text),
     starpipe.retry(bigint),
     starpipe.promote(bigint),
+    starpipe.promote_allow_mass_delete(bigint),
+    starpipe.verify(bigint),
     starpipe.accept_schema(text, text, integer),
     starpipe.dlq_list(),
     starpipe.dlq_inspect(bigint),

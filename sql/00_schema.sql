@@ -23,6 +23,7 @@ SELECT pg_catalog.pg_extension_config_dump('starpipe.fence_seq', '');
 --   SP001 illegal state transition     SP002 stale fencing token
 --   SP003 integrity mismatch           SP004 schema drift / missing column
 --   SP005 invalid manifest             SP006 invalid mapping
+--   SP007 mass delete refused (the guard; allow_mass_delete overrides it)
 CREATE FUNCTION starpipe._raise(p_code text, p_message text, p_detail text DEFAULT NULL, p_hint text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql

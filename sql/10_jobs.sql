@@ -33,11 +33,21 @@ CREATE TABLE starpipe.job (
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     visible_at      timestamptz,
     schema_version  integer,
+    raw_digest      text,
+    staged_digest   text,
+    staged_xmins    text[],
+    promoted_digest text,
+    rows_deleted    bigint,
     CONSTRAINT job_key UNIQUE (client, table_name, snapshot_date, run_id)
 );
 COMMENT ON TABLE starpipe.job IS 'The job ledger: one row per registered data file, with its status and stage.';
 COMMENT ON COLUMN starpipe.job.attempts IS 'Claims (deliveries) since registration or the last retry; max_attempts of them send the job to the DLQ.';
 COMMENT ON COLUMN starpipe.job.visible_at IS 'A PENDING job is not claimable before this time (backoff after a nack); NULL: now.';
+COMMENT ON COLUMN starpipe.job.raw_digest IS 'Digest ("rows:sum", see starpipe._digest) of the raw version''s data columns, computed when it was loaded.';
+COMMENT ON COLUMN starpipe.job.staged_digest IS 'Digest of the staged rows'' mapped columns, computed by validate; promote refuses a staging table that no longer matches it.';
+COMMENT ON COLUMN starpipe.job.staged_xmins IS 'The transactions (xmin) that wrote the staged rows validate checked; with the row count, promote proves staging unchanged without hashing it again.';
+COMMENT ON COLUMN starpipe.job.promoted_digest IS 'Digest of the job''s keys'' rows in production right after its promotion (mapped columns); starpipe.verify recomputes it.';
+COMMENT ON COLUMN starpipe.job.rows_deleted IS 'Production rows the promotion of a full snapshot deleted or soft-deleted (the mapping''s deletes rule).';
 COMMENT ON COLUMN starpipe.job.schema_version IS 'The version of the source table''s schema (starpipe.schema_version) this job''s manifest has.';
 
 -- The database, not the worker, guarantees one PROCESSING job per client.

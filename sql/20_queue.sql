@@ -65,6 +65,10 @@ BEGIN
         PERFORM starpipe._raise('SP005', 'manifest "extracted_at" must be an RFC 3339 date-time with an offset',
             'For example 2026-11-01T08:00:00.123456Z or 2026-11-01T09:00:00+01:00.');
     END IF;
+    -- mode: a full snapshot of the table (the default), or an incremental batch that is upserted and never deletes.
+    IF p_manifest ? 'mode' AND (pg_catalog.jsonb_typeof(p_manifest->'mode') <> 'string' OR p_manifest->>'mode' NOT IN ('full', 'incremental')) THEN
+        PERFORM starpipe._raise('SP005', 'manifest "mode" must be full or incremental');
+    END IF;
     -- The primary key feeds the schema registry; it must name manifest columns.
     IF p_manifest ? 'primary_key' AND (pg_catalog.jsonb_typeof(p_manifest->'primary_key') <> 'array' OR EXISTS (
            SELECT 1 FROM pg_catalog.jsonb_array_elements(p_manifest->'primary_key') k

@@ -237,6 +237,16 @@ COMMENT ON FUNCTION starpipe.begin_raw(bigint, bigint) IS
     'Creates the loading table of a job attempt; returns it with its COPY columns (the row number last), their types, and whether binary COPY may be used. Run the COPY and finish_raw in the same transaction.';
 
 -- Ends a loading attempt: verifies checksum, size and row count against the manifest under the job's row
+
+-- The data columns of a raw version or load table, in order (without the lineage columns starpipe adds).
+CREATE FUNCTION starpipe._raw_columns(p_rel regclass)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = p_rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attname NOT IN ('_ingestion_id', '_client_name', '_source_file', '_ingested_at', '_source_row');
+$$;
 -- lock, then attaches the attempt as the job's raw version and records the stage.
 CREATE FUNCTION starpipe.finish_raw(p_job_id bigint, p_fence bigint, p_rows bigint, p_bytes bigint, p_sha256 text)
 RETURNS bigint
@@ -258,6 +268,7 @@ DECLARE
     v_part text;
     v_count bigint;
     v_schema jsonb;
+    v_digest text;
 BEGIN
     -- Any mismatch raises SP003 (a lost lease SP002), which rolls back the COPY of this transaction.
     v_job := starpipe._lock_job(p_job_id);
@@ -281,8 +292,10 @@ BEGIN
             pg_catalog.format('manifest byte_count %s, data file %s bytes', v_job.byte_count, p_bytes));
     END IF;
     -- Counted, not taken from the statistics counters: those count rows of rolled-back subtransactions too, and
-    -- read 0 with track_counts off. The new table was just written, so its pages are still in memory.
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_load) INTO v_count;
+    -- read 0 with track_counts off. The new table was just written, so its pages are still in memory; the same
+    -- pass computes the raw version's digest (starpipe.verify recomputes it).
+    v_digest := starpipe._digest_of(v_load, starpipe._raw_columns(v_load));
+    v_count := starpipe._digest_rows(v_digest);
     IF v_count <> v_job.row_count OR p_rows IS DISTINCT FROM v_job.row_count THEN
         PERFORM starpipe._raise('SP003', 'row count mismatch: the data file does not match its manifest',
             pg_catalog.format('manifest row_count %s, parsed %s rows, raw version holds %s rows', v_job.row_count, p_rows, v_count));
@@ -294,7 +307,8 @@ BEGIN
     EXECUTE pg_catalog.format('ALTER TABLE %I.%I ATTACH PARTITION %I.%I FOR VALUES IN (%s)',
                               'raw_' || v_job.client, v_job.table_name, 'raw_' || v_job.client, v_part, v_job.job_id);
     v_schema := starpipe._record_schema(v_job);
-    UPDATE starpipe.job SET rows_raw = v_count, schema_version = (v_schema->>'schema_version')::integer WHERE job_id = p_job_id;
+    UPDATE starpipe.job SET rows_raw = v_count, raw_digest = v_digest, schema_version = (v_schema->>'schema_version')::integer
+     WHERE job_id = p_job_id;
     v_job.rows_raw := v_count;
     PERFORM starpipe._transition(v_job, 'PROCESSING', 'raw_loaded', 'raw_loaded',
                                  pg_catalog.jsonb_build_object('rows', v_count, 'raw_version', v_part) || v_schema);

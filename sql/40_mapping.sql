@@ -243,6 +243,90 @@ BEGIN
 END;
 $$;
 
+-- Checks the promotion settings of one mapping table: the conflict policy and its per-column overrides, the
+-- version column, what a full snapshot does with keys it lacks (deletes) and whether conflicts keep values.
+CREATE FUNCTION starpipe._check_promotion_mapping(p_where text, p_target regclass, p_map jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_col text;
+    v_policy text;
+    v_deletes jsonb := starpipe._deletes_rule(p_map);
+    v_type text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM starpipe.conflict_policy c WHERE c.name = coalesce(p_map->>'conflict_policy', 'source_wins')) THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('%s.conflict_policy: one of %s', p_where, starpipe._known('starpipe.conflict_policy')));
+    END IF;
+    -- column_policies: {column: policy} overrides the table's policy for non-key mapped columns.
+    IF p_map ? 'column_policies' AND pg_catalog.jsonb_typeof(p_map->'column_policies') <> 'object' THEN
+        PERFORM starpipe._raise('SP006', p_where || '.column_policies: must map column names to policies');
+    END IF;
+    FOR v_col IN SELECT k FROM pg_catalog.jsonb_object_keys(coalesce(p_map->'column_policies', '{}')) k ORDER BY k LOOP
+        v_policy := p_map->'column_policies'->>v_col;
+        IF NOT (p_map->'columns' ? v_col) OR p_map->'conflict_key' ? v_col THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.column_policies.%s: not a mapped non-key column', p_where, v_col),
+                NULL, 'Key columns identify the row; they are never overwritten.');
+        END IF;
+        IF pg_catalog.jsonb_typeof(p_map->'column_policies'->v_col) <> 'string'
+           OR NOT EXISTS (SELECT 1 FROM starpipe.conflict_policy c WHERE c.name = v_policy) THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.column_policies.%s: one of %s', p_where, v_col,
+                                                               starpipe._known('starpipe.conflict_policy')));
+        END IF;
+    END LOOP;
+    -- newer_wins compares version_column when there is one, else the snapshots' order (which every policy obeys).
+    IF p_map ? 'version_column' AND (pg_catalog.jsonb_typeof(p_map->'version_column') <> 'string'
+                                     OR NOT (p_map->'columns' ? (p_map->>'version_column'))) THEN
+        PERFORM starpipe._raise('SP006', p_where || '.version_column: must name a mapped column');
+    END IF;
+    IF p_map ? 'audit_values' AND pg_catalog.jsonb_typeof(p_map->'audit_values') <> 'boolean' THEN
+        PERFORM starpipe._raise('SP006', p_where || '.audit_values: true or false');
+    END IF;
+    -- deletes: ignore | soft | hard, or {rule, column (soft), max_fraction}.
+    IF v_deletes IS NULL THEN
+        PERFORM starpipe._raise('SP006', p_where || '.deletes: ignore, soft or hard, or {"rule": ..., "column": ..., "max_fraction": ...}');
+    END IF;
+    IF v_deletes->>'rule' = 'soft' THEN
+        v_col := v_deletes->>'column';
+        v_type := starpipe._column_type(p_target, coalesce(v_col, ''));
+        IF v_type IS NULL OR p_map->'columns' ? v_col THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.deletes.column: soft deletes need an unmapped column of %s', p_where, p_target),
+                NULL, 'It is set when a key leaves the snapshot and cleared when the key comes back.');
+        END IF;
+        IF v_type NOT IN ('timestamp with time zone', 'timestamp without time zone', 'date', 'boolean') THEN
+            PERFORM starpipe._raise('SP006', pg_catalog.format('%s.deletes.column: %I is %s; soft deletes mark a timestamp, date or boolean column',
+                                                               p_where, v_col, v_type));
+        END IF;
+    END IF;
+    IF v_deletes->>'rule' = 'hard' AND NOT pg_catalog.has_table_privilege('starpipe_writer', p_target, 'DELETE') THEN
+        PERFORM starpipe._raise('SP006', pg_catalog.format('%s.deletes: starpipe_writer lacks DELETE on %s', p_where, p_target), NULL,
+            pg_catalog.format('A DBA grants it: GRANT DELETE ON %s TO starpipe_writer;', p_target));
+    END IF;
+END;
+$$;
+
+-- A mapping table's deletes rule as {rule, column, max_fraction} with its defaults; NULL when malformed.
+CREATE FUNCTION starpipe._deletes_rule(p_map jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN d IS NULL THEN '{"rule": "ignore", "max_fraction": 0.1}'::jsonb
+        WHEN pg_catalog.jsonb_typeof(d) = 'string' AND d->>0 IN ('ignore', 'hard')
+            THEN pg_catalog.jsonb_build_object('rule', d->>0, 'max_fraction', 0.1)
+        WHEN pg_catalog.jsonb_typeof(d) = 'object' AND d->>'rule' IN ('ignore', 'soft', 'hard')
+             AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(d) k WHERE k NOT IN ('rule', 'column', 'max_fraction'))
+             AND (d->>'rule' = 'soft') = (coalesce(pg_catalog.jsonb_typeof(d->'column'), '') = 'string')
+             AND (NOT d ? 'max_fraction' OR pg_catalog.jsonb_typeof(d->'max_fraction') = 'number'
+                  AND (d->>'max_fraction')::numeric BETWEEN 0 AND 1)
+            THEN pg_catalog.jsonb_build_object('rule', d->>'rule', 'max_fraction', coalesce(d->'max_fraction', '0.1'))
+                 || CASE WHEN d ? 'column' THEN pg_catalog.jsonb_build_object('column', d->'column') ELSE '{}' END
+    END
+    FROM (SELECT p_map->'deletes' AS d) x;
+$$;
+
 -- Checks one table entry of a mapping config against the production catalog.
 CREATE FUNCTION starpipe._check_table_mapping(p_schema text, p_source text, p_map jsonb)
 RETURNS void
@@ -327,12 +411,7 @@ BEGIN
                 NULL, 'Use a comparable type such as jsonb or text for the production column.');
         END;
     END LOOP;
-    IF NOT EXISTS (SELECT 1 FROM starpipe.conflict_policy c WHERE c.name = coalesce(p_map->>'conflict_policy', 'source_wins')) THEN
-        PERFORM starpipe._raise('SP006', pg_catalog.format('%s.conflict_policy: one of %s', v_where, starpipe._known('starpipe.conflict_policy')));
-    END IF;
-    IF p_map->>'conflict_policy' = 'newer_wins' AND NOT (p_map->'columns' ? coalesce(p_map->>'version_column', '')) THEN
-        PERFORM starpipe._raise('SP006', v_where || '.version_column: newer_wins needs a mapped version_column');
-    END IF;
+    PERFORM starpipe._check_promotion_mapping(v_where, v_target, p_map);
     IF coalesce(p_map->>'promotion', 'auto') NOT IN ('auto', 'manual') THEN
         PERFORM starpipe._raise('SP006', v_where || '.promotion: auto or manual');
     END IF;
@@ -376,6 +455,7 @@ DECLARE
     v_latest starpipe.mapping;
     v_source text;
     v_map jsonb;
+    v_other text;
 BEGIN
     -- A mapping is proven against the production catalog before any job can use it.
     IF pg_catalog.jsonb_typeof(p_config) <> 'object' OR p_config->>'version' IS DISTINCT FROM '1' THEN
@@ -384,11 +464,34 @@ BEGIN
     v_client := starpipe._check_name('client', p_config->>'client');
     v_schema := p_config->>'target_schema';
     PERFORM starpipe._check_target_schema(v_schema);
+    -- production: the name of a separate production database (its URL is the worker's configuration, never here).
+    IF p_config ? 'production' THEN
+        PERFORM starpipe._check_name('production', p_config->>'production');
+    END IF;
     IF pg_catalog.jsonb_typeof(p_config->'tables') <> 'object' THEN
         PERFORM starpipe._raise('SP006', 'mapping config needs a "tables" object');
     END IF;
     FOR v_source, v_map IN SELECT key, value FROM pg_catalog.jsonb_each(p_config->'tables') LOOP
         PERFORM starpipe._check_table_mapping(v_schema, v_source, v_map);
+        -- A full snapshot deletes the production rows its keys lack, so those rows must be this table's alone: the
+        -- target has no other feed, or the mapping's const columns (a practice id, say) scope the deletes.
+        IF starpipe._deletes_rule(v_map)->>'rule' <> 'ignore'
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(v_map->'columns') c WHERE c.value ? 'const') THEN
+            SELECT f.feed INTO v_other FROM (
+                SELECT pg_catalog.format('%s.%s', v_client, t.key) AS feed FROM pg_catalog.jsonb_each(p_config->'tables') t
+                 WHERE t.key <> v_source AND t.value->>'target' = v_map->>'target'
+                UNION ALL
+                SELECT pg_catalog.format('%s.%s', m.client, t.key) FROM starpipe.mapping m
+                 CROSS JOIN LATERAL pg_catalog.jsonb_each(m.config->'tables') t
+                 WHERE m.client <> v_client AND m.config->>'target_schema' = v_schema AND t.value->>'target' = v_map->>'target'
+                   AND m.version = (SELECT pg_catalog.max(l.version) FROM starpipe.mapping l WHERE l.client = m.client)) f
+             ORDER BY f.feed LIMIT 1;
+            IF FOUND THEN
+                PERFORM starpipe._raise('SP006', pg_catalog.format('tables.%s.deletes: %I.%I is also written by %s', v_source, v_schema,
+                                                                   v_map->>'target', v_other),
+                    NULL, 'Deletes would remove the other feed''s rows: map a const column (such as a practice id) that tells them apart.');
+            END IF;
+        END IF;
     END LOOP;
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('starpipe.mapping:' || v_client));
     SELECT * INTO v_latest FROM starpipe.mapping WHERE client = v_client ORDER BY version DESC LIMIT 1;

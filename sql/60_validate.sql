@@ -51,6 +51,8 @@ DECLARE
     v_rows bigint;
     v_frac numeric;
     v_key text;
+    v_digest text;
+    v_fingerprint jsonb;
 BEGIN
     -- Gates that fail block the job before production is touched; the staging rows stay for review.
     v_job := starpipe._lock_job(p_job_id);
@@ -67,9 +69,16 @@ BEGIN
     SELECT m.config->'tables'->v_job.table_name INTO v_map FROM starpipe.mapping m
      WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
     v_staging := starpipe._staging_table(v_job, v_map);
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_staging) INTO v_rows;
     -- The gates run as starpipe_writer, which reads this staging table only while they run.
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
+    -- The digest of the staged rows as checked here, and the transactions that wrote them: promote refuses a
+    -- staging table that no longer matches.
+    v_fingerprint := starpipe._staging_fingerprint(v_staging::regclass,
+                                                   ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(v_map->'columns') k ORDER BY k));
+    v_digest := v_fingerprint->>'digest';
+    v_rows := starpipe._digest_rows(v_digest);
+    UPDATE starpipe.job SET staged_digest = v_digest, staged_xmins = ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_fingerprint->'xmins'))
+     WHERE job_id = p_job_id;
 
     -- The conflict key is always a gate: promotion cannot place a row without it.
     FOR v_col IN SELECT pg_catalog.jsonb_array_elements_text(v_map->'conflict_key') LOOP

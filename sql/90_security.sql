@@ -91,13 +91,14 @@ $$;
 
 -- Runs promote's classify-and-upsert statement as starpipe_writer; returns its audit rows, typed (no jsonb per row).
 CREATE FUNCTION starpipe._as_writer_audit(p_query text)
-RETURNS TABLE (key jsonb, changed_columns text[], source_row bigint, applied boolean)
+RETURNS TABLE (key jsonb, changed_columns text[], applied_columns text[], source_row bigint, is_conflict boolean,
+               before_hash bigint, delta numeric, before_values jsonb, after_values jsonb, reason text)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    -- Owned by starpipe_writer, like _as_writer_execute; a row with source_row NULL carries the statement's counts in key.
+    -- Owned by starpipe_writer, like _as_writer_execute.
     RETURN QUERY EXECUTE p_query;
 END;
 $$;
@@ -161,7 +162,12 @@ GRANT EXECUTE ON FUNCTION
     starpipe.release(bigint, bigint),
     starpipe.heartbeat(bigint, bigint, interval),
     starpipe.next_claimable_at(),
-    starpipe.raw_version(bigint)
+    starpipe.raw_version(bigint),
+    starpipe.remote_plan(bigint, bigint, boolean),
+    starpipe.record_remote_promotion(bigint, bigint, jsonb),
+    starpipe.remote_blocked(bigint, bigint, jsonb),
+    starpipe.production_ledger_sql(),
+    starpipe.production_check_sql(text)
 TO starpipe_worker, starpipe_admin;
 
 -- Decisions that need a human.
@@ -170,6 +176,8 @@ GRANT EXECUTE ON FUNCTION
     starpipe.set_setting(text, text),
     starpipe.retry(bigint),
     starpipe.promote(bigint),
+    starpipe.promote_allow_mass_delete(bigint),
+    starpipe.verify(bigint),
     starpipe.accept_schema(text, text, integer),
     starpipe.dlq_list(),
     starpipe.dlq_inspect(bigint),

@@ -116,6 +116,52 @@ public final class PostgresConnection {
         return stored
     }
 
+    /// Runs a `COPY … TO STDOUT` statement and hands each chunk of its data to `body` as it arrives (one row
+    /// per chunk in libpq), so nothing is held whole. Throwing from `body` cancels the COPY and rethrows.
+    /// Returns the number of rows the server sent.
+    @discardableResult
+    public func copyOut(_ sql: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
+        let start = PQexec(handle, sql)
+        guard PQresultStatus(start) == PGRES_COPY_OUT else {
+            _ = try consume(start)
+            throw PostgresError(code: .copy, serverMessage: "statement did not start COPY TO STDOUT")
+        }
+        PQclear(start)
+        var buffer: UnsafeMutablePointer<CChar>?
+        while true {
+            let length = PQgetCopyData(handle, &buffer, 0)
+            if length > 0, let chunk = buffer {
+                defer { PQfreemem(chunk) }
+                do {
+                    try body(UnsafeRawBufferPointer(start: chunk, count: Int(length)))
+                } catch {
+                    // Stop the server sending: cancel, then read what is left to the end.
+                    if let canceller = makeCanceller() { _ = canceller.cancel() }
+                    while PQgetCopyData(handle, &buffer, 0) > 0 { if let rest = buffer { PQfreemem(rest) } }
+                    drainResults()
+                    throw error
+                }
+            } else if length == -1 {
+                break
+            } else {
+                let message = Self.libpqMessage(handle)
+                drainResults()
+                throw PostgresError(code: .connection, serverMessage: message)
+            }
+        }
+        var sent = 0
+        var failure: PostgresError?
+        while let result = PQgetResult(handle) {
+            if failure == nil {
+                do { sent = try consume(result).affectedRows } catch { failure = error }
+            } else {
+                PQclear(result)
+            }
+        }
+        if let failure { throw failure }
+        return sent
+    }
+
     /// True while the connection is usable.
     public var isHealthy: Bool { PQstatus(handle) == CONNECTION_OK }
 

@@ -23,6 +23,9 @@ public struct WorkerOptions: Sendable {
     /// Use binary COPY when every raw column type has a binary encoder (values not in canonical
     /// form make that load start again in text). False always uses text COPY. Defaults to true.
     public var binaryCopy: Bool
+    /// The production databases mappings with `production: NAME` promote into. Defaults to none (each name then
+    /// comes from `STARPIPE_PRODUCTION_<NAME>`).
+    public var production: ProductionDatabases
     /// With bucket events (an SQS queue given to ``Worker``), seconds between the sweeps that list the bucket for
     /// manifests whose event was lost; without events the bucket is scanned every ``pollSeconds``. Defaults to 300.
     public var sweepSeconds: Double
@@ -32,7 +35,8 @@ public struct WorkerOptions: Sendable {
 
     public init(databaseURL: String, redisURL: String? = nil, workerID: String? = nil, concurrency: Int = 1,
                 leaseSeconds: Int = 300, pollSeconds: Double = 2, untilIdle: Bool = false, chunkSize: Int = 1 << 20,
-                retry: RetryPolicy = RetryPolicy(), binaryCopy: Bool = true, sweepSeconds: Double = 300,
+                retry: RetryPolicy = RetryPolicy(), binaryCopy: Bool = true,
+                production: ProductionDatabases = ProductionDatabases.fromEnvironment, sweepSeconds: Double = 300,
                 eventVisibilitySeconds: Int = 60) {
         self.databaseURL = databaseURL
         self.redisURL = redisURL
@@ -44,6 +48,7 @@ public struct WorkerOptions: Sendable {
         self.chunkSize = chunkSize
         self.retry = retry
         self.binaryCopy = binaryCopy
+        self.production = production
         self.sweepSeconds = sweepSeconds
         self.eventVisibilitySeconds = max(1, eventVisibilitySeconds)
     }

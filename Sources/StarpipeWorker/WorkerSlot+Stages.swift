@@ -19,10 +19,28 @@ extension WorkerSlot {
         }
         for step in Self.steps {
             if worker.stop.mustAbort { throw StopDeadlineExceeded() }
-            let status = try query("SELECT starpipe.\(step)($1, $2)", job.fenced).scalar ?? ""
+            let status: String
+            if step == "promote", let plan = try RemotePromotion.plan(job: job.id, fence: job.fence, on: try database()) {
+                status = try promoteRemotely(job, plan: plan, logger: logger)
+            } else {
+                status = try query("SELECT starpipe.\(step)($1, $2)", job.fenced).scalar ?? ""
+            }
             logger.info("\(step) done", metadata: ["starpipe.status": "\(status)"])
             guard status == JobStatus.processing.rawValue else { return }
         }
+    }
+
+    /// Promotes `job` into the separate production database its mapping names; returns the status after.
+    private func promoteRemotely(_ job: ClaimedJob, plan: [String: Any], logger: Logger) throws -> String {
+        guard plan["status"] as? String == JobStatus.processing.rawValue else {
+            return plan["status"] as? String ?? ""
+        }
+        let name = plan["production"] as? String ?? ""
+        guard let url = options.production.url(for: name) else {
+            throw StarpipeError(.configuration, "job \(job.id) promotes into production database \(name), which this worker does not know "
+                                + "(give --production \(name)=URL or set STARPIPE_PRODUCTION_\(name.uppercased()))")
+        }
+        return try RemotePromotion(plan: plan, pipeline: try database(), productionURL: url, logger: logger).run()
     }
 
     /// Loads the job's data file into a new raw version, retrying transient failures; returns the rows loaded.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import StarpipePostgres
+import StarpipeWorker
 
 /// The `starpipe` command: extractor, worker and operator tools of the starpipe pipeline.
 @main
@@ -9,7 +10,8 @@ struct Starpipe: AsyncParsableCommand {
         commandName: "starpipe",
         abstract: "Move a client's database into production Postgres: extract, ingest, transform, validate, promote.",
         version: "0.1.0",
-        subcommands: [Extract.self, Work.self, Mapping.self, Status.self, Promote.self, Retry.self, Dlq.self])
+        subcommands: [Extract.self, Work.self, Mapping.self, Status.self, Promote.self, Verify.self, Retry.self, Dlq.self,
+                      Production.self])
 }
 
 /// Options every subcommand shares.
@@ -41,5 +43,16 @@ struct DatabaseOptions: ParsableArguments {
     /// A connection to the pipeline database with the pipeline's pinned session settings.
     func connect() throws -> PostgresConnection {
         try PostgresConnection(url: try url(), applicationName: "starpipe-cli", settings: PostgresConnection.pipelineSettings)
+    }
+}
+
+/// Options of subcommands that promote into separate production databases.
+struct ProductionOptions: ParsableArguments {
+    @Option(name: .customLong("production"),
+            help: "A production database a mapping names (production: NAME), as NAME=URL; repeatable. Env STARPIPE_PRODUCTION_<NAME>.")
+    var entries: [String] = []
+
+    func databases() throws -> ProductionDatabases {
+        try ProductionDatabases(entries)
     }
 }

@@ -60,6 +60,8 @@ struct Work: AsyncParsableCommand {
     @Option(help: "Name of this worker in the ledger. Defaults to host:pid.")
     var workerId: String?
 
+    @OptionGroup var production: ProductionOptions
+
     @OptionGroup var common: CommonOptions
 
     func run() async throws {
@@ -76,7 +78,8 @@ struct Work: AsyncParsableCommand {
             databaseURL: try database.url(), redisURL: redis ?? Environment.value("STARPIPE_REDIS_URL"),
             workerID: workerId, concurrency: concurrency, leaseSeconds: lease, pollSeconds: pollInterval,
             untilIdle: untilIdle, retry: RetryPolicy(baseSeconds: retryBase, capSeconds: retryCap, attempts: retryAttempts),
-            binaryCopy: copyFormat == "auto", sweepSeconds: sweepInterval, eventVisibilitySeconds: eventVisibility)
+            binaryCopy: copyFormat == "auto", production: try production.databases(), sweepSeconds: sweepInterval,
+            eventVisibilitySeconds: eventVisibility)
         let bucket = try BucketFactory.open(bucketURL)
         var queue: SQSQueue?
         if let eventsURL = events ?? Environment.value("STARPIPE_EVENTS_URL") {

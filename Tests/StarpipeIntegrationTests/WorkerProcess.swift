@@ -10,8 +10,8 @@ final class WorkerProcess {
         TestServer.repo.appendingPathComponent(".build/debug/starpipe")
     }
 
-    convenience init(database: String, bucket: String, arguments: [String]) throws {
-        try self.init(database: database, bucketURL: "file://\(bucket)", arguments: arguments)
+    convenience init(database: String, bucket: String, arguments: [String], environment: [String: String] = [:]) throws {
+        try self.init(database: database, bucketURL: "file://\(bucket)", arguments: arguments, environment: environment)
     }
 
     /// A worker on any bucket URL, with `environment` added to the test's (credentials for s3://).

@@ -79,7 +79,22 @@ COMMENT ON COLUMN starpipe.schema_version.columns IS 'Source columns in order: [
 -- Issue 10: conflict rows of a large promotion are not checked one by one against starpipe.job (only promote writes them).
 ALTER TABLE starpipe.conflict DROP CONSTRAINT conflict_job_id_fkey;
 COMMENT ON COLUMN starpipe.conflict.job_id IS 'The promoted job (starpipe.promotion, which references starpipe.job); not a foreign key, so that auditing a large promotion costs no per-row check. Only promote writes it, for the job it holds locked.';
--- Issue 10: one row per promoted job, written in the promotion's transaction: what it did with the staged rows.
+-- Issue 10: the delete audit, and one row per promoted job written in the promotion's transaction.
+-- Production rows a full snapshot deleted (or soft-deleted) because their key was no longer in it.
+CREATE TABLE starpipe.deletion (
+    job_id      bigint NOT NULL,
+    target      text NOT NULL,
+    key         jsonb NOT NULL,
+    rule        text NOT NULL CHECK (rule IN ('soft', 'hard')),
+    before_hash bigint,
+    at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX deletion_job ON starpipe.deletion (job_id);
+COMMENT ON TABLE starpipe.deletion IS 'Delete audit: each production row a full snapshot''s promotion deleted (hard) or marked deleted (soft), by key.';
+COMMENT ON COLUMN starpipe.deletion.before_hash IS 'Hash of the row''s mapped columns before it was deleted (for starpipe.verify).';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.deletion', '');
+
+-- One row per promoted job, written in the promotion's transaction: what it did with the staged rows.
 CREATE TABLE starpipe.promotion (
     job_id          bigint PRIMARY KEY REFERENCES starpipe.job (job_id),
     target          text NOT NULL,
@@ -93,10 +108,44 @@ CREATE TABLE starpipe.promotion (
     updated         bigint NOT NULL,
     unchanged       bigint NOT NULL,
     kept            bigint NOT NULL,
-    at              timestamptz NOT NULL DEFAULT pg_catalog.now()
+    at              timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    deleted         bigint NOT NULL DEFAULT 0,
+    mode            text NOT NULL DEFAULT 'full',
+    column_policies jsonb NOT NULL DEFAULT '{}',
+    skipped         jsonb NOT NULL DEFAULT '{}',
+    deletes         jsonb,
+    staged_digest   text,
+    promoted_digest text
 );
-COMMENT ON TABLE starpipe.promotion IS 'Promotion audit: per promoted job, how many staged rows were inserted, updated or skipped (unchanged, or kept by the policy), with the fence, actor and mapping version.';
+COMMENT ON TABLE starpipe.promotion IS 'Promotion audit: per promoted job, how many staged rows were inserted, updated or skipped (unchanged, or kept by the policy, and why) and how many production rows were deleted, with the fence, actor, mapping version and digests.';
 COMMENT ON COLUMN starpipe.promotion.unchanged IS 'Staged rows skipped because production already holds what the policy would make of them.';
 COMMENT ON COLUMN starpipe.promotion.kept IS 'Staged rows skipped because the policy kept the differing production row (target_wins, older_snapshot, an older or NULL version under newer_wins); each has a conflict row with applied = false.';
+COMMENT ON COLUMN starpipe.promotion.skipped IS 'Why rows were skipped: {"unchanged": n, "target_wins": n, "older_snapshot": n, "not_newer": n} (zero counts omitted).';
+COMMENT ON COLUMN starpipe.promotion.deletes IS 'The deletes rule and the mass-delete guard''s figures: {rule, max_fraction, missing, live_rows, allowed_by_override}; NULL when the rule is ignore or the file is incremental or older.';
 COMMENT ON COLUMN starpipe.promotion.actor IS 'SESSION_USER of the promotion: the worker''s login, or the admin''s for a manual promotion.';
+COMMENT ON COLUMN starpipe.promotion.staged_digest IS 'Digest of the staged rows promoted (equal to starpipe.job.staged_digest, checked at promotion).';
 SELECT pg_catalog.pg_extension_config_dump('starpipe.promotion', '');
+
+-- Issue 10: promotion with per-column policies, full-snapshot deletes and digests.
+DROP FUNCTION starpipe._promote(bigint, bigint, boolean);
+ALTER TABLE starpipe.job ADD COLUMN raw_digest text, ADD COLUMN staged_digest text, ADD COLUMN staged_xmins text[],
+    ADD COLUMN promoted_digest text, ADD COLUMN rows_deleted bigint;
+COMMENT ON COLUMN starpipe.job.staged_xmins IS 'The transactions (xmin) that wrote the staged rows validate checked; with the row count, promote proves staging unchanged without hashing it again.';
+COMMENT ON COLUMN starpipe.job.raw_digest IS 'Digest ("rows:sum", see starpipe._digest) of the raw version''s data columns, computed when it was loaded.';
+COMMENT ON COLUMN starpipe.job.staged_digest IS 'Digest of the staged rows'' mapped columns, computed by validate; promote refuses a staging table that no longer matches it.';
+COMMENT ON COLUMN starpipe.job.promoted_digest IS 'Digest of the job''s keys'' rows in production right after its promotion (mapped columns); starpipe.verify recomputes it.';
+COMMENT ON COLUMN starpipe.job.rows_deleted IS 'Production rows the promotion of a full snapshot deleted or soft-deleted (the mapping''s deletes rule).';
+-- The audit's identity is unique by construction; its index cost a large promotion more than the rest of the audit.
+ALTER TABLE starpipe.conflict DROP CONSTRAINT conflict_pkey;
+ALTER TABLE starpipe.conflict ADD COLUMN applied_columns text[], ADD COLUMN before_hash bigint, ADD COLUMN before_values jsonb,
+    ADD COLUMN after_values jsonb;
+COMMENT ON TABLE starpipe.conflict IS 'Conflict audit trail: each promoted row that differed from production, the columns that differed and the policy applied.';
+COMMENT ON COLUMN starpipe.conflict.conflict_id IS 'Increasing in audit order; unique by construction (an identity), not indexed: a large promotion writes hundreds of thousands of rows, and the audit is read by job.';
+COMMENT ON COLUMN starpipe.conflict.job_id IS 'The promoted job (starpipe.promotion, which references starpipe.job); not a foreign key, so that auditing a large promotion costs no per-row check. Only promote writes it, for the job it holds locked.';
+COMMENT ON COLUMN starpipe.conflict.key IS 'The conflict key''s values. Keys are kept (they identify the row to trace it); document what your keys hold.';
+COMMENT ON COLUMN starpipe.conflict.policy IS 'The table''s policy (older_snapshot for a late snapshot); per-column overrides are in starpipe.promotion.column_policies.';
+COMMENT ON COLUMN starpipe.conflict.applied IS 'true: the policy wrote staged values (applied_columns); false: it kept the production row (target_wins, older_snapshot, an older or NULL version under newer_wins); NULL: audited before 0.3.0 under newer_wins.';
+COMMENT ON COLUMN starpipe.conflict.applied_columns IS 'The changed columns whose staged value the policy wrote (a subset of changed_columns; NULL before 0.3.0).';
+COMMENT ON COLUMN starpipe.conflict.before_hash IS 'Hash of the production row''s mapped columns before this promotion (the digest term verify uses for rows a later job changed).';
+COMMENT ON COLUMN starpipe.conflict.before_values IS 'Production values of the changed columns before this promotion; only with the mapping''s audit_values: true (they may be PHI).';
+COMMENT ON COLUMN starpipe.conflict.after_values IS 'Staged values of the changed columns; only with audit_values: true (they may be PHI).';
