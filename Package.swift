@@ -9,6 +9,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -37,8 +39,18 @@ let package = Package(
         .target(name: "StarpipePostgres", dependencies: ["CLibPQ"]),
         // I/O: a synchronous Redis client and the per-client lock built on it.
         .target(name: "StarpipeRedis", dependencies: ["CHiredis"]),
-        // I/O: buckets (local directory today).
-        .target(name: "StarpipeBucket", dependencies: ["StarpipeCore"]),
+        // I/O: buckets: a local directory, or S3 and stores that speak its API (SigV4 over async-http-client).
+        .target(
+            name: "StarpipeBucket",
+            dependencies: [
+                "StarpipeCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // I/O: the extractor that reads a client Postgres and writes data + manifest.
         .target(
             name: "StarpipeExtract",
@@ -95,6 +107,9 @@ let package = Package(
             dependencies: [
                 "StarpipeCore", "StarpipePostgres", "StarpipeBucket", "StarpipeExtract", "StarpipeWorker",
                 "StarpipeMapping", "StarpipeRedis", "CopyEncoding",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

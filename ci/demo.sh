@@ -7,7 +7,9 @@
 #
 #   ci/demo.sh         run the demo from scratch (a second run starts over)
 #   ci/demo.sh again   extract again on unchanged data: every new job is a DUPLICATE, production unchanged
-#   ci/demo.sh stop    stop the demo's Postgres
+#   ci/demo.sh s3      the same demo with an S3 bucket and its events through SQS, both on a private
+#                      moto_server on 127.0.0.1:${STARPIPE_DEMO_MOTO_PORT:-55320} (moto[server] in a venv)
+#   ci/demo.sh stop    stop the demo's Postgres (and moto_server)
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -18,14 +20,45 @@ CLIENT_URL="postgresql://postgres@127.0.0.1:$PORT/synthea_client"
 PIPELINE_URL="postgresql://postgres@127.0.0.1:$PORT/starpipe_demo"
 BUCKET_DIR="$STATE/demo-bucket"
 STARPIPE="$REPO/.build/debug/starpipe"
+MOTO_PORT=${STARPIPE_DEMO_MOTO_PORT:-55320}
+BUCKET_URL="file://$BUCKET_DIR"
+WORKER_FLAGS=()
 
 psql_admin() { psql "postgresql://postgres@127.0.0.1:$PORT/postgres" -q -v ON_ERROR_STOP=1 "$@"; }
 
 extract_and_work() {
     log "starpipe extract (client database → bucket)"
-    "$STARPIPE" extract --source "$CLIENT_URL" --client synthea_demo --bucket "file://$BUCKET_DIR" --log-level warning
+    "$STARPIPE" extract --source "$CLIENT_URL" --client synthea_demo --bucket "$BUCKET_URL" --log-level warning
     log "starpipe worker --until-idle (bucket → raw → staging → production)"
-    "$STARPIPE" worker --database "$PIPELINE_URL" --bucket "file://$BUCKET_DIR" --until-idle --log-level warning
+    "$STARPIPE" worker --database "$PIPELINE_URL" --bucket "$BUCKET_URL" --until-idle --log-level warning \
+        ${WORKER_FLAGS[@]+"${WORKER_FLAGS[@]}"}
+}
+
+# An S3 bucket (starpipe-demo, prefix landing/) whose manifests notify an SQS queue with a dead-letter queue,
+# on a fresh moto_server; set up with the boto3 that comes with moto.
+setup_s3() {
+    stop_moto demo-moto
+    start_moto demo-moto "$MOTO_PORT"
+    export AWS_ACCESS_KEY_ID=starpipe-demo AWS_SECRET_ACCESS_KEY=starpipe-demo-secret AWS_REGION=us-east-1 \
+        AWS_DEFAULT_REGION=us-east-1
+    "$(dirname "$MOTO_SERVER")/python" - "http://127.0.0.1:$MOTO_PORT" <<'PY'
+import json, sys, boto3
+endpoint = sys.argv[1]
+s3 = boto3.client("s3", endpoint_url=endpoint)
+sqs = boto3.client("sqs", endpoint_url=endpoint)
+s3.create_bucket(Bucket="starpipe-demo")
+dlq = sqs.create_queue(QueueName="starpipe-events-dlq", Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
+dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+queue = sqs.create_queue(QueueName="starpipe-events", Attributes={
+    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})})["QueueUrl"]
+arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+s3.put_bucket_notification_configuration(Bucket="starpipe-demo", NotificationConfiguration={"QueueConfigurations": [{
+    "Id": "starpipe-manifests", "QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
+    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "landing/"}, {"Name": "suffix", "Value": "manifest.json"}]}}}]})
+PY
+    BUCKET_URL="s3://starpipe-demo/landing?region=us-east-1&endpoint=http://127.0.0.1:$MOTO_PORT&part_size=5242880"
+    WORKER_FLAGS=(--events "sqs://127.0.0.1:$MOTO_PORT/123456789012/starpipe-events?region=us-east-1&scheme=http")
+    log "bucket $BUCKET_URL, events from queue starpipe-events (dead letters: starpipe-events-dlq)"
 }
 
 report() {
@@ -59,7 +92,8 @@ SQL
 case "${1:-run}" in
 stop)
     stop_postgres demo
-    log "demo Postgres stopped"
+    stop_moto demo-moto
+    log "demo Postgres (and moto_server) stopped"
     ;;
 again)
     [ -x "$STARPIPE" ] || { echo "run ci/demo.sh first" >&2; exit 1; }
@@ -67,7 +101,7 @@ again)
     extract_and_work
     report
     ;;
-run)
+run|s3)
     install_deps
     install_extension
     log "swift build"
@@ -81,13 +115,17 @@ run)
     log "installing the extension and the production schema into starpipe_demo"
     psql "$PIPELINE_URL" -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION starpipe" -f examples/synthea/production.sql
     "$STARPIPE" mapping apply examples/synthea/mapping.yaml --database "$PIPELINE_URL"
-    rm -rf "$BUCKET_DIR"
-    mkdir -p "$BUCKET_DIR"
+    if [ "${1:-run}" = s3 ]; then
+        setup_s3
+    else
+        rm -rf "$BUCKET_DIR"
+        mkdir -p "$BUCKET_DIR"
+    fi
     extract_and_work
     report
     ;;
 *)
-    echo "usage: ci/demo.sh [run|again|stop]" >&2
+    echo "usage: ci/demo.sh [run|again|s3|stop]" >&2
     exit 2
     ;;
 esac

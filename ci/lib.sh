@@ -21,7 +21,7 @@ as_service() {
 install_deps() {
     local need=() p
     for p in postgresql-15 postgresql-server-dev-15 libpq-dev libhiredis-dev redis-server make gcc pkg-config \
-             ca-certificates git; do
+             ca-certificates git curl; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
     done
     if [ ${#need[@]} -gt 0 ]; then
@@ -127,4 +127,55 @@ reset_server_dir() {
         as_root rm -rf "$dir"
     fi
     return 0
+}
+
+# The S3/SQS test peer: moto[server] from PyPI, in a venv under .starpipe/moto (Debian's python3 is
+# externally managed, so pip needs a venv). Sets MOTO_SERVER to its moto_server. MOTO_SERVER from the
+# environment (an existing install) wins.
+MOTO_VERSION=${STARPIPE_MOTO_VERSION:-5.2.1}
+install_moto() {
+    if [ -n "${MOTO_SERVER:-}" ] && [ -x "$MOTO_SERVER" ]; then return; fi
+    local venv="$STATE/moto"
+    MOTO_SERVER="$venv/bin/moto_server"
+    if [ -x "$MOTO_SERVER" ] && "$venv/bin/python" -c 'import moto.server, flask_cors' 2>/dev/null; then
+        export MOTO_SERVER
+        return
+    fi
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        log "installing python3-venv and python3-pip"
+        as_root apt-get -o DPkg::Lock::Timeout=300 update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+            python3 python3-venv python3-pip >/dev/null
+    fi
+    log "installing moto[server] $MOTO_VERSION into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    export MOTO_SERVER
+}
+
+# Starts moto_server on 127.0.0.1:PORT with cheap multipart (parts of 256 bytes allowed); its pid goes to
+# .starpipe/NAME.pid. Waits until it answers.
+start_moto() {
+    local name=$1 port=$2
+    install_moto
+    mkdir -p "$STATE"
+    log "starting moto_server on 127.0.0.1:$port"
+    S3_UPLOAD_PART_MIN_SIZE=256 nohup "$MOTO_SERVER" -H 127.0.0.1 -p "$port" >"$STATE/$name.log" 2>&1 &
+    echo $! >"$STATE/$name.pid"
+    local i
+    for i in $(seq 100); do
+        curl -fsS "http://127.0.0.1:$port/moto-api/data.json" >/dev/null 2>&1 && return
+        sleep 0.1
+    done
+    echo "error: moto_server did not start; see .starpipe/$name.log" >&2
+    exit 1
+}
+
+stop_moto() {
+    local name=$1 pid
+    [ -f "$STATE/$name.pid" ] || return 0
+    pid=$(cat "$STATE/$name.pid")
+    kill "$pid" 2>/dev/null || true
+    rm -f "$STATE/$name.pid"
 }

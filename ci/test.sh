@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of starpipe on this machine:
-#   1. installs what is missing (apt), 2. starts a private Postgres 15 and redis-server on loopback,
-#   3. builds the extension and the orchestrator, 4. runs pg_regress and swift test (unit tests and
-#   integration tests against the live servers), 5. stops what it started. Exits non-zero on any failure.
+#   1. installs what is missing (apt; moto[server] in a venv under .starpipe/moto for the S3 tests, which
+#   start their own moto_server), 2. starts a private Postgres 15 and redis-server on loopback, 3. builds
+#   the extension and the orchestrator, 4. runs pg_regress and swift test (unit tests and integration
+#   tests against the live servers), 5. stops what it started. Exits non-zero on any failure.
 # Ports: Postgres 127.0.0.1:${STARPIPE_TEST_PG_PORT:-54329}, Redis 127.0.0.1:${STARPIPE_TEST_REDIS_PORT:-63799}.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
@@ -13,6 +14,7 @@ PG_PORT=${STARPIPE_TEST_PG_PORT:-54329}
 REDIS_PORT=${STARPIPE_TEST_REDIS_PORT:-63799}
 
 install_deps
+install_moto
 log "checking that the generated upgrade script is current"
 make -s -C extension check-upgrade-script
 install_extension
@@ -40,5 +42,5 @@ swift build --build-tests
 
 log "swift test"
 POSTGRES_HOSTNAME=127.0.0.1 POSTGRES_PORT="$PG_PORT" POSTGRES_USER=postgres \
-REDIS_HOSTNAME=127.0.0.1 REDIS_PORT="$REDIS_PORT" STARPIPE_REPO="$REPO" \
+REDIS_HOSTNAME=127.0.0.1 REDIS_PORT="$REDIS_PORT" STARPIPE_REPO="$REPO" MOTO_SERVER="$MOTO_SERVER" \
     swift test --skip-build --disable-xctest

@@ -17,12 +17,14 @@ public protocol Bucket: Sendable {
     func put(_ key: String, _ body: (inout ObjectWriter) throws -> Void) throws
 }
 
-/// Buckets by URL: `file:///absolute/dir` is a local directory.
+/// Buckets by URL: `file:///absolute/dir` is a local directory; `s3://BUCKET/PREFIX?region=R&endpoint=URL&path_style=…`
+/// is S3 or a store that speaks its API (``S3Location``), with credentials from the environment
+/// (``AWSCredentials/fromEnvironment(_:)``).
 public enum BucketFactory {
     /// Opens the bucket a URL names.
     public static func open(_ url: String) throws(StarpipeError) -> any Bucket {
         guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased() else {
-            throw StarpipeError(.configuration, "bucket URL is not a URL (expected file:///dir)")
+            throw StarpipeError(.configuration, "bucket URL is not a URL (expected file:///dir or s3://bucket/prefix)")
         }
         switch scheme {
         case "file":
@@ -30,8 +32,10 @@ public enum BucketFactory {
                 throw StarpipeError(.configuration, "file bucket URL needs an absolute path, e.g. file:///var/starpipe/bucket")
             }
             return LocalBucket(root: parsed.path)
+        case "s3":
+            return S3Bucket(location: try S3Location(url: url), credentials: try AWSCredentials.fromEnvironment())
         default:
-            throw StarpipeError(.configuration, "bucket scheme \(scheme) is not supported by this build (use file:///dir)")
+            throw StarpipeError(.configuration, "bucket scheme \(scheme) is not supported (use file:///dir or s3://bucket/prefix)")
         }
     }
 }

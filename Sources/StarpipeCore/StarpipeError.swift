@@ -16,8 +16,11 @@ public struct StarpipeError: Error, CustomStringConvertible, Sendable, Equatable
         public static let integrity = Code("integrity")
         /// A data file whose content cannot be loaded (syntax, types, columns).
         public static let badData = Code("bad_data")
-        /// A bucket operation failed.
+        /// A bucket operation failed in a way that may pass when tried again (connection lost, 5xx, throttling).
         public static let bucket = Code("bucket")
+        /// The bucket refused an operation for good (access denied, no such key or bucket, invalid request):
+        /// trying again cannot help.
+        public static let bucketRefused = Code("bucket_refused")
         /// A configuration value or flag is wrong.
         public static let configuration = Code("configuration")
         /// The source database could not be read.

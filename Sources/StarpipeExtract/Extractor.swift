@@ -15,6 +15,9 @@ public struct Extractor {
     public let options: ExtractOptions
     public let bucket: any Bucket
     public let logger: Logger
+    /// Polled for every row written: true stops the run (SIGTERM, SIGINT). The data upload in progress is
+    /// abandoned (on S3, its multipart upload aborted) and its manifest never written. Defaults to never.
+    public var isCancelled: @Sendable () -> Bool = { false }
 
     public init(options: ExtractOptions, bucket: any Bucket, logger: Logger) {
         self.options = options
@@ -82,6 +85,9 @@ public struct Extractor {
         let queries = source.pageQuery(schema: options.schema)
         try bucket.put(dataKey) { writer in
             func emit(_ text: String) throws {
+                if isCancelled() {
+                    throw StarpipeError(.source, "extraction of table \(table) cancelled; its data file \(dataKey) was not committed")
+                }
                 var text = text
                 try text.withUTF8 { buffer in
                     let raw = UnsafeRawBufferPointer(buffer)

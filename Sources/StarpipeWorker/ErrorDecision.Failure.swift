@@ -13,10 +13,11 @@ extension ErrorDecision {
         case stopDeadline
         /// May heal by itself: connection loss, timeouts, resource shortage, shutdowns,
         /// serialization failures and deadlocks (``PostgresError/isTransient``), a Redis
-        /// connection failure, a bucket operation.
+        /// connection failure, a bucket operation that may pass when tried again (code `bucket`).
         case transient
         /// starpipe's own check refused the input: the file or manifest does not match, bad data
-        /// (a ``StarpipeError`` other than a bucket failure).
+        /// (a ``StarpipeError`` other than a transient bucket failure; a bucket call the store refused for good,
+        /// `bucket_refused`, is one too: 403, NoSuchKey).
         case rejected
         /// The extension refused: one of its SQLSTATEs (class SP) other than SP002.
         case refused

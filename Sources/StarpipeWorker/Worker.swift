@@ -13,13 +13,19 @@ import StarpipeCore
 public final class Worker: Sendable {
     public let options: WorkerOptions
     public let bucket: any Bucket
+    /// The SQS queue of the bucket's event notifications, when the worker consumes them (``EventConsumer``).
+    public let events: SQSQueue?
     /// Stop requests from a signal handler or a service group.
     public let stop: StopSignal
     private let logger: Logger
 
-    public init(options: WorkerOptions, bucket: any Bucket, logger: Logger, stop: StopSignal = StopSignal()) {
+    /// With `events`, manifests are registered as their S3 event notifications arrive, and the bucket is swept
+    /// every ``WorkerOptions/sweepSeconds`` for events that were lost; `bucket` must then be an ``S3Bucket``.
+    public init(options: WorkerOptions, bucket: any Bucket, events: SQSQueue? = nil, logger: Logger,
+                stop: StopSignal = StopSignal()) {
         self.options = options
         self.bucket = bucket
+        self.events = events
         self.stop = stop
         var logger = logger
         logger[metadataKey: "starpipe.worker"] = "\(options.workerID)"
@@ -29,9 +35,15 @@ public final class Worker: Sendable {
     /// Runs every slot until stopped (or idle, with ``WorkerOptions/untilIdle``); blocks the caller.
     /// Throws the first slot's error once all slots have ended.
     public func run() throws {
-        // One discovery pass first, so every slot sees the jobs already waiting.
+        // One discovery pass first, so every slot sees the jobs already waiting (with events, the consumer
+        // registers what waits in the queue, and the first sweep comes after one sweep interval, unless the
+        // worker is to stop when idle: then everything in the bucket is what there is to do).
         let first = WorkerSlot(index: 0, worker: self, logger: logger)
-        try first.discover()
+        if events == nil || options.untilIdle {
+            try first.discover()
+        } else {
+            first.lastDiscovery = Date()
+        }
         let slots = [first] + (1..<options.concurrency).map { WorkerSlot(index: $0, worker: self, logger: logger) }
         let failures = Failures()
         let group = DispatchGroup()
@@ -48,7 +60,24 @@ public final class Worker: Sendable {
             thread.name = "starpipe-worker-\(slot.index)"
             thread.start()
         }
+        let consumerDone = DispatchGroup()
+        let slotsDone = Finished()
+        if let events {
+            guard let location = (bucket as? S3Bucket)?.location else {
+                throw StarpipeError(.configuration, "bucket events need an s3:// bucket")
+            }
+            let consumer = EventConsumer(queue: events, location: location, worker: self, logger: logger)
+            consumerDone.enter()
+            let thread = Thread {
+                consumer.run(finished: { slotsDone.value })
+                consumerDone.leave()
+            }
+            thread.name = "starpipe-worker-events"
+            thread.start()
+        }
         group.wait()
+        slotsDone.set()
+        consumerDone.wait()
         if let error = failures.first { throw error }
     }
 
@@ -56,6 +85,13 @@ public final class Worker: Sendable {
     public func requestStop(deadline seconds: Double) {
         stop.request(deadline: Date().addingTimeInterval(seconds))
     }
+}
+
+private final class Finished: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+    func set() { lock.lock(); done = true; lock.unlock() }
+    var value: Bool { lock.lock(); defer { lock.unlock() }; return done }
 }
 
 private final class Failures: @unchecked Sendable {

@@ -26,11 +26,18 @@ public struct WorkerOptions: Sendable {
     /// The production databases mappings with `production: NAME` promote into. Defaults to none (each name then
     /// comes from `STARPIPE_PRODUCTION_<NAME>`).
     public var production: ProductionDatabases
+    /// With bucket events (an SQS queue given to ``Worker``), seconds between the sweeps that list the bucket for
+    /// manifests whose event was lost; without events the bucket is scanned every ``pollSeconds``. Defaults to 300.
+    public var sweepSeconds: Double
+    /// Seconds a received bucket event stays hidden from other receivers, extended while its batch is worked on.
+    /// Defaults to 60.
+    public var eventVisibilitySeconds: Int
 
     public init(databaseURL: String, redisURL: String? = nil, workerID: String? = nil, concurrency: Int = 1,
                 leaseSeconds: Int = 300, pollSeconds: Double = 2, untilIdle: Bool = false, chunkSize: Int = 1 << 20,
                 retry: RetryPolicy = RetryPolicy(), binaryCopy: Bool = true,
-                production: ProductionDatabases = ProductionDatabases.fromEnvironment) {
+                production: ProductionDatabases = ProductionDatabases.fromEnvironment, sweepSeconds: Double = 300,
+                eventVisibilitySeconds: Int = 60) {
         self.databaseURL = databaseURL
         self.redisURL = redisURL
         self.workerID = workerID ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
@@ -42,5 +49,7 @@ public struct WorkerOptions: Sendable {
         self.retry = retry
         self.binaryCopy = binaryCopy
         self.production = production
+        self.sweepSeconds = sweepSeconds
+        self.eventVisibilitySeconds = max(1, eventVisibilitySeconds)
     }
 }

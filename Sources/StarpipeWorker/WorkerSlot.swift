@@ -40,8 +40,10 @@ final class WorkerSlot: @unchecked Sendable {
     /// Claims and processes until stopped, or until nothing is claimable with `untilIdle`.
     func loop() throws {
         while !worker.stop.isStopping {
-            // Listing a bucket costs a request per page, so a busy slot does not rescan after every job.
-            if index == 0, lastDiscovery.map({ Date().timeIntervalSince($0) >= options.pollSeconds }) ?? true {
+            // Listing a bucket costs a request per page, so a busy slot does not rescan after every job; with bucket
+            // events, the scan is a sweep for lost events, every sweep interval.
+            let interval = worker.events == nil ? options.pollSeconds : options.sweepSeconds
+            if index == 0, lastDiscovery.map({ Date().timeIntervalSince($0) >= interval }) ?? true {
                 lastDiscovery = Date()
                 try discover()
             }

@@ -1,7 +1,10 @@
 import ArgumentParser
+import Dispatch
+import Foundation
 import StarpipeBucket
 import StarpipeCore
 import StarpipeExtract
+import Synchronization
 
 /// `starpipe extract`: read a client's Postgres into the bucket.
 struct Extract: ParsableCommand {
@@ -14,7 +17,7 @@ struct Extract: ParsableCommand {
     @Option(help: "Client name used in bucket keys (lower-case letters, digits, _).")
     var client: String
 
-    @Option(help: "Bucket URL, e.g. file:///var/starpipe/bucket. Env STARPIPE_BUCKET.")
+    @Option(help: "Bucket URL: file:///var/starpipe/bucket, or s3://BUCKET/PREFIX?region=R&endpoint=URL&path_style=true|false (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials). Env STARPIPE_BUCKET.")
     var bucket: String?
 
     @Option(help: "Source schema. Defaults to public.")
@@ -50,13 +53,31 @@ struct Extract: ParsableCommand {
             sourceURL: sourceURL, client: client, schema: schema,
             tables: tables.map { $0.split(separator: ",").map { String($0).trimmingWhitespace() } },
             pageSize: pageSize, snapshotDate: snapshot, runID: runId)
-        let extractor = Extractor(options: options, bucket: try BucketFactory.open(bucketURL), logger: common.logger("starpipe.extract"))
+        var extractor = Extractor(options: options, bucket: try BucketFactory.open(bucketURL), logger: common.logger("starpipe.extract"))
+        // SIGTERM or SIGINT stops the run between two rows: the upload in progress is aborted, no manifest follows.
+        let cancelled = CancellationFlag()
+        let sources = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { cancelled.set() }
+            source.resume()
+            return source
+        }
+        defer { sources.forEach { $0.cancel() } }
+        extractor.isCancelled = { cancelled.isSet }
         let manifests = try extractor.run()
         print("extracted \(manifests.count) tables for client \(client), run \(options.runID), snapshot \(options.snapshotDate)")
         for manifest in manifests {
             print("  \(manifest.table): \(manifest.rowCount) rows, \(manifest.byteCount) bytes")
         }
     }
+}
+
+/// Set once from a signal handler, read for every row.
+final class CancellationFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
 }
 
 extension String {

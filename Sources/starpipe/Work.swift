@@ -15,8 +15,17 @@ struct Work: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
-    @Option(help: "Bucket URL, e.g. file:///var/starpipe/bucket. Env STARPIPE_BUCKET.")
+    @Option(help: "Bucket URL: file:///var/starpipe/bucket, or s3://BUCKET/PREFIX?region=R&endpoint=URL&path_style=true|false (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials). Env STARPIPE_BUCKET.")
     var bucket: String?
+
+    @Option(help: "SQS queue of the bucket's S3 event notifications, sqs://HOST/ACCOUNT/QUEUE?region=R. Env STARPIPE_EVENTS_URL. Without it the bucket is scanned every --poll-interval.")
+    var events: String?
+
+    @Option(help: "With --events: seconds between bucket sweeps that register manifests whose event was lost. Defaults to 300.")
+    var sweepInterval: Double = 300
+
+    @Option(help: "With --events: seconds a received event stays hidden from other workers, extended while it is worked on. Defaults to 60.")
+    var eventVisibility: Int = 60
 
     @Option(help: "Redis URL (redis://host:port) for per-client locks. Env STARPIPE_REDIS_URL. Without it the database lease alone is used.")
     var redis: String?
@@ -69,8 +78,18 @@ struct Work: AsyncParsableCommand {
             databaseURL: try database.url(), redisURL: redis ?? Environment.value("STARPIPE_REDIS_URL"),
             workerID: workerId, concurrency: concurrency, leaseSeconds: lease, pollSeconds: pollInterval,
             untilIdle: untilIdle, retry: RetryPolicy(baseSeconds: retryBase, capSeconds: retryCap, attempts: retryAttempts),
-            binaryCopy: copyFormat == "auto", production: try production.databases())
-        let worker = Worker(options: options, bucket: try BucketFactory.open(bucketURL), logger: logger)
+            binaryCopy: copyFormat == "auto", production: try production.databases(), sweepSeconds: sweepInterval,
+            eventVisibilitySeconds: eventVisibility)
+        let bucket = try BucketFactory.open(bucketURL)
+        var queue: SQSQueue?
+        if let eventsURL = events ?? Environment.value("STARPIPE_EVENTS_URL") {
+            guard bucket is S3Bucket else { throw ValidationError("--events needs an s3:// bucket") }
+            guard sweepInterval > 0, (1...43_200).contains(eventVisibility) else {
+                throw ValidationError("--sweep-interval must be positive and --event-visibility 1 to 43200 seconds")
+            }
+            queue = SQSQueue(location: try SQSLocation(url: eventsURL), credentials: try AWSCredentials.fromEnvironment())
+        }
+        let worker = Worker(options: options, bucket: bucket, events: queue, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: WorkerService(worker: worker, shutdownDeadline: shutdownDeadline),
                              successTerminationBehavior: .gracefullyShutdownGroup)],

@@ -1,5 +1,6 @@
 import StarpipeBucket
 import StarpipeCore
+import Foundation
 import Testing
 
 @Suite("Bucket URLs")
@@ -10,7 +11,16 @@ struct BucketFactoryTests {
         #expect(bucket.root == "/var/starpipe/bucket")
     }
 
-    @Test("other schemes and non-URLs are configuration errors", arguments: ["s3://bucket/prefix", "not a url", "file://"])
+    @Test("s3 URLs open an S3 bucket with credentials from the environment")
+    func s3() throws {
+        setenv("AWS_ACCESS_KEY_ID", "AKIDFACTORY", 1)
+        setenv("AWS_SECRET_ACCESS_KEY", "factory-secret", 1)
+        let bucket = try #require(try BucketFactory.open("s3://data-bucket/landing/acme?region=eu-west-1") as? S3Bucket)
+        #expect(bucket.location.bucket == "data-bucket")
+        #expect(bucket.location.prefix == "landing/acme/")
+    }
+
+    @Test("other schemes and non-URLs are configuration errors", arguments: ["gs://bucket/prefix", "not a url", "file://", "s3://", "s3://bucket/p?endpoint=ftp://x", "s3://bucket/p?part_size=0", "s3://bucket/p?unknown=1"])
     func refused(url: String) {
         #expect(throws: StarpipeError.self) { try BucketFactory.open(url) }
         do {

@@ -8,12 +8,13 @@ import StarpipePostgres
 import StarpipeWorker
 
 /// One private copy of the demo: a client database loaded with the Synthea sample, a pipeline
-/// database with the extension, production schema and mapping, and a temporary bucket directory.
+/// database with the extension, production schema and mapping, and a temporary bucket directory (or the
+/// bucket given, e.g. an S3 bucket on a private moto_server).
 struct SyntheaPipeline {
     let clientURL: String
     let pipelineURL: String
     let bucketDirectory: String
-    let bucket: LocalBucket
+    let bucket: any Bucket
     let client = "synthea_demo"
     let logger: Logger
 
@@ -29,7 +30,7 @@ struct SyntheaPipeline {
         "allergies": ("allergies", #""PATIENT", "ENCOUNTER", "CODE""#),
     ]
 
-    init() throws {
+    init(bucket given: (any Bucket)? = nil) throws {
         clientURL = try TestServer.createDatabase("sp_client")
         pipelineURL = try TestServer.createDatabase("sp_pipeline")
         let examples = TestServer.repo.appendingPathComponent("examples/synthea")
@@ -41,7 +42,7 @@ struct SyntheaPipeline {
         bucketDirectory = FileManager.default.temporaryDirectory
             .appendingPathComponent("starpipe-test-\(UInt32.random(in: 0...UInt32.max))").path
         try FileManager.default.createDirectory(atPath: bucketDirectory, withIntermediateDirectories: true)
-        bucket = LocalBucket(root: bucketDirectory)
+        bucket = given ?? LocalBucket(root: bucketDirectory)
         var logger = Logger(label: "starpipe.test")
         logger.logLevel = .error
         self.logger = logger

@@ -10,9 +10,14 @@ final class WorkerProcess {
         TestServer.repo.appendingPathComponent(".build/debug/starpipe")
     }
 
-    init(database: String, bucket: String, arguments: [String], environment: [String: String] = [:]) throws {
+    convenience init(database: String, bucket: String, arguments: [String], environment: [String: String] = [:]) throws {
+        try self.init(database: database, bucketURL: "file://\(bucket)", arguments: arguments, environment: environment)
+    }
+
+    /// A worker on any bucket URL, with `environment` added to the test's (credentials for s3://).
+    init(database: String, bucketURL: String, arguments: [String], environment: [String: String] = [:]) throws {
         process = Process.unblocked(Self.executable.path, [
-            "worker", "--database", database, "--bucket", "file://\(bucket)", "--log-level", "info",
+            "worker", "--database", database, "--bucket", bucketURL, "--log-level", "info",
         ] + arguments)
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }

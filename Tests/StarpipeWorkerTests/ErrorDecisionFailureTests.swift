@@ -44,10 +44,10 @@ struct ErrorDecisionFailureTests {
         #expect(Failure(RedisError(.protocolViolation, "reply")) == .permanent)
     }
 
-    @Test("starpipe's own errors: a bucket failure may heal, a file that does not match never will")
+    @Test("starpipe's own errors: a bucket failure may heal; a refused bucket call or a file that does not match never will")
     func starpipe() {
         #expect(Failure(StarpipeError(.bucket, "read failed")) == .transient)
-        for code in [StarpipeError.Code.integrity, .badData, .invalidManifest, .invalidKey, .invalidName, .configuration, .source] {
+        for code in [StarpipeError.Code.bucketRefused, .integrity, .badData, .invalidManifest, .invalidKey, .invalidName, .configuration, .source] {
             #expect(Failure(StarpipeError(code, "x")) == .rejected, "\(code)")
         }
     }
