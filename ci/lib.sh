@@ -3,7 +3,8 @@
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE="$REPO/.starpipe"
-PGBIN=/usr/lib/postgresql/15/bin
+# STARPIPE_PGBIN points at another Postgres 15 installation (a relocated copy, for example).
+PGBIN=${STARPIPE_PGBIN:-/usr/lib/postgresql/15/bin}
 SERVICE_USER=starpipe
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -110,8 +111,8 @@ stop_redis() {
 
 install_extension() {
     log "building and installing the starpipe extension"
-    make -s -C "$REPO/extension" >/dev/null
-    as_root make -s -C "$REPO/extension" install >/dev/null
+    make -s -C "$REPO/extension" PG_CONFIG="$PGBIN/pg_config" >/dev/null
+    as_root make -s -C "$REPO/extension" PG_CONFIG="$PGBIN/pg_config" install >/dev/null
 }
 
 # Removes a server's data (the directory or the private directory it links to) so the next start is fresh.

@@ -16,7 +16,7 @@ REDIS_PORT=${STARPIPE_TEST_REDIS_PORT:-63799}
 install_deps
 install_moto
 log "checking that the generated upgrade script is current"
-make -s -C extension check-upgrade-script
+make -s -C extension check-upgrade-script PG_CONFIG="$PGBIN/pg_config"
 install_extension
 
 cleanup() {
@@ -32,7 +32,7 @@ start_redis redis-test "$REDIS_PORT"
 
 log "pg_regress (make -C extension installcheck)"
 # installcheck runs the suite on an upgraded 0.1.0 install, then on a fresh one, then the isolation specs.
-if ! make -s -C extension installcheck PGHOST=127.0.0.1 PGPORT="$PG_PORT" PGUSER=postgres; then
+if ! make -s -C extension installcheck PG_CONFIG="$PGBIN/pg_config" PGHOST=127.0.0.1 PGPORT="$PG_PORT" PGUSER=postgres; then
     cat extension/output_upgrade/regression.diffs extension/regression.diffs extension/output_iso/regression.diffs 2>/dev/null || true
     exit 1
 fi
