@@ -600,6 +600,10 @@ BEGIN
     IF p_to IN ('FAILED', 'DEAD') THEN
         PERFORM starpipe._revive_duplicates(p_job, p_to);
     END IF;
+    -- Jobs of the same extraction run that wait for this one to be promoted go on once it has ended, either way.
+    IF p_to IN ('SUCCESS', 'FAILED', 'DEAD') THEN
+        PERFORM starpipe._wake_batch_dependents(p_job);
+    END IF;
 END;
 $$;
 
@@ -1542,16 +1546,25 @@ BEGIN
     -- older one), and versions not promoted (loading, blocked, failed, raw-only) or with unresolved rejects are
     -- never touched.
     -- Bucket files are not the database's to delete.
+    -- A replay's raw version (the rejected rows it carries) takes no place in the count: it goes with its original.
     FOR v_old IN
-        SELECT j.job_id, pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'raw_' || j.client,
-                                                starpipe._version_name(j.table_name, j.job_id))) AS part
-          FROM starpipe.job j
-         WHERE j.client = p_job.client AND j.table_name = p_job.table_name
-           AND j.status = 'SUCCESS' AND j.stage = 'promoted'
-           -- A version with unresolved rejects keeps the rows a replay needs.
-           AND NOT EXISTS (SELECT 1 FROM starpipe.reject x WHERE x.job_id = j.job_id AND x.resolved_at IS NULL)
-         ORDER BY j.snapshot_date DESC, j.job_id DESC
-        OFFSET v_keep
+        WITH dropped AS (
+            SELECT j.job_id
+              FROM starpipe.job j
+             WHERE j.client = p_job.client AND j.table_name = p_job.table_name
+               AND j.status = 'SUCCESS' AND j.stage = 'promoted'
+               -- A version with unresolved rejects keeps the rows a replay needs.
+               AND NOT EXISTS (SELECT 1 FROM starpipe.reject x WHERE x.job_id = j.job_id AND x.resolved_at IS NULL)
+               AND NOT EXISTS (SELECT 1 FROM starpipe.reject_replay r WHERE r.job_id = j.job_id)
+             ORDER BY j.snapshot_date DESC, j.job_id DESC
+            OFFSET v_keep)
+        SELECT v.job_id, pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'raw_' || p_job.client,
+                                                starpipe._version_name(p_job.table_name, v.job_id))) AS part
+          FROM (SELECT d.job_id FROM dropped d
+                UNION ALL
+                SELECT r.job_id FROM dropped d JOIN starpipe.reject_replay r ON r.replay_of = d.job_id
+                  JOIN starpipe.job j ON j.job_id = r.job_id AND j.status = 'SUCCESS' AND j.stage = 'promoted'
+                 WHERE NOT EXISTS (SELECT 1 FROM starpipe.reject x WHERE x.job_id = r.job_id AND x.resolved_at IS NULL)) v
     LOOP
         CONTINUE WHEN v_old.job_id = p_job.job_id OR v_old.part IS NULL;
         -- Dropping a partition needs the parent exclusively; a long reader or a stalled load must not make the
@@ -2809,6 +2822,10 @@ BEGIN
     PERFORM starpipe._check_target_schema(v_mapping.config->>'target_schema');
     v_target := pg_catalog.format('%I.%I', v_mapping.config->>'target_schema', v_map->>'target')::regclass;
     PERFORM starpipe._check_writer_rights(pg_catalog.format('tables.%s', v_job.table_name), v_target);
+    -- Rows may reference rows a job of the same run brings: that one goes first, and this one resumes after it.
+    IF starpipe._wait_for_batch(v_job, v_target, v_map) THEN
+        RETURN 'BLOCKED';
+    END IF;
     v_raw := starpipe.raw_version(p_job_id);
     v_staging := starpipe._staging_table(v_job, v_map);
     FOR v_col IN SELECT k FROM pg_catalog.jsonb_object_keys(v_map->'columns') k ORDER BY k LOOP
@@ -3419,6 +3436,11 @@ BEGIN
     END IF;
     v_map := starpipe._validation_mapping(v_job);
     v_staging := starpipe._staging_table(v_job, v_map);
+    -- Rows may reference rows a job of the same run brings: that one is promoted first (this one resumes then).
+    -- Transform waits for it already; this catches one registered since.
+    IF starpipe._wait_for_batch(v_job, starpipe._staging_target(v_job), v_map) THEN
+        RETURN 'BLOCKED';
+    END IF;
     -- The gates run as starpipe_writer, which reads this staging table only while they run.
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
     -- The digest of the staged rows as checked here, and the transactions that wrote them: promote refuses a
@@ -3680,6 +3702,102 @@ BEGIN
         RETURN v_latest.config->'tables'->p_job.table_name;
     END IF;
     RETURN v_map;
+END;
+$$;
+
+-- The jobs of the same extraction run (client, snapshot date, run id) that load a table the job's production table
+-- references through a foreign key on mapped columns, and have not been promoted yet: the job's rows may reference
+-- theirs, so its foreign-key gates wait until they are in production. A sibling that itself waits for the batch is
+-- left out (a cycle of foreign keys would otherwise wait forever; its gate then names what is missing). The rows are
+-- locked FOR SHARE: a sibling finishing now waits for this transaction, so its wake-up (_wake_batch_dependents) sees
+-- the job waiting. Returns [{job_id, table, references, status, stage}], empty when nothing is awaited.
+CREATE OR REPLACE FUNCTION starpipe._batch_parents(p_job starpipe.job, p_target regclass, p_map jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_refs jsonb;
+    v_parents jsonb;
+BEGIN
+    IF p_target IS NULL THEN
+        RETURN '[]';
+    END IF;
+    -- The referenced tables (not the table itself), by foreign keys whose columns the mapping writes.
+    SELECT pg_catalog.jsonb_object_agg(x.ref, x.names) INTO v_refs FROM (
+        SELECT c.confrelid::regclass::text AS ref, pg_catalog.jsonb_agg(c.conname::text ORDER BY c.conname) AS names
+          FROM pg_catalog.pg_constraint c
+         WHERE c.conrelid = p_target AND c.contype = 'f' AND c.confrelid <> p_target
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(c.conkey) k JOIN pg_catalog.pg_attribute a
+                                      ON a.attrelid = c.conrelid AND a.attnum = k
+                            WHERE NOT p_map->'columns' ? a.attname::text)
+         GROUP BY c.confrelid) x;
+    IF v_refs IS NULL THEN
+        RETURN '[]';
+    END IF;
+    WITH siblings AS (
+        SELECT j.job_id, j.table_name, j.status, j.stage,
+               (SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(m.config->>'target_schema') || '.'
+                                              || pg_catalog.quote_ident(m.config->'tables'->j.table_name->>'target'))
+                  FROM starpipe.mapping m
+                 WHERE m.client = j.client AND (m.version = j.mapping_version OR j.mapping_version IS NULL)
+                 ORDER BY m.version DESC LIMIT 1) AS target
+          FROM starpipe.job j
+         WHERE j.client = p_job.client AND j.snapshot_date = p_job.snapshot_date AND j.run_id = p_job.run_id
+           AND j.job_id <> p_job.job_id AND j.status = ANY (starpipe._unfinished_statuses())
+           AND NOT (j.status = 'BLOCKED' AND j.error_detail ? 'waits_for')
+           FOR SHARE OF j)
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('job_id', s.job_id, 'table', s.table_name, 'target', s.target::text,
+                                                              'references', v_refs->(s.target::text), 'status', s.status, 'stage', s.stage)
+                                ORDER BY s.job_id)
+      INTO v_parents FROM siblings s WHERE v_refs ? (s.target::text);
+    RETURN coalesce(v_parents, '[]');
+END;
+$$;
+
+-- Blocks the job (waiting_for_batch, resumed by _wake_batch_dependents) when jobs of its run that it may reference
+-- are not promoted yet; returns whether it did.
+CREATE OR REPLACE FUNCTION starpipe._wait_for_batch(p_job starpipe.job, p_target regclass, p_map jsonb)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_parents jsonb := starpipe._batch_parents(p_job, p_target, p_map);
+BEGIN
+    IF pg_catalog.jsonb_array_length(v_parents) = 0 THEN
+        RETURN false;
+    END IF;
+    PERFORM starpipe._transition(p_job, 'BLOCKED', p_job.stage, 'waiting_for_batch',
+        pg_catalog.jsonb_build_object('waits_for', v_parents),
+        pg_catalog.format('waiting for %s of the same run to be promoted first (foreign keys into %s); it resumes by itself',
+            (SELECT pg_catalog.string_agg(pg_catalog.format('job %s (%s, %s)', p->>'job_id', p->>'table', p->>'status'), ', ')
+               FROM pg_catalog.jsonb_array_elements(v_parents) p),
+            (SELECT pg_catalog.string_agg(DISTINCT p->>'target', ', ') FROM pg_catalog.jsonb_array_elements(v_parents) p)));
+    RETURN true;
+END;
+$$;
+
+-- When a job of a run ends (SUCCESS, FAILED, DEAD), the jobs of the run waiting for it (BLOCKED waiting_for_batch)
+-- go back to the queue at validation: their foreign-key gates then see what production holds.
+CREATE OR REPLACE FUNCTION starpipe._wake_batch_dependents(p_job starpipe.job)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_dependent starpipe.job;
+BEGIN
+    FOR v_dependent IN
+        SELECT * FROM starpipe.job d
+         WHERE d.client = p_job.client AND d.snapshot_date = p_job.snapshot_date AND d.run_id = p_job.run_id
+           AND d.status = 'BLOCKED' AND d.job_id <> p_job.job_id
+           AND d.error_detail->'waits_for' @> pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('job_id', p_job.job_id))
+         ORDER BY d.job_id
+           FOR UPDATE
+    LOOP
+        PERFORM starpipe._requeue(v_dependent, 'batch_ready');
+    END LOOP;
 END;
 $$;
 
@@ -4129,6 +4247,7 @@ DECLARE
     v_skipped jsonb;
     v_written bigint := 0;
     v_updated bigint;
+    v_shape jsonb;
 BEGIN
     IF (v_start->>'already')::boolean THEN
         RAISE NOTICE 'job % is already promoted; nothing to do', p_job_id;
@@ -4145,6 +4264,20 @@ BEGIN
     IF starpipe._deletes_rule(v_map)->>'rule' = 'hard' AND NOT pg_catalog.has_table_privilege('starpipe_writer', v_target, 'DELETE') THEN
         PERFORM starpipe._raise('SP006', pg_catalog.format('tables.%s.deletes: starpipe_writer lacks DELETE on %s', v_job.table_name, v_target),
             NULL, pg_catalog.format('A DBA grants it: GRANT DELETE ON %s TO starpipe_writer;', v_target));
+    END IF;
+    -- Production's shape cannot change from here to the commit (ALTER TABLE waits for this lock), and must still be
+    -- the one staging was built from and validate checked: a DDL change since then blocks the job until it is re-staged.
+    PERFORM starpipe._as_writer_execute(pg_catalog.format('LOCK TABLE %s IN ROW EXCLUSIVE MODE', v_target));
+    v_shape := starpipe._shape_gate(v_job, v_map);
+    IF v_shape IS NOT NULL THEN
+        IF p_manual THEN
+            PERFORM starpipe._raise('SP001', pg_catalog.format('job %s cannot be promoted into %s: %s',
+                                                               p_job_id, v_target, v_shape->>'figures'));
+        END IF;
+        PERFORM starpipe._transition(v_job, 'BLOCKED', 'validated', 'production_changed',
+            pg_catalog.jsonb_build_object('failures', pg_catalog.jsonb_build_array(v_shape)),
+            pg_catalog.format('promotion into %s stopped, nothing written: %s', v_target, v_shape->>'figures'));
+        RETURN 'BLOCKED';
     END IF;
     -- Production is read and written as starpipe_writer, which reads this staging table during the promotion only.
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);

@@ -184,6 +184,10 @@ BEGIN
     IF p_to IN ('FAILED', 'DEAD') THEN
         PERFORM starpipe._revive_duplicates(p_job, p_to);
     END IF;
+    -- Jobs of the same extraction run that wait for this one to be promoted go on once it has ended, either way.
+    IF p_to IN ('SUCCESS', 'FAILED', 'DEAD') THEN
+        PERFORM starpipe._wake_batch_dependents(p_job);
+    END IF;
 END;
 $$;
 

@@ -365,16 +365,25 @@ BEGIN
     -- older one), and versions not promoted (loading, blocked, failed, raw-only) or with unresolved rejects are
     -- never touched.
     -- Bucket files are not the database's to delete.
+    -- A replay's raw version (the rejected rows it carries) takes no place in the count: it goes with its original.
     FOR v_old IN
-        SELECT j.job_id, pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'raw_' || j.client,
-                                                starpipe._version_name(j.table_name, j.job_id))) AS part
-          FROM starpipe.job j
-         WHERE j.client = p_job.client AND j.table_name = p_job.table_name
-           AND j.status = 'SUCCESS' AND j.stage = 'promoted'
-           -- A version with unresolved rejects keeps the rows a replay needs.
-           AND NOT EXISTS (SELECT 1 FROM starpipe.reject x WHERE x.job_id = j.job_id AND x.resolved_at IS NULL)
-         ORDER BY j.snapshot_date DESC, j.job_id DESC
-        OFFSET v_keep
+        WITH dropped AS (
+            SELECT j.job_id
+              FROM starpipe.job j
+             WHERE j.client = p_job.client AND j.table_name = p_job.table_name
+               AND j.status = 'SUCCESS' AND j.stage = 'promoted'
+               -- A version with unresolved rejects keeps the rows a replay needs.
+               AND NOT EXISTS (SELECT 1 FROM starpipe.reject x WHERE x.job_id = j.job_id AND x.resolved_at IS NULL)
+               AND NOT EXISTS (SELECT 1 FROM starpipe.reject_replay r WHERE r.job_id = j.job_id)
+             ORDER BY j.snapshot_date DESC, j.job_id DESC
+            OFFSET v_keep)
+        SELECT v.job_id, pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'raw_' || p_job.client,
+                                                starpipe._version_name(p_job.table_name, v.job_id))) AS part
+          FROM (SELECT d.job_id FROM dropped d
+                UNION ALL
+                SELECT r.job_id FROM dropped d JOIN starpipe.reject_replay r ON r.replay_of = d.job_id
+                  JOIN starpipe.job j ON j.job_id = r.job_id AND j.status = 'SUCCESS' AND j.stage = 'promoted'
+                 WHERE NOT EXISTS (SELECT 1 FROM starpipe.reject x WHERE x.job_id = r.job_id AND x.resolved_at IS NULL)) v
     LOOP
         CONTINUE WHEN v_old.job_id = p_job.job_id OR v_old.part IS NULL;
         -- Dropping a partition needs the parent exclusively; a long reader or a stalled load must not make the

@@ -176,6 +176,10 @@ BEGIN
     PERFORM starpipe._check_target_schema(v_mapping.config->>'target_schema');
     v_target := pg_catalog.format('%I.%I', v_mapping.config->>'target_schema', v_map->>'target')::regclass;
     PERFORM starpipe._check_writer_rights(pg_catalog.format('tables.%s', v_job.table_name), v_target);
+    -- Rows may reference rows a job of the same run brings: that one goes first, and this one resumes after it.
+    IF starpipe._wait_for_batch(v_job, v_target, v_map) THEN
+        RETURN 'BLOCKED';
+    END IF;
     v_raw := starpipe.raw_version(p_job_id);
     v_staging := starpipe._staging_table(v_job, v_map);
     FOR v_col IN SELECT k FROM pg_catalog.jsonb_object_keys(v_map->'columns') k ORDER BY k LOOP

@@ -66,6 +66,11 @@ BEGIN
     END IF;
     v_map := starpipe._validation_mapping(v_job);
     v_staging := starpipe._staging_table(v_job, v_map);
+    -- Rows may reference rows a job of the same run brings: that one is promoted first (this one resumes then).
+    -- Transform waits for it already; this catches one registered since.
+    IF starpipe._wait_for_batch(v_job, starpipe._staging_target(v_job), v_map) THEN
+        RETURN 'BLOCKED';
+    END IF;
     -- The gates run as starpipe_writer, which reads this staging table only while they run.
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);
     -- The digest of the staged rows as checked here, and the transactions that wrote them: promote refuses a

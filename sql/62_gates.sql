@@ -217,6 +217,102 @@ BEGIN
 END;
 $$;
 
+-- The jobs of the same extraction run (client, snapshot date, run id) that load a table the job's production table
+-- references through a foreign key on mapped columns, and have not been promoted yet: the job's rows may reference
+-- theirs, so its foreign-key gates wait until they are in production. A sibling that itself waits for the batch is
+-- left out (a cycle of foreign keys would otherwise wait forever; its gate then names what is missing). The rows are
+-- locked FOR SHARE: a sibling finishing now waits for this transaction, so its wake-up (_wake_batch_dependents) sees
+-- the job waiting. Returns [{job_id, table, references, status, stage}], empty when nothing is awaited.
+CREATE FUNCTION starpipe._batch_parents(p_job starpipe.job, p_target regclass, p_map jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_refs jsonb;
+    v_parents jsonb;
+BEGIN
+    IF p_target IS NULL THEN
+        RETURN '[]';
+    END IF;
+    -- The referenced tables (not the table itself), by foreign keys whose columns the mapping writes.
+    SELECT pg_catalog.jsonb_object_agg(x.ref, x.names) INTO v_refs FROM (
+        SELECT c.confrelid::regclass::text AS ref, pg_catalog.jsonb_agg(c.conname::text ORDER BY c.conname) AS names
+          FROM pg_catalog.pg_constraint c
+         WHERE c.conrelid = p_target AND c.contype = 'f' AND c.confrelid <> p_target
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(c.conkey) k JOIN pg_catalog.pg_attribute a
+                                      ON a.attrelid = c.conrelid AND a.attnum = k
+                            WHERE NOT p_map->'columns' ? a.attname::text)
+         GROUP BY c.confrelid) x;
+    IF v_refs IS NULL THEN
+        RETURN '[]';
+    END IF;
+    WITH siblings AS (
+        SELECT j.job_id, j.table_name, j.status, j.stage,
+               (SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(m.config->>'target_schema') || '.'
+                                              || pg_catalog.quote_ident(m.config->'tables'->j.table_name->>'target'))
+                  FROM starpipe.mapping m
+                 WHERE m.client = j.client AND (m.version = j.mapping_version OR j.mapping_version IS NULL)
+                 ORDER BY m.version DESC LIMIT 1) AS target
+          FROM starpipe.job j
+         WHERE j.client = p_job.client AND j.snapshot_date = p_job.snapshot_date AND j.run_id = p_job.run_id
+           AND j.job_id <> p_job.job_id AND j.status = ANY (starpipe._unfinished_statuses())
+           AND NOT (j.status = 'BLOCKED' AND j.error_detail ? 'waits_for')
+           FOR SHARE OF j)
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('job_id', s.job_id, 'table', s.table_name, 'target', s.target::text,
+                                                              'references', v_refs->(s.target::text), 'status', s.status, 'stage', s.stage)
+                                ORDER BY s.job_id)
+      INTO v_parents FROM siblings s WHERE v_refs ? (s.target::text);
+    RETURN coalesce(v_parents, '[]');
+END;
+$$;
+
+-- Blocks the job (waiting_for_batch, resumed by _wake_batch_dependents) when jobs of its run that it may reference
+-- are not promoted yet; returns whether it did.
+CREATE FUNCTION starpipe._wait_for_batch(p_job starpipe.job, p_target regclass, p_map jsonb)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_parents jsonb := starpipe._batch_parents(p_job, p_target, p_map);
+BEGIN
+    IF pg_catalog.jsonb_array_length(v_parents) = 0 THEN
+        RETURN false;
+    END IF;
+    PERFORM starpipe._transition(p_job, 'BLOCKED', p_job.stage, 'waiting_for_batch',
+        pg_catalog.jsonb_build_object('waits_for', v_parents),
+        pg_catalog.format('waiting for %s of the same run to be promoted first (foreign keys into %s); it resumes by itself',
+            (SELECT pg_catalog.string_agg(pg_catalog.format('job %s (%s, %s)', p->>'job_id', p->>'table', p->>'status'), ', ')
+               FROM pg_catalog.jsonb_array_elements(v_parents) p),
+            (SELECT pg_catalog.string_agg(DISTINCT p->>'target', ', ') FROM pg_catalog.jsonb_array_elements(v_parents) p)));
+    RETURN true;
+END;
+$$;
+
+-- When a job of a run ends (SUCCESS, FAILED, DEAD), the jobs of the run waiting for it (BLOCKED waiting_for_batch)
+-- go back to the queue at validation: their foreign-key gates then see what production holds.
+CREATE FUNCTION starpipe._wake_batch_dependents(p_job starpipe.job)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_dependent starpipe.job;
+BEGIN
+    FOR v_dependent IN
+        SELECT * FROM starpipe.job d
+         WHERE d.client = p_job.client AND d.snapshot_date = p_job.snapshot_date AND d.run_id = p_job.run_id
+           AND d.status = 'BLOCKED' AND d.job_id <> p_job.job_id
+           AND d.error_detail->'waits_for' @> pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('job_id', p_job.job_id))
+         ORDER BY d.job_id
+           FOR UPDATE
+    LOOP
+        PERFORM starpipe._requeue(v_dependent, 'batch_ready');
+    END LOOP;
+END;
+$$;
+
 -- The foreign keys of a job's production table as gates: staged rows whose reference production lacks.
 CREATE FUNCTION starpipe._foreign_key_gates(p_target regclass, p_map jsonb, p_staging text)
 RETURNS jsonb

@@ -475,6 +475,7 @@ DECLARE
     v_skipped jsonb;
     v_written bigint := 0;
     v_updated bigint;
+    v_shape jsonb;
 BEGIN
     IF (v_start->>'already')::boolean THEN
         RAISE NOTICE 'job % is already promoted; nothing to do', p_job_id;
@@ -491,6 +492,20 @@ BEGIN
     IF starpipe._deletes_rule(v_map)->>'rule' = 'hard' AND NOT pg_catalog.has_table_privilege('starpipe_writer', v_target, 'DELETE') THEN
         PERFORM starpipe._raise('SP006', pg_catalog.format('tables.%s.deletes: starpipe_writer lacks DELETE on %s', v_job.table_name, v_target),
             NULL, pg_catalog.format('A DBA grants it: GRANT DELETE ON %s TO starpipe_writer;', v_target));
+    END IF;
+    -- Production's shape cannot change from here to the commit (ALTER TABLE waits for this lock), and must still be
+    -- the one staging was built from and validate checked: a DDL change since then blocks the job until it is re-staged.
+    PERFORM starpipe._as_writer_execute(pg_catalog.format('LOCK TABLE %s IN ROW EXCLUSIVE MODE', v_target));
+    v_shape := starpipe._shape_gate(v_job, v_map);
+    IF v_shape IS NOT NULL THEN
+        IF p_manual THEN
+            PERFORM starpipe._raise('SP001', pg_catalog.format('job %s cannot be promoted into %s: %s',
+                                                               p_job_id, v_target, v_shape->>'figures'));
+        END IF;
+        PERFORM starpipe._transition(v_job, 'BLOCKED', 'validated', 'production_changed',
+            pg_catalog.jsonb_build_object('failures', pg_catalog.jsonb_build_array(v_shape)),
+            pg_catalog.format('promotion into %s stopped, nothing written: %s', v_target, v_shape->>'figures'));
+        RETURN 'BLOCKED';
     END IF;
     -- Production is read and written as starpipe_writer, which reads this staging table during the promotion only.
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO starpipe_writer', v_staging);

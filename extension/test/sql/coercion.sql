@@ -217,3 +217,21 @@ SELECT count(*) AS leaks FROM (
     UNION ALL SELECT detail::text FROM starpipe.job_event
     UNION ALL SELECT r::text FROM starpipe.reject r) x
  WHERE t LIKE '%CANARY%';
+
+-- 10. Retention counts snapshots, not replays: with two versions kept, a replay of the newest snapshot (11, replayed
+-- as 12) leaves the snapshot before it (8) in place; the replay's raw version goes with its original's.
+SELECT starpipe.set_setting('raw_keep_promoted_versions', '2');
+SELECT pg_temp.try('{"born": {"from": "BORN", "formats": ["ISO"]}}', '{"rejects": {"max_rows": 5}}');
+SELECT pg_temp.ingest('acme', 'people', '2026-11-09', 'r11', (SELECT c FROM cols), '[
+  [70, "1960-01-01", null, null, null, null, null, null, null, null, null],
+  [71, "no date", null, null, null, null, null, null, null, null, null]]');
+SELECT pg_temp.try('{"born": {"from": "BORN", "formats": ["ISO"], "null_values": ["no date"], "default": "1970-01-01"}}',
+                   '{"rejects": {"max_rows": 5}}');
+SELECT starpipe.replay_rejects(11) AS replay_job;
+SELECT pg_temp.stages(12);
+SELECT job_id, starpipe.raw_version(job_id) IS NOT NULL AS raw_kept FROM starpipe.job WHERE job_id IN (8, 11, 12) ORDER BY job_id;
+SELECT pg_temp.ingest('acme', 'people', '2026-11-10', 'r13', (SELECT c FROM cols), '[
+  [72, "1960-01-01", null, null, null, null, null, null, null, null, null]]');
+SELECT pg_temp.ingest('acme', 'people', '2026-11-11', 'r14', (SELECT c FROM cols), '[
+  [73, "1960-01-01", null, null, null, null, null, null, null, null, null]]');
+SELECT job_id, starpipe.raw_version(job_id) IS NOT NULL AS raw_kept FROM starpipe.job WHERE job_id >= 8 ORDER BY job_id;

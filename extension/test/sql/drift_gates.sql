@@ -133,3 +133,46 @@ INSERT INTO production.patients_ref VALUES ('zz');
 SELECT starpipe.retry(7);
 SELECT pg_temp.stages(7);
 SELECT visit_id, patient FROM production.visits WHERE visit_id > 300 ORDER BY visit_id;
+
+-- 10. A DDL change between validation and promotion: promote takes production's lock, finds the change and blocks the
+-- job (nothing written) instead of applying staging built for the old shape; a manual promote refuses it too;
+-- resync_staging re-stages it and it promotes.
+SELECT pg_temp.register('acme', 'visits', '2026-11-08', 'r8', (SELECT c FROM cols), '[[401, "h", "401"]]');
+SELECT pg_temp.load(8) > 0 AS loaded;
+SELECT starpipe.transform(8, (SELECT fence FROM starpipe.job WHERE job_id = 8));
+SELECT starpipe.validate(8, (SELECT fence FROM starpipe.job WHERE job_id = 8));
+ALTER TABLE production.visits ADD CONSTRAINT cost_small CHECK (cost < 100000);
+SELECT starpipe.promote(8, (SELECT fence FROM starpipe.job WHERE job_id = 8));
+SELECT status, stage, error, error_detail->'failures'->0->'changes' AS changes FROM starpipe.job WHERE job_id = 8;
+SELECT starpipe.promote(8);
+SELECT count(*) AS visits_401 FROM production.visits WHERE visit_id = 401;
+SELECT starpipe.resync_staging(8);
+SELECT pg_temp.stages(8);
+SELECT visit_id, patient, cost FROM production.visits WHERE visit_id = 401;
+
+-- 11. A foreign key into a table the same extraction run brings: the visits of run r9 reference a patient that only
+-- the run's patients_ref job (registered after it) carries. The visits job waits for it (BLOCKED waiting_for_batch,
+-- naming it), resumes by itself once it is promoted, and then passes its foreign-key gate.
+SELECT starpipe.apply_mapping('{"version": 1, "client": "acme", "target_schema": "production", "tables": {
+  "visits": {"target": "visits", "conflict_key": ["visit_id"],
+             "columns": {"visit_id": {"from": "ID"}, "patient": {"from": "PATIENT"}, "cost": {"from": "COST"}}},
+  "patients": {"target": "patients_ref", "conflict_key": ["patient"], "columns": {"patient": {"from": "NAME"}}}}}') > 0 AS applied;
+SELECT pg_temp.register('acme', 'visits', '2026-11-09', 'r9', (SELECT c FROM cols), '[[501, "newcomer", "501"], [502, "h", "502"]]') AS visits_job;
+SELECT pg_temp.register('acme', 'patients', '2026-11-09', 'r9', '[{"name": "NAME", "type": "text"}]', '[["newcomer"]]') AS patients_job;
+SELECT pg_temp.load(9) > 0 AS loaded;
+SELECT pg_temp.stages(9);
+SELECT status, stage, error, error_detail->'waits_for'->0->>'job_id' AS waits_for FROM starpipe.job WHERE job_id = 9;
+SELECT pg_temp.load(10) > 0 AS loaded;
+SELECT pg_temp.stages(10);
+SELECT status, stage FROM starpipe.job WHERE job_id = 9;
+SELECT pg_temp.stages(9);
+SELECT visit_id, patient FROM production.visits WHERE visit_id > 500 ORDER BY visit_id;
+SELECT event FROM starpipe.job_event WHERE job_id = 9 ORDER BY event_id;
+-- A run whose parent job fails: the waiting job resumes and its gate names the missing reference.
+SELECT pg_temp.register('acme', 'visits', '2026-11-10', 'r10', (SELECT c FROM cols), '[[601, "ghost", "601"]]') AS visits_job;
+SELECT pg_temp.register('acme', 'patients', '2026-11-10', 'r10', '[{"name": "NAME", "type": "text"}]', '[["ghost"]]') AS patients_job;
+SELECT pg_temp.load(11) > 0 AS loaded;
+SELECT pg_temp.stages(11);
+SELECT starpipe.fail(12, pg_temp.hold(12), 'source file damaged');
+SELECT pg_temp.stages(11);
+SELECT status, stage, error FROM starpipe.job WHERE job_id = 11;
