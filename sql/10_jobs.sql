@@ -287,6 +287,6 @@ COMMENT ON FUNCTION starpipe.retry(bigint) IS
 CREATE VIEW starpipe.job_status AS
 SELECT job_id, client, table_name, snapshot_date, run_id, status, stage, row_count, rows_raw,
        rows_staged, rows_inserted, rows_updated, attempts, error, duplicate_of, data_key, updated_at,
-       visible_at, schema_version
+       visible_at, schema_version, rows_rejected, rows_deduplicated, rows_deleted
   FROM starpipe.job;
 COMMENT ON VIEW starpipe.job_status IS 'One line per job: where it stands and why.';

@@ -33,3 +33,10 @@ $$;
 CREATE TRIGGER job_resolve_replayed_rejects AFTER UPDATE OF status ON starpipe.job
     FOR EACH ROW WHEN (NEW.status = 'SUCCESS' AND NEW.stage = 'promoted' AND OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION starpipe._resolve_replayed_rejects();
+
+-- job_status shows the reconciliation counts (rows_raw = rows_staged + rows_rejected + rows_deduplicated) and deletes.
+CREATE OR REPLACE VIEW starpipe.job_status AS
+SELECT job_id, client, table_name, snapshot_date, run_id, status, stage, row_count, rows_raw,
+       rows_staged, rows_inserted, rows_updated, attempts, error, duplicate_of, data_key, updated_at,
+       visible_at, schema_version, rows_rejected, rows_deduplicated, rows_deleted
+  FROM starpipe.job;
