@@ -88,6 +88,9 @@ COMMENT ON COLUMN starpipe.schema_version.columns IS 'Source columns in order: [
 
 -- Issue 10: conflict rows of a large promotion are not checked one by one against starpipe.job (only promote writes them).
 ALTER TABLE starpipe.conflict DROP CONSTRAINT conflict_job_id_fkey;
+-- and its job index is a BRIN (a promotion appends its conflict rows together).
+DROP INDEX starpipe.conflict_job;
+CREATE INDEX conflict_job ON starpipe.conflict USING brin (job_id);
 COMMENT ON COLUMN starpipe.conflict.job_id IS 'The promoted job (starpipe.promotion, which references starpipe.job); not a foreign key, so that auditing a large promotion costs no per-row check. Only promote writes it, for the job it holds locked.';
 -- Issue 10: the delete audit, and one row per promoted job written in the promotion's transaction.
 -- Production rows a full snapshot deleted (or soft-deleted) because their key was no longer in it.
@@ -5100,6 +5103,13 @@ $$;
 CREATE TRIGGER job_resolve_replayed_rejects AFTER UPDATE OF status ON starpipe.job
     FOR EACH ROW WHEN (NEW.status = 'SUCCESS' AND NEW.stage = 'promoted' AND OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION starpipe._resolve_replayed_rejects();
+
+-- job_status shows the reconciliation counts (rows_raw = rows_staged + rows_rejected + rows_deduplicated) and deletes.
+CREATE OR REPLACE VIEW starpipe.job_status AS
+SELECT job_id, client, table_name, snapshot_date, run_id, status, stage, row_count, rows_raw,
+       rows_staged, rows_inserted, rows_updated, attempts, error, duplicate_of, data_key, updated_at,
+       visible_at, schema_version, rows_rejected, rows_deduplicated, rows_deleted
+  FROM starpipe.job;
 
 -- Privileges (../sql/90_security.sql without its functions) ----------------------------------------------------
 -- starpipe: roles and privileges. Nothing here is for PUBLIC.

@@ -16,7 +16,9 @@ CREATE TABLE starpipe.conflict (
     before_values   jsonb,
     after_values    jsonb
 );
-CREATE INDEX conflict_job ON starpipe.conflict (job_id);
+-- BRIN: a promotion appends its conflict rows together, so a job's rows sit in a few block ranges; a B-tree cost a
+-- third more CPU per audited row (500k rows: 1.5-1.8 s with it, 1.2-1.3 s with BRIN or none).
+CREATE INDEX conflict_job ON starpipe.conflict USING brin (job_id);
 COMMENT ON TABLE starpipe.conflict IS 'Conflict audit trail: each promoted row that differed from production, the columns that differed and the policy applied.';
 COMMENT ON COLUMN starpipe.conflict.conflict_id IS 'Increasing in audit order; unique by construction (an identity), not indexed: a large promotion writes hundreds of thousands of rows, and the audit is read by job.';
 COMMENT ON COLUMN starpipe.conflict.job_id IS 'The promoted job (starpipe.promotion, which references starpipe.job); not a foreign key, so that auditing a large promotion costs no per-row check. Only promote writes it, for the job it holds locked.';

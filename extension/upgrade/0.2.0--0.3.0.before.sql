@@ -81,6 +81,9 @@ COMMENT ON COLUMN starpipe.schema_version.columns IS 'Source columns in order: [
 
 -- Issue 10: conflict rows of a large promotion are not checked one by one against starpipe.job (only promote writes them).
 ALTER TABLE starpipe.conflict DROP CONSTRAINT conflict_job_id_fkey;
+-- and its job index is a BRIN (a promotion appends its conflict rows together).
+DROP INDEX starpipe.conflict_job;
+CREATE INDEX conflict_job ON starpipe.conflict USING brin (job_id);
 COMMENT ON COLUMN starpipe.conflict.job_id IS 'The promoted job (starpipe.promotion, which references starpipe.job); not a foreign key, so that auditing a large promotion costs no per-row check. Only promote writes it, for the job it holds locked.';
 -- Issue 10: the delete audit, and one row per promoted job written in the promotion's transaction.
 -- Production rows a full snapshot deleted (or soft-deleted) because their key was no longer in it.
