@@ -4226,6 +4226,31 @@ BEGIN
 END;
 $$;
 
+-- Whether promote may run the audit join of staging with p_target as the extension's owner, in the statement that
+-- writes starpipe.conflict, instead of as starpipe_writer through _as_writer_audit (whose result set is materialized
+-- and copied again: measured, most of the audit's cost). Only when reading the table runs no code but PostgreSQL's
+-- own: a plain or partitioned table without row-level security (nor its partitions), every column of a built-in
+-- type (or a domain over one, compared as its base type), and the owner may read it. Otherwise the writer's path.
+CREATE OR REPLACE FUNCTION starpipe._owner_may_audit(p_target regclass)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE col AS (
+        SELECT a.atttypid AS base
+          FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = p_target AND a.attnum > 0 AND NOT a.attisdropped
+        UNION ALL
+        SELECT t.typbasetype FROM col c JOIN pg_catalog.pg_type t ON t.oid = c.base AND t.typtype = 'd')
+    SELECT r.relkind IN ('r', 'p') AND NOT r.relrowsecurity
+       AND pg_catalog.has_table_privilege(p_target, 'SELECT')
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree(p_target) p JOIN pg_catalog.pg_class c ON c.oid = p.relid
+                        WHERE c.relrowsecurity OR c.relkind NOT IN ('r', 'p'))
+       AND NOT EXISTS (SELECT 1 FROM col c JOIN pg_catalog.pg_type t ON t.oid = c.base
+                        WHERE t.typtype <> 'd' AND c.base >= 16384)
+      FROM pg_catalog.pg_class r WHERE r.oid = p_target;
+$$;
+
 -- Promotes a validated job into production in one transaction; returns the job's status after.
 -- A second call on a promoted job is a no-op. p_manual: a human promotes a job awaiting manual promotion or held by
 -- the mass-delete guard (no fence); p_allow_mass_delete (manual only) lets a full snapshot delete more than the guard allows.
@@ -4251,6 +4276,7 @@ DECLARE
     v_written bigint := 0;
     v_updated bigint;
     v_shape jsonb;
+    v_audit text;
 BEGIN
     IF (v_start->>'already')::boolean THEN
         RAISE NOTICE 'job % is already promoted; nothing to do', p_job_id;
@@ -4308,35 +4334,43 @@ BEGIN
         END IF;
     END IF;
 
-    -- The audit, as starpipe_writer (it compares production types), in one typed join of staging with production.
+    -- The audit rows come from the writer (_as_writer_audit), or, when reading production runs no code of its own,
+    -- from the join itself, run by the owner in this statement (_owner_may_audit): the same rows, copied once less.
+    v_audit := CASE WHEN starpipe._owner_may_audit(v_target::regclass)
+                    THEN pg_catalog.format('(%s) a (key, changed_columns, applied_columns, source_row, is_conflict, before_hash, '
+                                           'delta, before_values, after_values, reason)', v_sql->>'audit')
+                    ELSE pg_catalog.format('starpipe._as_writer_audit(%L) a', v_sql->>'audit') END;
     IF (v_sql->>'simple')::boolean THEN
         -- Every audited row is a conflict, applied as it differs, with nothing to add to the digest.
-        WITH audited AS (
-            INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied, applied_columns,
-                                           before_hash, before_values, after_values)
-            SELECT p_job_id, v_target, a.key, a.changed_columns, v_sql->>'policy', a.source_row, true, a.changed_columns,
-                   a.before_hash, a.before_values, a.after_values
-              FROM starpipe._as_writer_audit(v_sql->>'audit') a
-            RETURNING 1)
-        SELECT pg_catalog.count(*), 0, 0 INTO v_conflicts, v_kept, v_delta FROM audited;
+        EXECUTE pg_catalog.format(
+            'WITH audited AS ('
+            '  INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied, applied_columns,'
+            '                                 before_hash, before_values, after_values)'
+            '  SELECT $1, $2, a.key, a.changed_columns, $3, a.source_row, true, a.changed_columns,'
+            '         a.before_hash, a.before_values, a.after_values'
+            '    FROM %s'
+            '  RETURNING 1) '
+            'SELECT pg_catalog.count(*), 0, 0 FROM audited', v_audit)
+          INTO v_conflicts, v_kept, v_delta USING p_job_id, v_target, v_sql->>'policy';
     ELSE
-        WITH audit AS MATERIALIZED (
-            SELECT a.key, a.changed_columns, coalesce(a.applied_columns, a.changed_columns) AS applied_columns, a.source_row,
-                   coalesce(a.is_conflict, true) AS is_conflict, a.before_hash, a.delta, a.before_values, a.after_values, a.reason
-              FROM starpipe._as_writer_audit(v_sql->>'audit') a),
-        audited AS (
-            INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied, applied_columns,
-                                           before_hash, before_values, after_values)
-            SELECT p_job_id, v_target, a.key, a.changed_columns, v_sql->>'policy', a.source_row, a.applied_columns <> '{}',
-                   a.applied_columns, a.before_hash, a.before_values, a.after_values
-              FROM audit a WHERE a.is_conflict
-            RETURNING conflict.applied)
-        SELECT (SELECT pg_catalog.count(*) FROM audited), (SELECT pg_catalog.count(*) FILTER (WHERE NOT audited.applied) FROM audited),
-               (SELECT pg_catalog.sum(a.delta) FROM audit a),
-               (SELECT pg_catalog.jsonb_object_agg(r.reason, r.n) FROM (
-                    SELECT a.reason, pg_catalog.count(*) AS n FROM audit a WHERE a.is_conflict AND a.applied_columns = '{}'
-                     GROUP BY a.reason) r)
-          INTO v_conflicts, v_kept, v_delta, v_skipped;
+        EXECUTE pg_catalog.format(
+            'WITH audit AS MATERIALIZED ('
+            '  SELECT a.key, a.changed_columns, coalesce(a.applied_columns, a.changed_columns) AS applied_columns, a.source_row,'
+            '         coalesce(a.is_conflict, true) AS is_conflict, a.before_hash, a.delta, a.before_values, a.after_values, a.reason'
+            '    FROM %s), '
+            'audited AS ('
+            '  INSERT INTO starpipe.conflict (job_id, target, key, changed_columns, policy, source_row, applied, applied_columns,'
+            '                                 before_hash, before_values, after_values)'
+            '  SELECT $1, $2, a.key, a.changed_columns, $3, a.source_row, a.applied_columns <> ''{}'','
+            '         a.applied_columns, a.before_hash, a.before_values, a.after_values'
+            '    FROM audit a WHERE a.is_conflict'
+            '  RETURNING conflict.applied) '
+            'SELECT (SELECT pg_catalog.count(*) FROM audited), (SELECT pg_catalog.count(*) FILTER (WHERE NOT audited.applied) FROM audited),'
+            '       (SELECT pg_catalog.sum(a.delta) FROM audit a),'
+            '       (SELECT pg_catalog.jsonb_object_agg(r.reason, r.n) FROM ('
+            '            SELECT a.reason, pg_catalog.count(*) AS n FROM audit a WHERE a.is_conflict AND a.applied_columns = ''{}'''
+            '             GROUP BY a.reason) r)', v_audit)
+          INTO v_conflicts, v_kept, v_delta, v_skipped USING p_job_id, v_target, v_sql->>'policy';
     END IF;
 
     -- The write, as starpipe_writer: production triggers, defaults and constraints run with its rights only.

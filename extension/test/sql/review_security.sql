@@ -1,7 +1,7 @@
 -- Review 0.2.0 §2 and §3: production-side code runs as starpipe_writer, never as the installer, and mappings
 -- write only into schemas a DBA allowed.
 SET client_min_messages = warning;
-DROP SCHEMA IF EXISTS production, auth, raw_acme, raw_evil CASCADE;
+DROP SCHEMA IF EXISTS production, auth, raw_acme, raw_evil, raw_club CASCADE;
 DROP ROLE IF EXISTS regress_app_owner;
 DROP ROLE IF EXISTS regress_webapp;
 DROP ROLE IF EXISTS regress_etl;
@@ -133,8 +133,32 @@ RESET ROLE;
 SELECT count(*) AS evil_mappings FROM starpipe.mapping WHERE client = 'evil';
 SELECT * FROM auth.users;
 
+-- Issue 10: promote runs the audit join as the owner only where reading production runs no user code (built-in types
+-- and domains over them, no row security); a user-defined type keeps the writer's path, with the same audit.
+SET ROLE regress_app_owner;
+CREATE TYPE production.tier AS ENUM ('basic', 'gold');
+CREATE TABLE production.members (id integer PRIMARY KEY, tier production.tier, note text);
+CREATE TABLE production.secured (id integer PRIMARY KEY, note text);
+ALTER TABLE production.secured ENABLE ROW LEVEL SECURITY;
+GRANT SELECT, INSERT, UPDATE ON production.members TO starpipe_writer;
+RESET ROLE;
+SELECT t AS target, starpipe._owner_may_audit(t) AS owner_audits
+  FROM unnest('{production.accounts, production.members, production.secured, starpipe.job}'::regclass[]) t;
+SET ROLE regress_ops;
+SELECT pg_temp.apply('{"version": 1, "client": "club", "target_schema": "production", "tables": {"members": {"target": "members",
+  "conflict_key": ["id"], "columns": {"id": {"from": "id"}, "tier": {"from": "tier"}, "note": {"from": "note"}}}}}') AS version;
+SET ROLE regress_etl;
+SELECT pg_temp.run('club', 'members', 'm1', '2026-02-01', '[{"name": "id", "type": "integer"}, {"name": "tier", "type": "text"}, {"name": "note", "type": "text"}]',
+                   '[{"id": 1, "tier": "basic", "note": "a", "_source_row": 1}, {"id": 2, "tier": "gold", "note": "b", "_source_row": 2}]');
+SELECT pg_temp.run('club', 'members', 'm2', '2026-02-02', '[{"name": "id", "type": "integer"}, {"name": "tier", "type": "text"}, {"name": "note", "type": "text"}]',
+                   '[{"id": 1, "tier": "gold", "note": "a", "_source_row": 1}, {"id": 2, "tier": "gold", "note": "b", "_source_row": 2}]');
+RESET ROLE;
+SELECT c.key, c.changed_columns, c.applied, c.before_hash IS NOT NULL AS hashed FROM starpipe.conflict c
+  JOIN starpipe.job j ON j.job_id = c.job_id WHERE j.table_name = 'members';
+SELECT id, tier, note FROM production.members ORDER BY id;
+
 SET client_min_messages = warning;
-DROP SCHEMA production, auth, raw_acme CASCADE;
+DROP SCHEMA production, auth, raw_acme, raw_club CASCADE;
 DELETE FROM starpipe.target_schema;
 DROP ROLE regress_app_owner;
 DROP ROLE regress_webapp;
