@@ -4229,8 +4229,9 @@ $$;
 -- Whether promote may run the audit join of staging with p_target as the extension's owner, in the statement that
 -- writes starpipe.conflict, instead of as starpipe_writer through _as_writer_audit (whose result set is materialized
 -- and copied again: measured, most of the audit's cost). Only when reading the table runs no code but PostgreSQL's
--- own: a plain or partitioned table without row-level security (nor its partitions), every column of a built-in
--- type (or a domain over one, compared as its base type), and the owner may read it. Otherwise the writer's path.
+-- own: a plain table without inheritance children, or a partitioned one whose partitions are plain tables, without
+-- row-level security; every column of a built-in type (or a domain over one, compared as its base type under the
+-- pinned search_path); and the owner may read it. Otherwise the writer's path.
 CREATE OR REPLACE FUNCTION starpipe._owner_may_audit(p_target regclass)
 RETURNS boolean
 LANGUAGE sql STABLE
@@ -4244,6 +4245,8 @@ AS $$
         SELECT t.typbasetype FROM col c JOIN pg_catalog.pg_type t ON t.oid = c.base AND t.typtype = 'd')
     SELECT r.relkind IN ('r', 'p') AND NOT r.relrowsecurity
        AND pg_catalog.has_table_privilege(p_target, 'SELECT')
+       -- Inheritance children (not partitions) are scanned too and may be foreign tables: the writer's path.
+       AND (r.relkind = 'p' OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = p_target))
        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree(p_target) p JOIN pg_catalog.pg_class c ON c.oid = p.relid
                         WHERE c.relrowsecurity OR c.relkind NOT IN ('r', 'p'))
        AND NOT EXISTS (SELECT 1 FROM col c JOIN pg_catalog.pg_type t ON t.oid = c.base
