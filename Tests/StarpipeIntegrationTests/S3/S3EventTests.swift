@@ -157,4 +157,26 @@ struct S3EventTests {
         #expect(jobs.map(\.status) == ["SUCCESS"], "\(jobs)")
         #expect(try fixture.moto.messageCount(fixture.deadLetters.url) == 0)
     }
+
+    @Test("a received message stays hidden while its visibility is extended, and reappears once it runs out")
+    func visibilityExtension() throws {
+        let moto = try TestMoto()
+        let created = try moto.createQueue("starpipe-visibility")
+        let queue = SQSQueue(
+            location: try SQSLocation(url: "sqs://127.0.0.1:\(moto.port)\(URL(string: created.url)!.path)?region=us-east-1&scheme=http"),
+            credentials: TestMoto.anyCredentials)
+        try moto.sqs("SendMessage", ["QueueUrl": created.url, "MessageBody": "extended"])
+        let first = try queue.receive(maxMessages: 1, waitSeconds: 0, visibilitySeconds: 1)
+        #expect(first.map(\.body) == ["extended"])
+        try queue.extendVisibility(try #require(first.first), seconds: 60)
+        Thread.sleep(forTimeInterval: 2.5)
+        #expect(try queue.receive(maxMessages: 1, waitSeconds: 0, visibilitySeconds: 1).isEmpty)
+        // Without the extension, a message is handed out again after its timeout.
+        try moto.sqs("SendMessage", ["QueueUrl": created.url, "MessageBody": "not extended"])
+        #expect(try queue.receive(maxMessages: 1, waitSeconds: 0, visibilitySeconds: 1).map(\.body) == ["not extended"])
+        Thread.sleep(forTimeInterval: 2.5)
+        let again = try queue.receive(maxMessages: 1, waitSeconds: 0, visibilitySeconds: 1)
+        #expect(again.map(\.body) == ["not extended"])
+        #expect(again.first?.receiveCount == 2)
+    }
 }
