@@ -168,7 +168,9 @@ GRANT EXECUTE ON FUNCTION
     starpipe.remote_blocked(bigint, bigint, jsonb),
     starpipe.production_ledger_sql(),
     starpipe.production_check_sql(text),
-    starpipe.rejects(bigint)
+    starpipe.rejects(bigint),
+    starpipe.trace(bigint),
+    starpipe.metrics()
 TO starpipe_worker, starpipe_admin;
 
 -- Decisions that need a human.
