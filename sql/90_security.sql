@@ -170,7 +170,10 @@ GRANT EXECUTE ON FUNCTION
     starpipe.production_check_sql(text),
     starpipe.rejects(bigint),
     starpipe.trace(bigint),
-    starpipe.metrics()
+    starpipe.metrics(),
+    starpipe.queue_alerts(integer, interval),
+    starpipe.claim_alerts(integer, interval),
+    starpipe.settle_alert(text, text)
 TO starpipe_worker, starpipe_admin;
 
 -- Decisions that need a human.
