@@ -51,7 +51,7 @@ struct TraceReport {
         case let string as String: return string
         case let number as NSNumber: return number.stringValue
         default:
-            guard let data = try? JSONSerialization.data(withJSONObject: value!, options: [.sortedKeys, .fragmentsAllowed]) else {
+            guard let data = try? JSONSerialization.data(withJSONObject: value!, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]) else {
                 return "\(value!)"
             }
             return String(decoding: data, as: UTF8.self)
