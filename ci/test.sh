@@ -2,8 +2,9 @@
 # Runs every test of starpipe on this machine:
 #   1. installs what is missing (apt; moto[server] in a venv under .starpipe/moto for the S3 tests, which
 #   start their own moto_server), 2. starts a private Postgres 15 and redis-server on loopback, 3. builds
-#   the extension and the orchestrator, 4. runs pg_regress and swift test (unit tests and integration
-#   tests against the live servers), 5. stops what it started. Exits non-zero on any failure.
+#   the extension and the orchestrator, 4. runs pg_regress, promtool on the alert rules (ops/prometheus) and
+#   swift test (unit tests and integration tests against the live servers), 5. stops what it started.
+#   Exits non-zero on any failure.
 # Ports: Postgres 127.0.0.1:${STARPIPE_TEST_PG_PORT:-54329}, Redis 127.0.0.1:${STARPIPE_TEST_REDIS_PORT:-63799}.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
@@ -36,6 +37,10 @@ if ! make -s -C extension installcheck PG_CONFIG="$PGBIN/pg_config" PGHOST=127.0
     cat extension/output_upgrade/regression.diffs extension/regression.diffs extension/output_iso/regression.diffs 2>/dev/null || true
     exit 1
 fi
+
+log "Prometheus alert rules (promtool check rules, promtool test rules)"
+promtool check rules ops/prometheus/starpipe.rules.yml
+promtool test rules ops/prometheus/starpipe.rules.test.yml
 
 log "swift build"
 swift build --build-tests

@@ -220,6 +220,29 @@ SELECT pg_catalog.pg_extension_config_dump('starpipe.staging_shape', '');
 -- Issue 11: a production constraint as the quarantine probe evaluates it.
 CREATE TYPE starpipe._staging_constraint AS (rule text, state text, col text, name text, refused text);
 
+-- Issue 14: webhook alerts (sql/82_alerts.sql).
+-- One row per alert: queued by queue_alerts, held by one worker while it posts it, settled as sent or failed.
+CREATE TABLE starpipe.alert (
+    alert_key   text PRIMARY KEY,
+    kind        text NOT NULL CHECK (kind IN ('job_failed', 'job_dead', 'drift_blocked', 'dlq_buildup')),
+    job_id      bigint NOT NULL REFERENCES starpipe.job (job_id),
+    client      text NOT NULL,
+    table_name  text NOT NULL,
+    status      text NOT NULL,
+    stage       text NOT NULL,
+    reason      text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    held_until  timestamptz,
+    attempts    integer NOT NULL DEFAULT 0,
+    sent_at     timestamptz,
+    last_error  text
+);
+CREATE INDEX alert_unsent ON starpipe.alert (created_at) WHERE sent_at IS NULL;
+COMMENT ON TABLE starpipe.alert IS 'Webhook alerts: each FAILED or DEAD transition, each drift BLOCK, and DLQ build-up once an hour per client; sent once by whichever worker holds it.';
+COMMENT ON COLUMN starpipe.alert.alert_key IS 'What makes a repeat the same alert: job:<job>:<event> for a transition, dlq:<client>:<hour> for DLQ build-up.';
+COMMENT ON COLUMN starpipe.alert.attempts IS 'Times a worker held the alert to post it; claim_alerts stops offering it after 10.';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.alert', '');
+
 -- Functions of 00_schema.sql ---------------------------------------------------------------------------------------
 
 -- Raises with a stable SQLSTATE in starpipe's own class "SP".
@@ -5025,6 +5048,298 @@ $$;
 COMMENT ON FUNCTION starpipe.verify(bigint) IS
     'Recomputes a job''s raw, staged and production digests and says whether each still agrees with what was recorded (rows named by source row number).';
 
+-- Functions of 80_observe.sql --------------------------------------------------------------------------------------
+
+-- Time a job spent in each (status, stage) it passed through: the span from each event to the next one, and for an
+-- unfinished job (PENDING, PROCESSING, BLOCKED) the span from its last event to now.
+CREATE OR REPLACE FUNCTION starpipe._job_spans(p_job_id bigint)
+RETURNS TABLE (event_id bigint, at timestamptz, status text, stage text, seconds double precision, open boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT e.event_id, e.at, e.to_status, e.stage,
+           pg_catalog.date_part('epoch', coalesce(pg_catalog.lead(e.at) OVER w,
+                CASE WHEN j.status = ANY (starpipe._unfinished_statuses()) THEN pg_catalog.clock_timestamp() END) - e.at),
+           pg_catalog.lead(e.at) OVER w IS NULL AND j.status = ANY (starpipe._unfinished_statuses())
+      FROM starpipe.job_event e
+      JOIN starpipe.job j ON j.job_id = e.job_id
+     WHERE e.job_id = p_job_id
+    WINDOW w AS (ORDER BY e.event_id);
+$$;
+
+-- One job through every stage, as one JSON document: bucket keys and manifest, schema version and drift diff,
+-- mapping version, row counts per stage, rejects by rule, the promotion audit, and every event with its span.
+CREATE OR REPLACE FUNCTION starpipe.trace(p_job_id bigint)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+SET xmloption = 'content'
+SET standard_conforming_strings = on
+SET lc_monetary = 'C'
+AS $$
+DECLARE
+    v_job starpipe.job;
+    v_schema jsonb;
+    v_mapping jsonb;
+    v_promotion jsonb;
+    v_rejects jsonb;
+    v_events jsonb;
+    v_spans jsonb;
+BEGIN
+    -- The manifest is kept whole except values it never has (it describes the file: names, types, counts, digest).
+    SELECT * INTO v_job FROM starpipe.job j WHERE j.job_id = p_job_id;
+    IF NOT FOUND THEN
+        PERFORM starpipe._raise('P0002', pg_catalog.format('job %s does not exist', p_job_id));
+    END IF;
+    SELECT pg_catalog.jsonb_build_object(
+               'version', s.version, 'fingerprint', s.fingerprint, 'first_job', s.first_job, 'recorded_at', s.recorded_at,
+               'accepted_at', s.accepted_at, 'accepted_by', s.accepted_by, 'diff', s.diff,
+               'drift', s.diff IS NOT NULL, 'new_with_this_job', s.first_job = v_job.job_id)
+      INTO v_schema
+      FROM starpipe.schema_version s
+     WHERE s.client = v_job.client AND s.table_name = v_job.table_name AND s.version = v_job.schema_version;
+    SELECT pg_catalog.jsonb_build_object('version', m.version, 'applied_at', m.applied_at, 'applied_by', m.applied_by,
+                                         'target_schema', m.config->>'target_schema',
+                                         'target', m.config->'tables'->v_job.table_name->>'target',
+                                         'promotion', coalesce(m.config->'tables'->v_job.table_name->>'promotion', 'auto'))
+      INTO v_mapping
+      FROM starpipe.mapping m
+     WHERE m.client = v_job.client AND m.version = v_job.mapping_version;
+    -- Conflicts are counted, never shown: their before/after values may be PHI.
+    SELECT pg_catalog.jsonb_build_object(
+               'target', p.target, 'policy', p.policy, 'mode', p.mode, 'mapping_version', p.mapping_version,
+               'fence', p.fence, 'actor', p.actor, 'manual', p.manual, 'at', p.at, 'staged', p.staged,
+               'inserted', p.inserted, 'updated', p.updated, 'unchanged', p.unchanged, 'kept', p.kept,
+               'deleted', p.deleted, 'skipped', p.skipped, 'column_policies', p.column_policies, 'deletes', p.deletes,
+               'staged_digest', p.staged_digest, 'promoted_digest', p.promoted_digest,
+               'conflicts', (SELECT pg_catalog.count(*) FROM starpipe.conflict c WHERE c.job_id = p.job_id),
+               'conflicts_applied', (SELECT pg_catalog.count(*) FROM starpipe.conflict c WHERE c.job_id = p.job_id AND c.applied))
+      INTO v_promotion
+      FROM starpipe.promotion p
+     WHERE p.job_id = v_job.job_id;
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'rule', r.rule, 'target_column', r.target_column, 'sqlstate', r.sqlstate, 'rows', r.n,
+               'unresolved', r.unresolved, 'first_source_row', r.first_row) ORDER BY r.rule, r.target_column), '[]')
+      INTO v_rejects
+      FROM (SELECT x.rule, x.target_column, x.sqlstate, pg_catalog.count(*) AS n,
+                   pg_catalog.count(*) FILTER (WHERE x.resolved_at IS NULL) AS unresolved, pg_catalog.min(x.source_row) AS first_row
+              FROM starpipe.reject x WHERE x.job_id = v_job.job_id
+             GROUP BY x.rule, x.target_column, x.sqlstate) r;
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'event_id', e.event_id, 'at', e.at, 'event', e.event, 'from_status', e.from_status, 'to_status', e.to_status,
+               'stage', e.stage, 'actor', e.actor, 'fence', e.fence, 'detail', e.detail, 'seconds', s.seconds,
+               'open', s.open) ORDER BY e.event_id), '[]')
+      INTO v_events
+      FROM starpipe.job_event e
+      JOIN starpipe._job_spans(v_job.job_id) s ON s.event_id = e.event_id;
+    -- Spans of the same (status, stage) add up: a job nacked and reclaimed at one stage spent both spans there.
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'status', t.status, 'stage', t.stage, 'seconds', t.seconds, 'open', t.open) ORDER BY t.first_event), '[]')
+      INTO v_spans
+      FROM (SELECT s.status, s.stage, pg_catalog.sum(s.seconds) AS seconds, pg_catalog.bool_or(s.open) AS open,
+                   pg_catalog.min(s.event_id) AS first_event
+              FROM starpipe._job_spans(v_job.job_id) s WHERE s.seconds IS NOT NULL
+             GROUP BY s.status, s.stage) t;
+    RETURN pg_catalog.jsonb_build_object(
+        'job_id', v_job.job_id, 'client', v_job.client, 'table', v_job.table_name, 'snapshot_date', v_job.snapshot_date,
+        'run_id', v_job.run_id, 'status', v_job.status, 'stage', v_job.stage, 'attempts', v_job.attempts,
+        'max_attempts', starpipe._setting_value('max_attempts')::integer, 'worker', v_job.worker, 'fence', v_job.fence,
+        'lease_until', v_job.lease_until, 'visible_at', v_job.visible_at, 'duplicate_of', v_job.duplicate_of,
+        'error', v_job.error, 'error_detail', v_job.error_detail,
+        'registered_at', v_job.registered_at, 'updated_at', v_job.updated_at,
+        'bucket', pg_catalog.jsonb_build_object('manifest_key', v_job.manifest_key, 'data_key', v_job.data_key),
+        'manifest', v_job.manifest,
+        'schema', v_schema,
+        'mapping', v_mapping,
+        'rows', pg_catalog.jsonb_build_object(
+            'manifest', v_job.row_count, 'raw', v_job.rows_raw, 'staged', v_job.rows_staged,
+            'rejected', v_job.rows_rejected, 'deduplicated', v_job.rows_deduplicated,
+            'inserted', v_job.rows_inserted, 'updated', v_job.rows_updated, 'deleted', v_job.rows_deleted,
+            'promoted', CASE WHEN v_job.rows_inserted IS NULL THEN NULL
+                             ELSE v_job.rows_inserted + coalesce(v_job.rows_updated, 0) END),
+        'rejects', v_rejects,
+        'promotion', v_promotion,
+        'events', v_events,
+        'time_in_stage', v_spans,
+        'elapsed_seconds', (SELECT pg_catalog.sum(s.seconds) FROM starpipe._job_spans(v_job.job_id) s));
+END;
+$$;
+COMMENT ON FUNCTION starpipe.trace(bigint) IS
+    'One job through every stage as JSON: bucket keys, manifest, schema version and drift diff, mapping version, rows per stage, rejects by rule, promotion audit (conflicts counted, never shown), events with their spans and time per status and stage.';
+
+-- The ledger's gauges, one row per sample: computed in one statement from the ledger, so every worker that serves
+-- them (and any scrape of any of them) reports the same values. Names and labels are Prometheus's; labels hold
+-- client and table names, statuses and stages, never a value of a row.
+CREATE OR REPLACE FUNCTION starpipe.metrics()
+RETURNS TABLE (name text, help text, labels jsonb, value double precision)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- Every status appears for every client table with a job, zero included, so rates and absences can be alerted on.
+    WITH tables AS (
+        SELECT j.client, j.table_name, pg_catalog.jsonb_build_object('client', j.client, 'table', j.table_name) AS labels,
+               pg_catalog.count(*) FILTER (WHERE j.status = 'PENDING') AS pending,
+               pg_catalog.count(*) FILTER (WHERE j.status = 'DEAD') AS dead
+          FROM starpipe.job j GROUP BY j.client, j.table_name),
+    statuses(status) AS (VALUES ('PENDING'), ('PROCESSING'), ('SUCCESS'), ('FAILED'), ('DUPLICATE'), ('BLOCKED'), ('DEAD')),
+    last_event AS (
+        SELECT DISTINCT ON (e.job_id) e.job_id, e.at, e.event FROM starpipe.job_event e
+          JOIN starpipe.job j ON j.job_id = e.job_id
+         WHERE j.status IN ('PENDING', 'PROCESSING', 'BLOCKED')
+         ORDER BY e.job_id, e.event_id DESC),
+    claimable AS (
+        SELECT coalesce(j.visible_at, l.at) AS since
+          FROM starpipe.job j LEFT JOIN last_event l ON l.job_id = j.job_id
+         WHERE j.status = 'PENDING' AND (j.visible_at IS NULL OR j.visible_at <= pg_catalog.now())
+            OR j.status = 'PROCESSING' AND j.lease_until < pg_catalog.now())
+    SELECT 'starpipe_jobs', 'Jobs in the ledger by client, table and status.', t.labels || pg_catalog.jsonb_build_object('status', s.status),
+           (SELECT pg_catalog.count(*) FROM starpipe.job j
+             WHERE j.client = t.client AND j.table_name = t.table_name AND j.status = s.status)::double precision
+      FROM tables t CROSS JOIN statuses s
+    UNION ALL
+    SELECT 'starpipe_rows', 'Rows of the ledger''s jobs by stage: raw, staged, rejected, deduplicated, promoted (inserted + updated).',
+           pg_catalog.jsonb_build_object('client', j.client, 'table', j.table_name, 'stage', r.stage),
+           coalesce(pg_catalog.sum(r.n), 0)::double precision
+      FROM starpipe.job j
+     CROSS JOIN LATERAL (VALUES ('raw', j.rows_raw), ('staged', j.rows_staged), ('rejected', j.rows_rejected),
+                                ('deduplicated', j.rows_deduplicated),
+                                ('promoted', CASE WHEN j.stage = 'promoted' THEN coalesce(j.rows_inserted, 0) + coalesce(j.rows_updated, 0) END)) r(stage, n)
+     GROUP BY j.client, j.table_name, r.stage
+    UNION ALL
+    SELECT 'starpipe_queue_depth', 'PENDING jobs (waiting, or backing off after a nack).', t.labels, t.pending::double precision
+      FROM tables t
+    UNION ALL
+    SELECT 'starpipe_dlq_depth', 'Dead-lettered jobs (status DEAD).', t.labels, t.dead::double precision
+      FROM tables t
+    UNION ALL
+    SELECT 'starpipe_oldest_claimable_age_seconds',
+           'Seconds since the oldest job claimable now (PENDING and visible, or PROCESSING with an expired lease) became claimable; 0 when none.',
+           '{}'::jsonb,
+           coalesce(pg_catalog.date_part('epoch', pg_catalog.now() - (SELECT pg_catalog.min(c.since) FROM claimable c)), 0)
+    UNION ALL
+    SELECT 'starpipe_retries_total', 'Nacks recorded in the ledger (a job given back to the queue after a transient failure).',
+           t.labels,
+           (SELECT pg_catalog.count(*) FROM starpipe.job_event e JOIN starpipe.job j ON j.job_id = e.job_id
+             WHERE j.client = t.client AND j.table_name = t.table_name AND e.event = 'nack')::double precision
+      FROM tables t
+    UNION ALL
+    SELECT 'starpipe_drift_events_total', 'Schema versions with a diff against the version before them (drift) in the registry.',
+           pg_catalog.jsonb_build_object('client', s.client, 'table', s.table_name),
+           (pg_catalog.count(*) FILTER (WHERE s.diff IS NOT NULL))::double precision
+      FROM starpipe.schema_version s GROUP BY s.client, s.table_name
+    UNION ALL
+    SELECT 'starpipe_drift_awaiting_review', 'BLOCKED jobs held by schema drift until a human accepts it (starpipe.accept_schema).',
+           t.labels,
+           (SELECT pg_catalog.count(*) FROM starpipe.job j JOIN last_event l ON l.job_id = j.job_id
+             WHERE j.client = t.client AND j.table_name = t.table_name AND j.status = 'BLOCKED' AND l.event = 'drift')::double precision
+      FROM tables t
+    UNION ALL
+    SELECT 'starpipe_last_promotion_timestamp_seconds', 'Unix time of the last successful promotion of the client table.',
+           pg_catalog.jsonb_build_object('client', j.client, 'table', j.table_name), pg_catalog.date_part('epoch', pg_catalog.max(p.at))
+      FROM starpipe.promotion p JOIN starpipe.job j ON j.job_id = p.job_id
+     GROUP BY j.client, j.table_name
+    UNION ALL
+    SELECT 'starpipe_stage_age_seconds', 'Seconds the longest-waiting PROCESSING job of the client table has been at its current stage (since its last event).',
+           pg_catalog.jsonb_build_object('client', j.client, 'table', j.table_name, 'stage', j.stage),
+           pg_catalog.max(pg_catalog.date_part('epoch', pg_catalog.now() - l.at))
+      FROM starpipe.job j JOIN last_event l ON l.job_id = j.job_id
+     WHERE j.status = 'PROCESSING'
+     GROUP BY j.client, j.table_name, j.stage;
+$$;
+COMMENT ON FUNCTION starpipe.metrics() IS
+    'The ledger''s gauges for /metrics, one row per sample (name, help, labels, value): jobs by status, rows by stage, queue and DLQ depth, oldest claimable age, retries, drift, last promotion time, stage age. Equal for every worker.';
+
+-- Functions of 82_alerts.sql ---------------------------------------------------------------------------------------
+
+-- Queues the alerts that are due and not queued yet; returns how many it queued.
+CREATE OR REPLACE FUNCTION starpipe.queue_alerts(p_dlq_depth integer DEFAULT 3, p_window interval DEFAULT '1 day')
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_jobs integer;
+    v_dlq integer;
+BEGIN
+    -- Transitions older than p_window are history, not news: a first start on an old ledger does not page anyone.
+    INSERT INTO starpipe.alert (alert_key, kind, job_id, client, table_name, status, stage, reason)
+    SELECT 'job:' || e.job_id || ':' || e.event_id,
+           CASE WHEN e.event = 'drift' THEN 'drift_blocked' WHEN e.to_status = 'DEAD' THEN 'job_dead' ELSE 'job_failed' END,
+           e.job_id, j.client, j.table_name, e.to_status, e.stage,
+           coalesce(e.detail->>'error', j.error, e.event)
+      FROM starpipe.job_event e JOIN starpipe.job j ON j.job_id = e.job_id
+     WHERE e.at > pg_catalog.now() - p_window
+       AND (e.to_status IN ('FAILED', 'DEAD') OR (e.to_status = 'BLOCKED' AND e.event = 'drift'))
+    ON CONFLICT (alert_key) DO NOTHING;
+    GET DIAGNOSTICS v_jobs = ROW_COUNT;
+    -- DLQ build-up: a client with p_dlq_depth or more dead jobs, at most once an hour; named by its newest dead job.
+    INSERT INTO starpipe.alert (alert_key, kind, job_id, client, table_name, status, stage, reason)
+    SELECT 'dlq:' || d.client || ':' || pg_catalog.to_char(pg_catalog.date_trunc('hour', pg_catalog.now()), 'YYYYMMDDHH24'),
+           'dlq_buildup', d.job_id, d.client, d.table_name, 'DEAD', d.stage,
+           pg_catalog.format('%s jobs of the client are dead-lettered (threshold %s)', d.dead, p_dlq_depth)
+      FROM (SELECT DISTINCT ON (j.client) j.client, j.job_id, j.table_name, j.stage,
+                   pg_catalog.count(*) OVER (PARTITION BY j.client) AS dead
+              FROM starpipe.job j WHERE j.status = 'DEAD'
+             ORDER BY j.client, j.job_id DESC) d
+     WHERE d.dead >= p_dlq_depth
+    ON CONFLICT (alert_key) DO NOTHING;
+    GET DIAGNOSTICS v_dlq = ROW_COUNT;
+    RETURN v_jobs + v_dlq;
+END;
+$$;
+COMMENT ON FUNCTION starpipe.queue_alerts(integer, interval) IS
+    'Queues webhook alerts that are due: each FAILED or DEAD transition and drift BLOCK within p_window, and DLQ build-up (p_dlq_depth dead jobs of a client) once an hour; repeats are the same alert_key and queued once.';
+
+-- Hands up to p_limit unsent alerts to the caller for p_hold, oldest first; another worker skips them meanwhile.
+CREATE OR REPLACE FUNCTION starpipe.claim_alerts(p_limit integer DEFAULT 20, p_hold interval DEFAULT '2 minutes')
+RETURNS SETOF starpipe.alert
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- A worker that dies holding alerts lets them go when p_hold ends; an alert held 10 times is left for a human.
+    UPDATE starpipe.alert a
+       SET held_until = pg_catalog.now() + p_hold, attempts = a.attempts + 1
+     WHERE a.alert_key IN (SELECT c.alert_key FROM starpipe.alert c
+                            WHERE c.sent_at IS NULL AND c.attempts < 10
+                              AND (c.held_until IS NULL OR c.held_until < pg_catalog.now())
+                            ORDER BY c.created_at, c.alert_key
+                            LIMIT p_limit
+                            FOR UPDATE SKIP LOCKED)
+    RETURNING a.*;
+$$;
+COMMENT ON FUNCTION starpipe.claim_alerts(integer, interval) IS
+    'Holds up to p_limit unsent webhook alerts for the caller for p_hold (FOR UPDATE SKIP LOCKED), oldest first.';
+
+-- Settles an alert the caller held: sent (p_error NULL), or not (p_error recorded; offered again after its hold).
+CREATE OR REPLACE FUNCTION starpipe.settle_alert(p_alert_key text, p_error text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- A second settle of a sent alert changes nothing: a lost reply and a retry do not undo the send.
+    UPDATE starpipe.alert
+       SET sent_at = CASE WHEN p_error IS NULL THEN pg_catalog.now() END,
+           last_error = p_error
+     WHERE alert_key = p_alert_key AND sent_at IS NULL;
+    IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM starpipe.alert a WHERE a.alert_key = p_alert_key) THEN
+        PERFORM starpipe._raise('P0002', pg_catalog.format('alert %s does not exist', p_alert_key));
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION starpipe.settle_alert(text, text) IS
+    'Marks a held webhook alert sent (no error) or records why its post failed; it is offered again once its hold ends.';
+
 -- Functions of 90_security.sql -------------------------------------------------------------------------------------
 
 -- Resets the privileges of a schema or table that starpipe creates to: its owner, plus p_privilege for p_roles.
@@ -5247,7 +5562,12 @@ GRANT EXECUTE ON FUNCTION
     starpipe.remote_blocked(bigint, bigint, jsonb),
     starpipe.production_ledger_sql(),
     starpipe.production_check_sql(text),
-    starpipe.rejects(bigint)
+    starpipe.rejects(bigint),
+    starpipe.trace(bigint),
+    starpipe.metrics(),
+    starpipe.queue_alerts(integer, interval),
+    starpipe.claim_alerts(integer, interval),
+    starpipe.settle_alert(text, text)
 TO starpipe_worker, starpipe_admin;
 
 -- Decisions that need a human.

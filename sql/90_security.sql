@@ -168,7 +168,12 @@ GRANT EXECUTE ON FUNCTION
     starpipe.remote_blocked(bigint, bigint, jsonb),
     starpipe.production_ledger_sql(),
     starpipe.production_check_sql(text),
-    starpipe.rejects(bigint)
+    starpipe.rejects(bigint),
+    starpipe.trace(bigint),
+    starpipe.metrics(),
+    starpipe.queue_alerts(integer, interval),
+    starpipe.claim_alerts(integer, interval),
+    starpipe.settle_alert(text, text)
 TO starpipe_worker, starpipe_admin;
 
 -- Decisions that need a human.

@@ -12,11 +12,14 @@ public struct RetryPolicy: Sendable {
     public var capSeconds: Double
     /// Total attempts, including the first (3 to 5 is sensible). Defaults to 4.
     public var attempts: Int
+    /// Called with the operation's name before each retry (the worker counts them in its metrics). Defaults to nil.
+    public var onRetry: (@Sendable (String) -> Void)?
 
-    public init(baseSeconds: Double = 0.2, capSeconds: Double = 5, attempts: Int = 4) {
+    public init(baseSeconds: Double = 0.2, capSeconds: Double = 5, attempts: Int = 4, onRetry: (@Sendable (String) -> Void)? = nil) {
         self.baseSeconds = baseSeconds
         self.capSeconds = capSeconds
         self.attempts = max(1, attempts)
+        self.onRetry = onRetry
     }
 
     /// The backoff ceiling after failed attempt `attempt` (1-based).
@@ -43,6 +46,7 @@ public struct RetryPolicy: Sendable {
                     "starpipe.operation": "\(operation)", "starpipe.attempt": "\(attempt)",
                     "starpipe.delay_s": "\(String(format: "%.3f", delay))", "starpipe.error": "\(error)",
                 ])
+                onRetry?(operation)
                 before(error)
                 Thread.sleep(forTimeInterval: delay)
                 attempt += 1

@@ -17,13 +17,25 @@ public final class Worker: Sendable {
     public let events: SQSQueue?
     /// Stop requests from a signal handler or a service group.
     public let stop: StopSignal
+    /// This process's own metrics (stage durations, retries, lock waits), when they are served. Defaults to nil.
+    public let metrics: WorkerMetrics?
     private let logger: Logger
 
     /// With `events`, manifests are registered as their S3 event notifications arrive, and the bucket is swept
     /// every ``WorkerOptions/sweepSeconds`` for events that were lost; `bucket` must then be an ``S3Bucket``.
     public init(options: WorkerOptions, bucket: any Bucket, events: SQSQueue? = nil, logger: Logger,
-                stop: StopSignal = StopSignal()) {
+                stop: StopSignal = StopSignal(), metrics: WorkerMetrics? = nil) {
+        var options = options
+        if let metrics {
+            let counted = options.retry.onRetry
+            options.retry.onRetry = { operation in
+                metrics.recordRetry(WorkerMetrics.operationLabel(operation))
+                counted?(operation)
+            }
+            metrics.recordConfiguration(options)
+        }
         self.options = options
+        self.metrics = metrics
         self.bucket = bucket
         self.events = events
         self.stop = stop
@@ -73,6 +85,16 @@ public final class Worker: Sendable {
                 consumerDone.leave()
             }
             thread.name = "starpipe-worker-events"
+            thread.start()
+        }
+        if let url = options.alertWebhook {
+            let notifier = AlertNotifier(url: url, worker: self, logger: logger)
+            consumerDone.enter()
+            let thread = Thread {
+                notifier.run(finished: { slotsDone.value })
+                consumerDone.leave()
+            }
+            thread.name = "starpipe-worker-alerts"
             thread.start()
         }
         group.wait()

@@ -32,12 +32,19 @@ public struct WorkerOptions: Sendable {
     /// Seconds a received bucket event stays hidden from other receivers, extended while its batch is worked on.
     /// Defaults to 60.
     public var eventVisibilitySeconds: Int
+    /// URL the ledger's webhook alerts are posted to (Slack-compatible JSON); nil sends none. Defaults to nil.
+    public var alertWebhook: String?
+    /// Dead jobs of one client that make a DLQ build-up alert. Defaults to 3.
+    public var alertDLQDepth: Int
+    /// Seconds back a FAILED, DEAD or drift-BLOCKED transition is still news worth an alert. Defaults to 86400 (a day).
+    public var alertWindowSeconds: Int
 
     public init(databaseURL: String, redisURL: String? = nil, workerID: String? = nil, concurrency: Int = 1,
                 leaseSeconds: Int = 300, pollSeconds: Double = 2, untilIdle: Bool = false, chunkSize: Int = 1 << 20,
                 retry: RetryPolicy = RetryPolicy(), binaryCopy: Bool = true,
                 production: ProductionDatabases = ProductionDatabases.fromEnvironment, sweepSeconds: Double = 300,
-                eventVisibilitySeconds: Int = 60) {
+                eventVisibilitySeconds: Int = 60, alertWebhook: String? = nil, alertDLQDepth: Int = 3,
+                alertWindowSeconds: Int = 86400) {
         self.databaseURL = databaseURL
         self.redisURL = redisURL
         self.workerID = workerID ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
@@ -51,5 +58,8 @@ public struct WorkerOptions: Sendable {
         self.production = production
         self.sweepSeconds = sweepSeconds
         self.eventVisibilitySeconds = max(1, eventVisibilitySeconds)
+        self.alertWebhook = alertWebhook
+        self.alertDLQDepth = max(1, alertDLQDepth)
+        self.alertWindowSeconds = max(1, alertWindowSeconds)
     }
 }

@@ -61,6 +61,8 @@ extension WorkerSlot {
         let lock = RedisLock(key: RedisLock.clientKey(job.client), token: "\(options.workerID)#\(job.fence)",
                              ttlMilliseconds: options.leaseSeconds * 1000)
         let acquired: Bool
+        let clock = ContinuousClock()
+        let started = clock.now
         do {
             acquired = try options.retry.run("take the client's Redis lock", logger: logger, before: { _ in self.redis?.disconnect() }) {
                 if redis == nil { redis = try RedisConnection(url: url) }
@@ -70,6 +72,7 @@ extension WorkerSlot {
             logger.warning("Redis unavailable; going on with the database lease alone", metadata: ["starpipe.error": "\(error)"])
             return (nil, true)
         }
+        worker.metrics?.recordLock(client: job.client, duration: clock.now - started, heldByAnother: !acquired)
         guard acquired else {
             logger.info("client locked in Redis by another worker; releasing the claim")
             try release(job)

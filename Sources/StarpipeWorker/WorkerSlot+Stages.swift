@@ -13,12 +13,22 @@ extension WorkerSlot {
     /// settlement, which runs once the lease keeper and deadline watcher have stopped; that includes a
     /// load refused for its content, so no cancel request can land on the call that fails the job.
     func drive(_ job: ClaimedJob, keeper: LeaseKeeper, logger: Logger) throws {
+        let clock = ContinuousClock()
         if job.stage == .registered {
+            var logger = logger
+            logger[metadataKey: "starpipe.stage"] = "raw"
+            let started = clock.now
+            // Timed whether the stage succeeds or fails: a slow failure is what an operator looks for.
+            defer { worker.metrics?.recordStage("raw", client: job.client, table: job.table, duration: clock.now - started) }
             let rows = try ingest(job, keeper: keeper, logger: logger)
             logger.info("raw version loaded", metadata: ["starpipe.rows": "\(rows)"])
         }
         for step in Self.steps {
             if worker.stop.mustAbort { throw StopDeadlineExceeded() }
+            var logger = logger
+            logger[metadataKey: "starpipe.stage"] = "\(step)"
+            let started = clock.now
+            defer { worker.metrics?.recordStage(step, client: job.client, table: job.table, duration: clock.now - started) }
             let status: String
             if step == "promote", let plan = try RemotePromotion.plan(job: job.id, fence: job.fence, on: try database()) {
                 status = try promoteRemotely(job, plan: plan, logger: logger)

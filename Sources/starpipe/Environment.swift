@@ -10,13 +10,20 @@ enum Environment {
     }
 }
 
-/// Sets up swift-log once per process: human-readable lines on standard error.
+/// Sets up swift-log once per process, on standard error: human-readable lines, or JSON lines (``JSONLogHandler``).
 enum LoggingBootstrap {
-    private static let done: Void = {
-        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
-    }()
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var done = false
 
-    static func once() {
-        _ = done
+    static func once(json: Bool = false) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !done else { return }
+        done = true
+        if json {
+            LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
+        } else {
+            LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+        }
     }
 }

@@ -10,7 +10,7 @@ struct Starpipe: AsyncParsableCommand {
         commandName: "starpipe",
         abstract: "Move a client's database into production Postgres: extract, ingest, transform, validate, promote.",
         version: "0.1.0",
-        subcommands: [Extract.self, Work.self, Mapping.self, Status.self, Promote.self, Verify.self, Retry.self, Resync.self,
+        subcommands: [Extract.self, Work.self, Mapping.self, Status.self, Trace.self, Promote.self, Verify.self, Retry.self, Resync.self,
                       Dlq.self, Production.self, Rejects.self])
 }
 
@@ -19,9 +19,18 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. Env STARPIPE_LOG_LEVEL; defaults to info.")
     var logLevel: String?
 
+    @Option(help: "Log format: text (human-readable lines) or json (one object per line with job_id, client, table, stage). Env STARPIPE_LOG_FORMAT; defaults to text.")
+    var logFormat: String?
+
+    func validate() throws {
+        guard ["text", "json"].contains(logFormat ?? Environment.value("STARPIPE_LOG_FORMAT") ?? "text") else {
+            throw ValidationError("--log-format is text or json")
+        }
+    }
+
     func logger(_ label: String) -> Logger {
         let level = Logger.Level(rawValue: logLevel ?? Environment.value("STARPIPE_LOG_LEVEL") ?? "info") ?? .info
-        LoggingBootstrap.once()
+        LoggingBootstrap.once(json: (logFormat ?? Environment.value("STARPIPE_LOG_FORMAT")) == "json")
         var logger = Logger(label: label)
         logger.logLevel = level
         return logger

@@ -60,6 +60,15 @@ struct Work: AsyncParsableCommand {
     @Option(help: "Name of this worker in the ledger. Defaults to host:pid.")
     var workerId: String?
 
+    @Option(help: "Serve Prometheus metrics (GET /metrics) on HOST:PORT, e.g. 127.0.0.1:9464. Env STARPIPE_METRICS_LISTEN. Defaults to none.")
+    var metricsListen: String?
+
+    @Option(help: "Post webhook alerts (Slack-compatible JSON) for FAILED and DEAD jobs, drift BLOCKs and DLQ build-up to this URL. Env STARPIPE_ALERT_WEBHOOK. Defaults to none.")
+    var alertWebhook: String?
+
+    @Option(help: "With --alert-webhook: dead jobs of one client that make a DLQ build-up alert. Defaults to 3.")
+    var alertDlqDepth: Int = 3
+
     @OptionGroup var production: ProductionOptions
 
     @OptionGroup var common: CommonOptions
@@ -73,13 +82,18 @@ struct Work: AsyncParsableCommand {
         guard retryAttempts >= 1, retryBase > 0, retryCap >= retryBase else {
             throw ValidationError("--retry-attempts must be at least 1, and 0 < --retry-base <= --retry-cap")
         }
+        if let url = alertWebhook ?? Environment.value("STARPIPE_ALERT_WEBHOOK"), !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
+            throw ValidationError("--alert-webhook takes an http:// or https:// URL")
+        }
+        guard alertDlqDepth >= 1 else { throw ValidationError("--alert-dlq-depth must be at least 1") }
         let logger = common.logger("starpipe.worker")
         let options = WorkerOptions(
             databaseURL: try database.url(), redisURL: redis ?? Environment.value("STARPIPE_REDIS_URL"),
             workerID: workerId, concurrency: concurrency, leaseSeconds: lease, pollSeconds: pollInterval,
             untilIdle: untilIdle, retry: RetryPolicy(baseSeconds: retryBase, capSeconds: retryCap, attempts: retryAttempts),
             binaryCopy: copyFormat == "auto", production: try production.databases(), sweepSeconds: sweepInterval,
-            eventVisibilitySeconds: eventVisibility)
+            eventVisibilitySeconds: eventVisibility, alertWebhook: alertWebhook ?? Environment.value("STARPIPE_ALERT_WEBHOOK"),
+            alertDLQDepth: alertDlqDepth)
         let bucket = try BucketFactory.open(bucketURL)
         var queue: SQSQueue?
         if let eventsURL = events ?? Environment.value("STARPIPE_EVENTS_URL") {
@@ -89,10 +103,20 @@ struct Work: AsyncParsableCommand {
             }
             queue = SQSQueue(location: try SQSLocation(url: eventsURL), credentials: try AWSCredentials.fromEnvironment())
         }
-        let worker = Worker(options: options, bucket: bucket, events: queue, logger: logger)
+        let listen = metricsListen ?? Environment.value("STARPIPE_METRICS_LISTEN")
+        let metrics = listen.map { _ in WorkerMetrics() }
+        let worker = Worker(options: options, bucket: bucket, events: queue, logger: logger, metrics: metrics)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: WorkerService(worker: worker, shutdownDeadline: shutdownDeadline),
+                  successTerminationBehavior: .gracefullyShutdownGroup),
+        ]
+        if let listen, let metrics {
+            let server = try MetricsServer(listen: listen, ledger: LedgerMetrics(databaseURL: options.databaseURL),
+                                           process: metrics, logger: logger)
+            services.append(.init(service: server))
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: WorkerService(worker: worker, shutdownDeadline: shutdownDeadline),
-                             successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()

@@ -8,16 +8,7 @@ import Testing
 struct PromotionCLITests {
     /// Runs `starpipe ARGS`; returns its exit status and everything it printed.
     private func starpipe(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = WorkerProcess.executable
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
+        try WorkerProcess.cli(arguments)
     }
 
     @Test("starpipe verify agrees for every promoted job, then names the source row of a production row changed by hand, never its value")

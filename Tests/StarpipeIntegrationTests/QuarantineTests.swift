@@ -58,14 +58,7 @@ struct QuarantineTests {
 
     /// Runs the starpipe executable; returns its exit status and output.
     static func cli(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process.unblocked(WorkerProcess.executable.path, arguments)
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
+        try WorkerProcess.cli(arguments)
     }
 
     /// Runs `starpipe worker --until-idle` as a process; returns its log.

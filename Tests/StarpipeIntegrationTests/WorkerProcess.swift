@@ -29,6 +29,18 @@ final class WorkerProcess {
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
+    /// Runs the starpipe executable with `arguments` to its end; returns its exit status and everything it printed.
+    static func cli(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process.unblocked(executable.path, arguments)
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
+    }
+
     /// Waits up to `timeout` seconds for the process to exit; returns its status, or nil if it is still running.
     func waitForExit(timeout: Double) -> Int32? {
         let end = Date().addingTimeInterval(timeout)

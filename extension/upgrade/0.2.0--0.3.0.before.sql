@@ -212,3 +212,26 @@ COMMENT ON TABLE starpipe.staging_shape IS 'The production shape each job''s sta
 SELECT pg_catalog.pg_extension_config_dump('starpipe.staging_shape', '');
 -- Issue 11: a production constraint as the quarantine probe evaluates it.
 CREATE TYPE starpipe._staging_constraint AS (rule text, state text, col text, name text, refused text);
+
+-- Issue 14: webhook alerts (sql/82_alerts.sql).
+-- One row per alert: queued by queue_alerts, held by one worker while it posts it, settled as sent or failed.
+CREATE TABLE starpipe.alert (
+    alert_key   text PRIMARY KEY,
+    kind        text NOT NULL CHECK (kind IN ('job_failed', 'job_dead', 'drift_blocked', 'dlq_buildup')),
+    job_id      bigint NOT NULL REFERENCES starpipe.job (job_id),
+    client      text NOT NULL,
+    table_name  text NOT NULL,
+    status      text NOT NULL,
+    stage       text NOT NULL,
+    reason      text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    held_until  timestamptz,
+    attempts    integer NOT NULL DEFAULT 0,
+    sent_at     timestamptz,
+    last_error  text
+);
+CREATE INDEX alert_unsent ON starpipe.alert (created_at) WHERE sent_at IS NULL;
+COMMENT ON TABLE starpipe.alert IS 'Webhook alerts: each FAILED or DEAD transition, each drift BLOCK, and DLQ build-up once an hour per client; sent once by whichever worker holds it.';
+COMMENT ON COLUMN starpipe.alert.alert_key IS 'What makes a repeat the same alert: job:<job>:<event> for a transition, dlq:<client>:<hour> for DLQ build-up.';
+COMMENT ON COLUMN starpipe.alert.attempts IS 'Times a worker held the alert to post it; claim_alerts stops offering it after 10.';
+SELECT pg_catalog.pg_extension_config_dump('starpipe.alert', '');
