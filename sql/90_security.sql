@@ -189,5 +189,7 @@ GRANT EXECUTE ON FUNCTION
     starpipe.dlq_inspect(bigint),
     starpipe.dlq_replay(bigint),
     starpipe.replay_rejects(bigint),
-    starpipe.resync_staging(bigint)
+    starpipe.resync_staging(bigint),
+    -- It reads conflict keys (admin only) and answers whether a key is in production.
+    starpipe.trace_row(text, jsonb)
 TO starpipe_admin;
