@@ -2,40 +2,152 @@ import ArgumentParser
 import Foundation
 import StarpipePostgres
 
-/// `starpipe trace JOB`: one job through every stage, from the ledger (starpipe.trace).
+/// `starpipe trace JOB`: one job through every stage, from the ledger (starpipe.trace); `starpipe trace --row
+/// SCHEMA.TABLE KEY=VALUE…`: a production row back to the jobs, files and source rows that wrote it (starpipe.trace_row).
 struct Trace: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Follow one job through every stage: where it stopped and why, and how long each stage took.",
+        abstract: "Follow one job through every stage, or one production row back to the files and rows it came from.",
         discussion: """
-            Prints the bucket keys and manifest, the schema version and any drift diff, the mapping version, the \
-            rows at each stage (raw, staged, rejected, deduplicated, promoted), rejects by rule, the promotion \
-            audit, and every event with the seconds until the next one (an unfinished job's last span runs to now). \
-            Counts, names and row numbers only, never a row's values. Needs starpipe_worker or starpipe_admin.
+            starpipe trace JOB prints the bucket keys and manifest, the schema version and any drift diff, the \
+            mapping version, the rows at each stage (raw, staged, rejected, deduplicated, promoted), rejects by rule, \
+            the promotion audit, and every event with the seconds until the next one (an unfinished job's last span \
+            runs to now). Counts, names and row numbers only, never a row's values. Needs starpipe_worker or \
+            starpipe_admin.
+
+            starpipe trace --row SCHEMA.TABLE KEY=VALUE... names the production row by its conflict key (every key \
+            column, as the mapping lists them) and prints the job that last wrote it, its bucket data file and the \
+            row number inside that file, and every earlier job that inserted, changed, kept or deleted it. It reads \
+            the conflict audit and the staging tables kept with the raw versions, and says when retention has \
+            dropped the one that would name the insert. Needs starpipe_admin.
             """)
 
-    @Argument(help: "The job id.")
-    var job: Int64
+    @Option(name: .customLong("row"), help: "Trace a production row of this table (SCHEMA.TABLE) instead of a job.")
+    var table: String?
 
-    @Flag(help: "Print starpipe.trace's JSON document instead of text.")
+    @Argument(help: "The job id; with --row, the row's conflict key as KEY=VALUE, one per key column.")
+    var arguments: [String] = []
+
+    @Flag(help: "Print the JSON document (starpipe.trace or starpipe.trace_row) instead of text.")
     var json = false
 
     @OptionGroup var database: DatabaseOptions
 
+    func validate() throws {
+        if table == nil {
+            guard arguments.count == 1, Int64(arguments[0]) != nil else {
+                throw ValidationError("give one job id, or --row SCHEMA.TABLE KEY=VALUE...")
+            }
+        } else {
+            guard !arguments.isEmpty else { throw ValidationError("--row needs the row's conflict key as KEY=VALUE") }
+            _ = try key()
+        }
+    }
+
+    /// The KEY=VALUE arguments as a JSON object of strings.
+    private func key() throws -> [String: String] {
+        var key: [String: String] = [:]
+        for argument in arguments {
+            guard let equals = argument.firstIndex(of: "="), equals != argument.startIndex else {
+                throw ValidationError("\(argument): a key column is given as KEY=VALUE")
+            }
+            let name = String(argument[..<equals])
+            guard key.updateValue(String(argument[argument.index(after: equals)...]), forKey: name) == nil else {
+                throw ValidationError("key column \(name) is given twice")
+            }
+        }
+        return key
+    }
+
     func run() throws {
         let connection = try database.connect()
-        // Checked first: the database's error (P0002) reaches the CLI without its message.
-        guard try connection.query("SELECT EXISTS (SELECT 1 FROM starpipe.job WHERE job_id = $1)", [String(job)]).scalar == "t",
-              let document = try connection.query("SELECT starpipe.trace($1)::text", [String(job)]).scalar else {
-            throw ValidationError("job \(job) does not exist")
+        let document: String
+        if let table {
+            let key = String(decoding: try JSONSerialization.data(withJSONObject: try key(), options: [.sortedKeys]), as: UTF8.self)
+            guard let found = try connection.query("SELECT starpipe.trace_row($1, $2::jsonb)::text", [table, key]).scalar else {
+                throw ValidationError("starpipe.trace_row returned nothing")
+            }
+            document = found
+        } else {
+            let job = arguments[0]
+            // Checked first: the database's error (P0002) reaches the CLI without its message.
+            guard try connection.query("SELECT EXISTS (SELECT 1 FROM starpipe.job WHERE job_id = $1)", [job]).scalar == "t",
+                  let found = try connection.query("SELECT starpipe.trace($1)::text", [job]).scalar else {
+                throw ValidationError("job \(job) does not exist")
+            }
+            document = found
         }
         if json {
             print(document)
             return
         }
         guard let trace = try JSONSerialization.jsonObject(with: Data(document.utf8)) as? [String: Any] else {
-            throw ValidationError("starpipe.trace returned no object")
+            throw ValidationError("the trace is not a JSON object")
         }
-        print(TraceReport(trace).render())
+        print(table == nil ? TraceReport(trace).render() : RowTraceReport(trace).render())
+    }
+}
+
+/// The text form of a starpipe.trace_row document.
+struct RowTraceReport {
+    let trace: [String: Any]
+
+    init(_ trace: [String: Any]) { self.trace = trace }
+
+    private func text(_ value: Any?) -> String {
+        switch value {
+        case nil, is NSNull: return "-"
+        case let string as String: return string
+        case let number as NSNumber: return number.stringValue
+        case let list as [Any]: return list.map { text($0) }.joined(separator: ", ")
+        default:
+            guard let data = try? JSONSerialization.data(withJSONObject: value!, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+                return "\(value!)"
+            }
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+
+    private func describe(_ entry: [String: Any]) -> String {
+        var line = "job \(text(entry["job_id"])) (\(text(entry["client"])).\(text(entry["table"])), snapshot "
+            + "\(text(entry["snapshot_date"])), run \(text(entry["run_id"]))) \(text(entry["action"]))"
+        if let changed = entry["changed_columns"] as? [Any], !changed.isEmpty { line += " \(text(changed))" }
+        if entry["action"] as? String == "kept", let policy = entry["policy"] as? String { line += " (\(policy))" }
+        line += " at \(text(entry["at"]))"
+        return line
+    }
+
+    private func file(_ entry: [String: Any]) -> String {
+        "file \(text(entry["data_key"]))" + (entry["source_row"] is NSNumber ? ", row \(text(entry["source_row"]))" : "")
+            + "  (manifest \(text(entry["manifest_key"])))"
+    }
+
+    func render() -> String {
+        var lines: [String] = []
+        let present: String
+        switch trace["present"] {
+        case let flag as Bool: present = flag ? "in production" : "not in production"
+        default: present = "production not readable here"
+        }
+        lines.append("\(text(trace["target"])) \(text(trace["key"])): \(present)")
+        if let last = trace["last_write"] as? [String: Any] {
+            lines.append("last written by " + describe(last))
+            lines.append("  " + file(last))
+        } else {
+            lines.append("no promotion into this table wrote this key")
+        }
+        if let through = trace["insert_uncertain_through_job"] as? NSNumber {
+            lines.append("note: the staging of job \(through) and earlier jobs is no longer kept (raw retention): "
+                + "the row may have been inserted by one of them")
+        }
+        if let history = trace["history"] as? [[String: Any]], !history.isEmpty {
+            lines.append("")
+            lines.append("history (newest first):")
+            for entry in history {
+                lines.append("  " + describe(entry))
+                lines.append("    " + file(entry))
+            }
+        }
+        return lines.joined(separator: "\n")
     }
 }
 
