@@ -110,8 +110,9 @@ stop_redis() {
 }
 
 # start_mariadb NAME PORT: a private MariaDB server (datadir .starpipe/NAME/data, made by mariadb-install-db) on
-# 127.0.0.1:PORT, run as the service user, no unix socket shared with a system server. Root may connect from
-# loopback without a password (the tests' admin account). Waits until it answers.
+# 127.0.0.1:PORT, run as the service user, no unix socket shared with a system server, TLS offered with a private CA
+# (.starpipe/NAME/tls/ca.pem). Root may connect from loopback without a password (the tests' admin account). Waits
+# until it answers.
 start_mariadb() {
     local name=$1 port=$2 dir
     dir=$(server_dir "$name")
@@ -119,6 +120,17 @@ start_mariadb() {
         log "creating MariaDB data directory in .starpipe/$name"
         as_service mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=normal \
             --skip-test-db >"$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; exit 1; }
+    fi
+    # TLS for the tests of sslmode=require|verify-full: a private CA and a server certificate for 127.0.0.1.
+    if [ ! -f "$dir/tls/server.pem" ]; then
+        mkdir -p "$dir/tls"
+        (cd "$dir/tls" &&
+            openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=starpipe test CA" -keyout ca.key -out ca.pem &&
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key -out server.csr &&
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext &&
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 -extfile san.ext \
+                -out server.pem) >/dev/null 2>&1 || { echo "error: cannot make the MariaDB test certificates" >&2; exit 1; }
+        [ "$(id -u)" = 0 ] && chown -R "$SERVICE_USER" "$dir/tls"
     fi
     if [ -f "$dir/mariadb.pid" ] && kill -0 "$(cat "$dir/mariadb.pid")" 2>/dev/null; then
         log "MariaDB .starpipe/$name already running"
@@ -128,6 +140,7 @@ start_mariadb() {
     as_service sh -c 'nohup mariadbd --no-defaults --datadir="$1" --port="$2" --bind-address=127.0.0.1 \
         --socket="$3/mariadb.sock" --pid-file="$3/mariadb.pid" --log-error="$3/mariadb.log" \
         --skip-name-resolve --innodb-buffer-pool-size=64M --innodb-flush-log-at-trx-commit=0 --skip-log-bin \
+        --ssl-ca="$3/tls/ca.pem" --ssl-cert="$3/tls/server.pem" --ssl-key="$3/tls/server.key" \
         >/dev/null 2>&1 &' sh "$dir/data" "$port" "$dir"
     local i
     for i in $(seq 150); do

@@ -47,7 +47,12 @@ public struct Extractor {
     /// Connects to the source the URL names; the password from ``ExtractOptions/password`` when the URL holds none.
     private static func openSource(_ options: ExtractOptions, logger: Logger) throws -> any ExtractionSource {
         switch try SourceURL.parse(options.sourceURL) {
-        case .postgres(let url): return try PostgresSource(url: url, schema: options.schema, password: options.password)
+        case .postgres(let url):
+            let source = try PostgresSource(url: url, schema: options.schema, password: options.password)
+            if source.isPlainTextRemote {
+                logger.warning("TLS is off toward a host that is not this machine: the client's rows cross the network in the clear. Add sslmode=verify-full&sslrootcert=CA.pem to the source URL")
+            }
+            return source
         case .mariaDB(var address):
             if !address.passwordInURL, let password = options.password { address.password = password }
             if address.tls == .disable && !address.isLoopback {

@@ -20,6 +20,9 @@ final class PostgresSource: ExtractionSource {
         self.schema = schema
     }
 
+    /// Whether rows would cross the network unencrypted: no TLS toward a host that is not this machine.
+    var isPlainTextRemote: Bool { !connection.usesTLS && !connection.isLoopback }
+
     func beginSnapshot() throws -> String {
         try connection.execute("""
             BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;

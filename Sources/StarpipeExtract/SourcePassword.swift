@@ -41,10 +41,11 @@ public enum SourcePassword {
         var silent = saved
         silent.c_lflag &= ~tcflag_t(ECHO | ECHONL)
         silent.c_lflag |= tcflag_t(ICANON)
-        _ = text.withCString { write(terminal, $0, strlen($0)) }
+        // Echo goes off before the prompt shows, so nothing typed after the prompt can be echoed.
         guard tcsetattr(terminal, TCSAFLUSH, &silent) == 0 else {
             throw StarpipeError(.configuration, "cannot turn off the terminal's echo for the password prompt")
         }
+        _ = text.withCString { write(terminal, $0, strlen($0)) }
         defer {
             _ = tcsetattr(terminal, TCSAFLUSH, &saved)
             _ = write(terminal, "\n", 1)

@@ -69,6 +69,27 @@ struct CredentialsTests {
         }
     }
 
+    @Test("sslmode=require encrypts; verify-full connects with the server's CA and refuses a certificate another CA signed")
+    func tls() throws {
+        let account = try Account.make()
+        let require = try Self.extract(["--source", account.url + "?sslmode=require", "--run-id", "require"],
+                                       environment: ["MYSQL_PWD": account.canary])
+        #expect(require.status == 0, "\(require.output)")
+        let verified = try Self.extract(["--source", account.url + "?sslmode=verify-full&sslrootcert=\(TestMariaDB.certificateAuthority)",
+                                         "--run-id", "verified"], environment: ["MYSQL_PWD": account.canary])
+        #expect(verified.status == 0, "\(verified.output)")
+        // A CA of our own, which did not sign the server's certificate.
+        let directory = SourceLanding.temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try TestServer.run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=other CA",
+                                       "-keyout", directory + "/other.key", "-out", directory + "/other.pem"])
+        let refused = try Self.extract(["--source", account.url + "?sslmode=verify-full&sslrootcert=\(directory)/other.pem",
+                                        "--run-id", "refused"], environment: ["MYSQL_PWD": account.canary])
+        #expect(refused.status != 0 && refused.output.contains("cannot connect"), "\(refused.output)")
+        #expect(!Self.bucketText(refused.bucket).contains("manifest"), "nothing is written")
+        for run in [require, verified, refused] { #expect(!run.output.contains(account.canary)) }
+    }
+
     @Test("the prompt reads the password without echo under a pty")
     func prompt() throws {
         let account = try Account.make()
