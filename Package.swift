@@ -30,6 +30,20 @@ let package = Package(
             name: "CHiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // SQLite (Debian's libsqlite3-dev), read by the extractor from a file path.
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        // The MariaDB Connector/C (Debian's libmariadb-dev), through which the extractor reads MySQL and MariaDB.
+        .systemLibrary(
+            name: "CMariaDB",
+            pkgConfig: "libmariadb",
+            providers: [.apt(["libmariadb-dev"])]
+        ),
+        // Header only: prctl and setrlimit, so the extractor can refuse to dump core while it holds a password.
+        .systemLibrary(name: "CProcessHygiene"),
         // Pure: manifest, bucket keys, identifiers, errors. No I/O beyond Foundation coding.
         .target(name: "StarpipeCore"),
         // Pure: the streaming JSON tokenizer (one resumable state machine), its row buffer and errors, and
@@ -53,11 +67,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // I/O: the extractor that reads a client Postgres and writes data + manifest.
+        // I/O: the extractor that reads a client Postgres, MySQL/MariaDB or SQLite and writes data + manifest.
         .target(
             name: "StarpipeExtract",
             dependencies: [
-                "StarpipeCore", "StarpipePostgres", "StarpipeBucket",
+                "StarpipeCore", "StarpipePostgres", "StarpipeBucket", "CSQLite", "CMariaDB",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -87,7 +101,7 @@ let package = Package(
             name: "starpipe",
             dependencies: [
                 "StarpipeCore", "StarpipePostgres", "StarpipeBucket", "StarpipeExtract", "StarpipeWorker",
-                "StarpipeMapping",
+                "StarpipeMapping", "CProcessHygiene",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -22,7 +22,7 @@ as_service() {
 install_deps() {
     local need=() p
     for p in postgresql-15 postgresql-server-dev-15 libpq-dev libhiredis-dev redis-server make gcc pkg-config \
-             ca-certificates git curl prometheus; do
+             ca-certificates git curl prometheus libsqlite3-dev sqlite3 libmariadb-dev mariadb-server mariadb-client; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
     done
     if [ ${#need[@]} -gt 0 ]; then
@@ -107,6 +107,61 @@ start_redis() {
 stop_redis() {
     local port=$1
     redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
+}
+
+# start_mariadb NAME PORT: a private MariaDB server (datadir .starpipe/NAME/data, made by mariadb-install-db) on
+# 127.0.0.1:PORT, run as the service user, no unix socket shared with a system server, TLS offered with a private CA
+# (.starpipe/NAME/tls/ca.pem). Root may connect from loopback without a password (the tests' admin account). Waits
+# until it answers.
+start_mariadb() {
+    local name=$1 port=$2 dir
+    dir=$(server_dir "$name")
+    if [ ! -d "$dir/data/mysql" ]; then
+        log "creating MariaDB data directory in .starpipe/$name"
+        as_service mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=normal \
+            --skip-test-db >"$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; exit 1; }
+    fi
+    # TLS for the tests of sslmode=require|verify-full: a private CA and a server certificate for 127.0.0.1.
+    if [ ! -f "$dir/tls/server.pem" ]; then
+        mkdir -p "$dir/tls"
+        (cd "$dir/tls" &&
+            openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=starpipe test CA" -keyout ca.key -out ca.pem &&
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key -out server.csr &&
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext &&
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 -extfile san.ext \
+                -out server.pem) >/dev/null 2>&1 || { echo "error: cannot make the MariaDB test certificates" >&2; exit 1; }
+        [ "$(id -u)" = 0 ] && chown -R "$SERVICE_USER" "$dir/tls"
+    fi
+    if [ -f "$dir/mariadb.pid" ] && kill -0 "$(cat "$dir/mariadb.pid")" 2>/dev/null; then
+        log "MariaDB .starpipe/$name already running"
+        return
+    fi
+    log "starting MariaDB on 127.0.0.1:$port"
+    as_service sh -c 'nohup mariadbd --no-defaults --datadir="$1" --port="$2" --bind-address=127.0.0.1 \
+        --socket="$3/mariadb.sock" --pid-file="$3/mariadb.pid" --log-error="$3/mariadb.log" \
+        --skip-name-resolve --innodb-buffer-pool-size=64M --innodb-flush-log-at-trx-commit=0 --skip-log-bin \
+        --ssl-ca="$3/tls/ca.pem" --ssl-cert="$3/tls/server.pem" --ssl-key="$3/tls/server.key" \
+        >/dev/null 2>&1 &' sh "$dir/data" "$port" "$dir"
+    local i
+    for i in $(seq 150); do
+        mariadb --no-defaults -h 127.0.0.1 -P "$port" -u root -e 'SELECT 1' >/dev/null 2>&1 && return
+        sleep 0.2
+    done
+    echo "error: mariadbd did not start; see .starpipe/$name/mariadb.log" >&2
+    exit 1
+}
+
+stop_mariadb() {
+    local dir pid
+    dir=$(readlink -f "$STATE/$1" 2>/dev/null || true)
+    [ -n "$dir" ] && [ -f "$dir/mariadb.pid" ] || return 0
+    pid=$(cat "$dir/mariadb.pid")
+    kill "$pid" 2>/dev/null || true
+    local i
+    for i in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.2
+    done
 }
 
 install_extension() {

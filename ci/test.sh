@@ -5,7 +5,8 @@
 #   the extension and the orchestrator, 4. runs pg_regress, promtool on the alert rules (ops/prometheus) and
 #   swift test (unit tests and integration tests against the live servers), 5. stops what it started.
 #   Exits non-zero on any failure.
-# Ports: Postgres 127.0.0.1:${STARPIPE_TEST_PG_PORT:-54329}, Redis 127.0.0.1:${STARPIPE_TEST_REDIS_PORT:-63799}.
+# Ports: Postgres 127.0.0.1:${STARPIPE_TEST_PG_PORT:-54329}, Redis 127.0.0.1:${STARPIPE_TEST_REDIS_PORT:-63799},
+# MariaDB (the extractor's MySQL/MariaDB source) 127.0.0.1:${STARPIPE_TEST_MARIADB_PORT:-33069}.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -13,6 +14,7 @@ cd "$REPO"
 
 PG_PORT=${STARPIPE_TEST_PG_PORT:-54329}
 REDIS_PORT=${STARPIPE_TEST_REDIS_PORT:-63799}
+MARIADB_PORT=${STARPIPE_TEST_MARIADB_PORT:-33069}
 
 install_deps
 install_moto
@@ -23,6 +25,7 @@ install_extension
 cleanup() {
     stop_postgres test
     stop_redis "$REDIS_PORT"
+    stop_mariadb mariadb-test
 }
 trap cleanup EXIT
 
@@ -30,6 +33,9 @@ stop_postgres test
 reset_server_dir test
 start_postgres test "$PG_PORT" fsync=off synchronous_commit=off full_page_writes=off max_connections=200
 start_redis redis-test "$REDIS_PORT"
+stop_mariadb mariadb-test
+reset_server_dir mariadb-test
+start_mariadb mariadb-test "$MARIADB_PORT"
 
 log "pg_regress (make -C extension installcheck)"
 # installcheck runs the suite on an upgraded 0.1.0 install, then on a fresh one, then the isolation specs.
@@ -47,5 +53,5 @@ swift build --build-tests
 
 log "swift test"
 POSTGRES_HOSTNAME=127.0.0.1 POSTGRES_PORT="$PG_PORT" POSTGRES_USER=postgres \
-REDIS_HOSTNAME=127.0.0.1 REDIS_PORT="$REDIS_PORT" STARPIPE_REPO="$REPO" MOTO_SERVER="$MOTO_SERVER" \
+REDIS_HOSTNAME=127.0.0.1 REDIS_PORT="$REDIS_PORT" MARIADB_HOSTNAME=127.0.0.1 MARIADB_PORT="$MARIADB_PORT" MARIADB_TLS_CA="$(server_dir mariadb-test)/tls/ca.pem" STARPIPE_REPO="$REPO" MOTO_SERVER="$MOTO_SERVER" \
     swift test --skip-build --disable-xctest

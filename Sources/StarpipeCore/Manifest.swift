@@ -12,7 +12,8 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var type: String
         /// Whether the source allows NULL.
         public var nullable: Bool
-        /// The type the source declares when it differs from ``type`` (a domain's own name); nil otherwise.
+        /// The type the source declares when it differs from ``type`` (a Postgres domain's own name, a MySQL
+        /// `COLUMN_TYPE`, a SQLite declared type); nil otherwise.
         public var sourceType: String?
 
         enum CodingKeys: String, CodingKey {
@@ -30,7 +31,7 @@ public struct Manifest: Codable, Sendable, Equatable {
 
     /// Where the data came from. Never holds credentials.
     public struct Source: Codable, Sendable, Equatable {
-        /// Source system kind, e.g. `postgres`.
+        /// Source system kind: `postgres`, `mariadb`, `mysql` or `sqlite`.
         public var kind: String
         /// Database name at the source.
         public var database: String?
@@ -38,12 +39,15 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var schema: String?
         /// Table name at the source (case preserved).
         public var table: String
+        /// The source server's version (`15.8`, `10.11.19-MariaDB-0+deb12u1`, SQLite's `3.40.1`); nil when unknown.
+        public var version: String?
 
-        public init(kind: String, database: String?, schema: String?, table: String) {
+        public init(kind: String, database: String?, schema: String?, table: String, version: String? = nil) {
             self.kind = kind
             self.database = database
             self.schema = schema
             self.table = table
+            self.version = version
         }
     }
 

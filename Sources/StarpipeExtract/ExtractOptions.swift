@@ -3,8 +3,12 @@ import StarpipeCore
 
 /// What to extract and where to put it.
 public struct ExtractOptions: Sendable {
-    /// libpq URL of the client's database. Its password is never logged or written.
+    /// The client's database: a libpq URL, `mysql://…` or `sqlite:…` (docs/TYPES.md). Its password is never
+    /// logged or written.
     public var sourceURL: String
+    /// The source's password when the URL holds none (read from a file or a prompt). Never logged or written;
+    /// nil leaves it to `PGPASSWORD`/`~/.pgpass` (Postgres) or `MYSQL_PWD` (MySQL).
+    public var password: String?
     /// Client name used in bucket keys and raw schema names.
     public var client: String
     /// Source schema to read. Defaults to `public`.
@@ -19,8 +23,9 @@ public struct ExtractOptions: Sendable {
     public var runID: String
 
     public init(sourceURL: String, client: String, schema: String = "public", tables: [String]? = nil,
-                pageSize: Int = 10_000, snapshotDate: SnapshotDate? = nil, runID: String? = nil) {
+                pageSize: Int = 10_000, snapshotDate: SnapshotDate? = nil, runID: String? = nil, password: String? = nil) {
         self.sourceURL = sourceURL
+        self.password = password
         self.client = client
         self.schema = schema
         self.tables = tables

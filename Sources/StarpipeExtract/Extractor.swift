@@ -3,12 +3,11 @@ import Foundation
 import Logging
 import StarpipeBucket
 import StarpipeCore
-import StarpipePostgres
 
-/// Reads tables of a client's Postgres database and writes, per table, a JSON array data file
+/// Reads tables of a client's database (Postgres, MySQL/MariaDB or SQLite) and writes, per table, a JSON array data file
 /// and then its manifest (the commit marker) under the structured bucket key.
 ///
-/// All tables are read in one REPEATABLE READ transaction, so they form one consistent snapshot.
+/// All tables are read in one consistent snapshot (REPEATABLE READ, or the source's equivalent).
 /// Rows are read in keyset pages and streamed to the bucket: memory holds one page at a time.
 /// Output is deterministic: unchanged source data gives byte-identical files (same sha256).
 public struct Extractor {
@@ -18,6 +17,9 @@ public struct Extractor {
     /// Polled for every row written: true stops the run (SIGTERM, SIGINT). The data upload in progress is
     /// abandoned (on S3, its multipart upload aborted) and its manifest never written. Defaults to never.
     public var isCancelled: @Sendable () -> Bool = { false }
+    /// Told how far the run has got: about four times a second while a table is read, and once when it is
+    /// committed. Defaults to nothing.
+    public var progress: (ExtractProgress) -> Void = { _ in }
 
     public init(options: ExtractOptions, bucket: any Bucket, logger: Logger) {
         self.options = options
@@ -33,45 +35,61 @@ public struct Extractor {
         guard options.pageSize > 0 else {
             throw StarpipeError(.configuration, "page size must be positive")
         }
-        let connection: PostgresConnection
-        do {
-            connection = try PostgresConnection(url: options.sourceURL, applicationName: "starpipe-extract")
-        } catch {
-            throw StarpipeError(.source, "cannot connect to the source database: \(error)")
+        return try run(Self.openSource(options, logger: logger))
+    }
+
+    /// Describes the selected tables without writing anything (`--dry-run`): every table and column with its
+    /// manifest type, and for each table the extractor would refuse, why.
+    public static func describe(_ options: ExtractOptions, logger: Logger) throws -> SourceReport {
+        try describe(openSource(options, logger: logger), tables: options.tables)
+    }
+
+    /// Connects to the source the URL names; the password from ``ExtractOptions/password`` when the URL holds none.
+    private static func openSource(_ options: ExtractOptions, logger: Logger) throws -> any ExtractionSource {
+        switch try SourceURL.parse(options.sourceURL) {
+        case .postgres(let url):
+            let source = try PostgresSource(url: url, schema: options.schema, password: options.password)
+            if source.isPlainTextRemote {
+                logger.warning("TLS is off toward a host that is not this machine: the client's rows cross the network in the clear. Add sslmode=verify-full&sslrootcert=CA.pem to the source URL")
+            }
+            return source
+        case .mariaDB(var address):
+            if !address.passwordInURL, let password = options.password { address.password = password }
+            if address.tls == .disable && !address.isLoopback {
+                logger.warning("TLS is off toward a host that is not this machine: the client's rows cross the network in the clear. Add ?sslmode=verify-full&sslrootcert=CA.pem to the source URL", metadata: ["starpipe.source": "\(address)"])
+            }
+            return try MariaDBSource(address: address)
+        case .sqlite(let path): return try SQLiteSource(path: path)
         }
-        try connection.execute("""
-            BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
-            SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'iso_8601';
-            SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = 'hex'; SET LOCAL lc_monetary = 'C';
-            """)
-        defer { try? connection.execute("ROLLBACK") }
-        // The first query takes the snapshot every table is read in; the time it reads is that snapshot's, to the
-        // microsecond, so of two overlapping runs the one with the later snapshot is the newer (extracted_at).
-        let snapshot = try connection.query("""
-            SELECT pg_catalog.current_database() AS database,
-                   pg_catalog.to_char(pg_catalog.clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS taken
-            """)
-        let database = snapshot.value(0, "database")
-        let snapshotTime = snapshot.value(0, "taken") ?? ""
+    }
+
+    private static func describe<Source: ExtractionSource>(_ source: Source, tables: [String]?) throws -> SourceReport {
+        defer { source.close() }
+        _ = try source.beginSnapshot()
+        let tables = try (tables ?? source.tableNames()).map { name in
+            do {
+                let table = try source.describe(name)
+                return SourceReport.Table(name: name, columns: table.columns, primaryKey: table.primaryKey, problem: nil)
+            } catch let error as StarpipeError {
+                return SourceReport.Table(name: name, columns: [], primaryKey: [], problem: error.message)
+            }
+        }
+        return SourceReport(kind: source.kind, tables: tables)
+    }
+
+    private func run<Source: ExtractionSource>(_ source: Source) throws -> [Manifest] {
+        defer { source.close() }
+        let snapshotTime = try source.beginSnapshot()
         // Every table is described before anything is written, so a column that cannot be carried stops the run
         // with nothing in the bucket.
-        let sources = try tableNames(connection).map {
-            try SourceTable.describe(connection, schema: options.schema, table: $0)
+        let tables = try (options.tables ?? source.tableNames()).map { try source.describe($0) }
+        return try tables.enumerated().map { index, table in
+            try extract(table, from: source, snapshotTime: snapshotTime, position: (index + 1, tables.count))
         }
-        return try sources.map { try extract($0, connection: connection, database: database, snapshotTime: snapshotTime) }
     }
 
-    private func tableNames(_ connection: PostgresConnection) throws -> [String] {
-        if let tables = options.tables { return tables }
-        return try connection.query("""
-            SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-             ORDER BY c.relname
-            """, [options.schema]).rows.map { $0[0]! }
-    }
-
-    private func extract(_ source: SourceTable, connection: PostgresConnection, database: String?,
-                         snapshotTime: String) throws -> Manifest {
+    private func extract<Source: ExtractionSource>(_ source: Source.Table, from reader: Source, snapshotTime: String,
+                                                   position: (index: Int, count: Int)) throws -> Manifest {
         let table = source.name.lowercased()
         guard Name.isValid(table) else {
             throw StarpipeError(.invalidName, "source table \(source.name) cannot be used as a starpipe table name (lower-case letters, digits, _; at most \(Name.maxBytes) bytes)")
@@ -82,39 +100,43 @@ public struct Extractor {
         var hasher = SHA256()
         var bytes: Int64 = 0
         var rows: Int64 = 0
-        let queries = source.pageQuery(schema: options.schema)
+        let estimate = try reader.estimatedRows(of: source)
+        let started = ContinuousClock.now
+        var reported = started
+        func report(finished: Bool) {
+            let elapsed = ContinuousClock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            progress(ExtractProgress(table: table, tableIndex: position.index, tableCount: position.count, rows: rows,
+                                     bytes: bytes, estimatedRows: estimate, seconds: seconds, finished: finished))
+        }
         try bucket.put(dataKey) { writer in
-            func emit(_ text: String) throws {
+            func emit(_ raw: UnsafeRawBufferPointer) throws {
                 if isCancelled() {
                     throw StarpipeError(.source, "extraction of table \(table) cancelled; its data file \(dataKey) was not committed")
                 }
-                var text = text
-                try text.withUTF8 { buffer in
-                    let raw = UnsafeRawBufferPointer(buffer)
-                    hasher.update(bufferPointer: raw)
-                    bytes += Int64(raw.count)
-                    try writer.write(raw)
-                }
+                hasher.update(bufferPointer: raw)
+                bytes += Int64(raw.count)
+                try writer.write(raw)
+            }
+            func emit(_ text: StaticString) throws {
+                try emit(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
             }
             try emit("[")
-            var last: [String?] = []
-            while true {
-                let page = rows == 0 && last.isEmpty
-                    ? try connection.query(queries.first, [String(options.pageSize)])
-                    : try connection.query(queries.next, [String(options.pageSize)] + last)
-                for row in page.rows {
-                    try emit(rows == 0 ? "\n" : ",\n")
-                    try emit(row[queries.keyCount]!)
-                    rows += 1
+            try reader.readRows(of: source, pageSize: options.pageSize) { row in
+                try emit(rows == 0 ? "\n" : ",\n")
+                try emit(row)
+                rows += 1
+                if rows & 1023 == 0, ContinuousClock.now - reported >= .milliseconds(250) {
+                    reported = ContinuousClock.now
+                    report(finished: false)
                 }
-                guard page.rows.count == options.pageSize, let final = page.rows.last else { break }
-                last = Array(final[0..<queries.keyCount])
             }
             try emit(rows == 0 ? "]\n" : "\n]\n")
         }
         let manifest = Manifest(
             client: options.client, table: table,
-            source: .init(kind: "postgres", database: database, schema: options.schema, table: source.name),
+            source: .init(kind: reader.kind, database: reader.database, schema: reader.schema, table: source.name,
+                          version: reader.version),
             snapshotDate: options.snapshotDate.iso, extractedAt: snapshotTime,
             runId: options.runID, rowCount: rows, byteCount: bytes,
             sha256: hasher.finalize().lowercaseHex,
@@ -123,6 +145,7 @@ public struct Extractor {
         try bucket.put(directory + ManifestKey.manifestFileName) { writer in
             try writer.write(Array(manifest.encoded()))
         }
+        report(finished: true)
         logger.info("extracted table", metadata: [
             "starpipe.client": "\(options.client)", "starpipe.table": "\(table)",
             "starpipe.rows": "\(rows)", "starpipe.bytes": "\(bytes)",

@@ -31,14 +31,15 @@ public final class PostgresConnection {
     }
 
     /// Connects with a libpq connection string or `postgresql://` URL.
-    /// Passwords come from the URL, `PGPASSWORD` or `~/.pgpass`; they are never logged.
-    public init(url: String, applicationName: String = "starpipe") throws(PostgresError) {
+    /// Passwords come from the URL, then `password`, `PGPASSWORD` or `~/.pgpass`; they are never logged.
+    public init(url: String, applicationName: String = "starpipe", password: String? = nil) throws(PostgresError) {
         var keys: [UnsafePointer<CChar>?] = []
         var values: [UnsafePointer<CChar>?] = []
         // UTF-8 always: the worker sends UTF-8 and the extractor writes it, whatever PGCLIENTENCODING or the
-        // database's default says. Keys after "dbname" override what the URL sets.
-        let pairs: [String] = ["dbname", url, "application_name", applicationName, "connect_timeout", "10",
-                               "client_encoding", "UTF8"]
+        // database's default says. Keys after "dbname" override what the URL sets; a password before it is used
+        // only when the URL holds none.
+        let pairs: [String] = (password.map { ["password", $0] } ?? [])
+            + ["dbname", url, "application_name", applicationName, "connect_timeout", "10", "client_encoding", "UTF8"]
         let strings: [UnsafeMutablePointer<CChar>] = pairs.map { strdup($0)! }
         defer { strings.forEach { free($0) } }
         for index in stride(from: 0, to: strings.count, by: 2) {

@@ -6,21 +6,21 @@ import StarpipeCore
 import StarpipeExtract
 import Synchronization
 
-/// `starpipe extract`: read a client's Postgres into the bucket.
+/// `starpipe extract`: read a client's Postgres, MySQL/MariaDB or SQLite database into the bucket.
 struct Extract: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Extract tables of a client's Postgres database into the bucket (data.json, then manifest.json).")
+        abstract: "Extract tables of a client's Postgres, MySQL/MariaDB or SQLite database into the bucket (data.json, then manifest.json).")
 
-    @Option(help: "Client database URL (libpq). Env STARPIPE_SOURCE_URL.")
+    @Option(help: "Client database: postgresql://USER@HOST[:PORT]/DB (libpq, sslmode= etc.), mysql://USER@HOST[:PORT]/DB[?sslmode=disable|require|verify-full&sslrootcert=CA.pem] (MySQL or MariaDB), or sqlite:///PATH/TO/FILE.db (opened read-only). The password: in the URL, else --password-file, --password-prompt, PGPASSWORD or MYSQL_PWD, else ~/.pgpass (Postgres). Env STARPIPE_SOURCE_URL.")
     var source: String?
 
     @Option(help: "Client name used in bucket keys (lower-case letters, digits, _).")
     var client: String
 
-    @Option(help: "Bucket URL: file:///var/starpipe/bucket, or s3://BUCKET/PREFIX?region=R&endpoint=URL&path_style=true|false (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials). Env STARPIPE_BUCKET.")
+    @Option(help: "Bucket URL (not needed with --dry-run): file:///var/starpipe/bucket, or s3://BUCKET/PREFIX?region=R&endpoint=URL&path_style=true|false (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials). Env STARPIPE_BUCKET.")
     var bucket: String?
 
-    @Option(help: "Source schema. Defaults to public.")
+    @Option(help: "Source schema (Postgres only; MySQL reads the URL's database, SQLite its main schema). Defaults to public.")
     var schema: String = "public"
 
     @Option(help: "Comma-separated tables to extract. Defaults to every table of the schema.")
@@ -35,15 +35,31 @@ struct Extract: ParsableCommand {
     @Option(help: "Run id (letters, digits, . _ -). Defaults to a timestamp plus random suffix.")
     var runId: String?
 
+    @Option(help: "File whose first line is the source password, readable by its owner only (chmod 600). Used when the URL holds no password.")
+    var passwordFile: String?
+
+    @Flag(help: "Ask for the source password on the terminal, without echo. Used when the URL holds no password.")
+    var passwordPrompt = false
+
+    @Flag(help: "Connect and list the tables and columns a run would extract, with their manifest types, and every table whose types or values cannot be carried; write nothing. Exits 1 when some table cannot be extracted.")
+    var dryRun = false
+
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         guard let sourceURL = source ?? Environment.value("STARPIPE_SOURCE_URL") else {
             throw ValidationError("give --source URL or set STARPIPE_SOURCE_URL")
         }
-        guard let bucketURL = bucket ?? Environment.value("STARPIPE_BUCKET") else {
-            throw ValidationError("give --bucket URL or set STARPIPE_BUCKET")
+        // Before anything connects: no core dumps, the URL's password masked in `ps`, PGPASSWORD and MYSQL_PWD moved
+        // from the environment into memory.
+        let isMySQL = ["mysql:", "mariadb:"].contains { sourceURL.lowercased().hasPrefix($0) }
+        let fromEnvironment = SecretHygiene.protect(environment: isMySQL ? ["MYSQL_PWD", "PGPASSWORD"] : ["PGPASSWORD", "MYSQL_PWD"])
+        if passwordFile != nil && passwordPrompt {
+            throw ValidationError("give --password-file or --password-prompt, not both")
         }
+        let password = try passwordFile.map { try SourcePassword.read(file: $0) }
+            ?? (passwordPrompt ? try SourcePassword.prompt("Password for the source database: ") : nil)
+            ?? fromEnvironment
         var snapshot: SnapshotDate?
         if let date {
             guard let parsed = SnapshotDate(iso: date) else { throw ValidationError("--date must be YYYY-MM-DD") }
@@ -52,8 +68,28 @@ struct Extract: ParsableCommand {
         let options = ExtractOptions(
             sourceURL: sourceURL, client: client, schema: schema,
             tables: tables.map { $0.split(separator: ",").map { String($0).trimmingWhitespace() } },
-            pageSize: pageSize, snapshotDate: snapshot, runID: runId)
-        var extractor = Extractor(options: options, bucket: try BucketFactory.open(bucketURL), logger: common.logger("starpipe.extract"))
+            pageSize: pageSize, snapshotDate: snapshot, runID: runId, password: password)
+        if dryRun {
+            let report = try Extractor.describe(options, logger: common.logger("starpipe.extract"))
+            print(TextTable(columns: ["table", "column", "type", "source type", "nullable", "key"], rows: report.tables.flatMap { table in
+                table.columns.map { column in
+                    [table.name, column.name, column.type, column.sourceType ?? "", column.nullable ? "yes" : "no",
+                     table.primaryKey.firstIndex(of: column.name).map { String($0 + 1) } ?? ""]
+                }
+            }).render())
+            let refused = report.tables.filter { $0.problem != nil }
+            for table in refused { print("cannot extract \(table.name): \(table.problem!)") }
+            print("\(report.kind) source: \(report.tables.count - refused.count) of \(report.tables.count) tables can be extracted")
+            if !refused.isEmpty { throw ExitCode(1) }
+            return
+        }
+        guard let bucketURL = bucket ?? Environment.value("STARPIPE_BUCKET") else {
+            throw ValidationError("give --bucket URL or set STARPIPE_BUCKET")
+        }
+        let logger = common.logger("starpipe.extract")
+        var extractor = Extractor(options: options, bucket: try BucketFactory.open(bucketURL), logger: logger)
+        let display = ProgressDisplay(logger: logger)
+        extractor.progress = { display.report($0) }
         // SIGTERM or SIGINT stops the run between two rows: the upload in progress is aborted, no manifest follows.
         let cancelled = CancellationFlag()
         let sources = [SIGTERM, SIGINT].map { number in
@@ -67,9 +103,9 @@ struct Extract: ParsableCommand {
         extractor.isCancelled = { cancelled.isSet }
         let manifests = try extractor.run()
         print("extracted \(manifests.count) tables for client \(client), run \(options.runID), snapshot \(options.snapshotDate)")
-        for manifest in manifests {
-            print("  \(manifest.table): \(manifest.rowCount) rows, \(manifest.byteCount) bytes")
-        }
+        print(TextTable(columns: ["table", "rows", "bytes", "sha256"], rows: manifests.map {
+            [$0.table, String($0.rowCount), String($0.byteCount), $0.sha256]
+        }).render())
     }
 }
 

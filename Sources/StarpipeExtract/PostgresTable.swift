@@ -1,8 +1,8 @@
 import StarpipeCore
 import StarpipePostgres
 
-/// A table of the client's database as the extractor reads it.
-struct SourceTable {
+/// A table of the client's Postgres database as the extractor reads it.
+struct PostgresTable: ExtractedTable {
     /// Name at the source, case preserved.
     var name: String
     var columns: [Manifest.Column]
@@ -38,7 +38,7 @@ struct SourceTable {
     /// Reads a table's columns and primary key from the source catalog. A domain column is described by its base
     /// type (with the domain's modifier) and keeps the domain's name as `source_type`. Throws, naming the table
     /// and column, for a type whose values cannot be carried without loss (``uncarriedTypes``, also as array elements).
-    static func describe(_ connection: PostgresConnection, schema: String, table: String) throws -> SourceTable {
+    static func describe(_ connection: PostgresConnection, schema: String, table: String) throws -> PostgresTable {
         let relation = PostgresConnection.quoteIdentifier(schema) + "." + PostgresConnection.quoteIdentifier(table)
         // Domains over domains resolve to the base type; the modifier is the innermost domain's (a domain
         // column itself carries none).
@@ -84,7 +84,7 @@ struct SourceTable {
              WHERE i.indrelid = pg_catalog.to_regclass($1) AND i.indisprimary
              ORDER BY pg_catalog.array_position(i.indkey::int2[], a.attnum)
             """, [relation])
-        return SourceTable(
+        return PostgresTable(
             name: table,
             columns: columns.rows.map {
                 Manifest.Column(name: $0[0]!, type: $0[1]!, nullable: $0[2] == "true", sourceType: $0[3] == $0[1] ? nil : $0[3])

@@ -1,0 +1,42 @@
+import StarpipeCore
+
+/// A client database the extractor reads (Postgres, MySQL/MariaDB, SQLite), opened once per run.
+///
+/// A source reads every table in one consistent snapshot, describes a table before anything is written, and hands
+/// over its rows in primary-key order (or its own stable order for a keyless table), each as one JSON object.
+protocol ExtractionSource: AnyObject {
+    /// The source's description of one table.
+    associatedtype Table: ExtractedTable
+
+    /// The manifest's `source.kind`: `postgres`, `mariadb`, `mysql` or `sqlite`.
+    var kind: String { get }
+    /// The database name the manifest records.
+    var database: String? { get }
+    /// The schema the manifest records.
+    var schema: String? { get }
+    /// The server's version, known once the snapshot has begun.
+    var version: String? { get }
+
+    /// Opens the snapshot every table is read in and returns its time: RFC 3339, UTC, microseconds.
+    func beginSnapshot() throws -> String
+    /// The tables a run reads when `--tables` is not given, in name order.
+    func tableNames() throws -> [String]
+    /// Reads a table's columns and key. Throws, naming the table and column, for values it cannot carry.
+    func describe(_ table: String) throws -> Table
+    /// The source's estimate of the table's row count, for progress; nil when it has none.
+    func estimatedRows(of table: Table) throws -> Int64?
+    /// Hands each row of `table` to `row` as one JSON object (UTF-8), reading `pageSize` rows per query.
+    func readRows(of table: Table, pageSize: Int, _ row: (UnsafeRawBufferPointer) throws -> Void) throws
+    /// Ends the snapshot and the connection.
+    func close()
+}
+
+/// What every source's table description gives the manifest.
+protocol ExtractedTable {
+    /// Name at the source, case preserved.
+    var name: String { get }
+    /// Columns in source order, with manifest types.
+    var columns: [Manifest.Column] { get }
+    /// Primary key column names in key order; empty when the table has none.
+    var primaryKey: [String] { get }
+}
