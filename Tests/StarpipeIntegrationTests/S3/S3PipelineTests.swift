@@ -65,7 +65,7 @@ struct S3PipelineTests {
         var data = try bucket.read(directory + "data.json")
         try damage(&data, &manifest)
         try bucket.put(directory + "data.json") { try $0.write(Array(data)) }
-        let encoded = try manifest.encoded()
+        let encoded = manifest.encoded()
         try bucket.put(directory + "manifest.json") { try $0.write(Array(encoded)) }
         try demo.work()
         let pipeline = try demo.pipeline()
@@ -132,7 +132,7 @@ struct S3PipelineTests {
         orphan.sha256 = String(repeating: "0", count: 64) // not the completed run's content, which would be DUPLICATE
         let orphanKey = ManifestKey.structuredDirectory(client: orphan.client, table: orphan.table,
                                                         date: SnapshotDate(iso: orphan.snapshotDate)!, runID: "killed") + "manifest.json"
-        let encoded = try orphan.encoded()
+        let encoded = orphan.encoded()
         try bucket.put(orphanKey) { try $0.write(Array(encoded)) }
         try demo.work()
         let jobs = try demo.jobs()
