@@ -99,6 +99,23 @@ struct DashboardTests {
         let posted = try await HTTPClient.shared.execute(post, timeout: .seconds(30))
         #expect(posted.status != .ok && posted.status.code >= 400, "\(posted.status)")
 
+        // A dead-lettered job too (its only attempt nacked, in one transaction the worker cannot claim into).
+        try pipeline.execute("""
+            DO $$
+            DECLARE
+                v_job bigint;
+                v_fence bigint;
+            BEGIN
+                PERFORM starpipe.set_setting('max_attempts', '1');
+                SELECT r.job_id INTO v_job FROM starpipe.register(
+                    (SELECT manifest || '{"client": "dlqdemo", "run_id": "dlq"}' FROM starpipe.job WHERE table_name = 'allergies'),
+                    'm/dlq', 'd/dlq') r;
+                SELECT c.fence INTO v_fence FROM starpipe.claim('dashboard-test') c WHERE c.job_id = v_job;
+                PERFORM starpipe.nack(v_job, v_fence, 'bucket read timed out');
+            END $$
+            """)
+        let dead = try #require(try pipeline.query("SELECT job_id::text FROM starpipe.job WHERE client = 'dlqdemo' AND status = 'DEAD'").scalar)
+
         // The page as Chromium renders it, after its script ran.
         let dom = try HeadlessChromium.dumpDOM(base + "/")
         #expect(dom.contains(#"<body data-rendered="true">"#), "\(dom.prefix(3000))")
@@ -125,7 +142,14 @@ struct DashboardTests {
             return Int(bar[range.upperBound...].prefix { $0.isNumber })
         }
         #expect(plotted.count == 24 && plotted.reduce(0, +) == Int(good[2]!)!, "\(plotted)")
-        #expect(dom.contains(#"<p class="empty">none</p>"#), "the DLQ and drift are empty in this demo")
+        #expect(dom.contains(#"<p class="empty">none</p>"#), "drift is empty in this demo")
+        // The DLQ: the dead job red in the grid, and listed with its replay button disabled (read-only).
+        let deadCell = try #require(cell(dom, #"<div class="cell status-dead" id="cell-dlqdemo-allergies""#), "\(dom)")
+        #expect(deadCell.contains(#"<div class="reason">bucket read timed out</div>"#), "\(deadCell)")
+        let dlqStart = try #require(dom.range(of: #"<tr id="dlq-\#(dead)">"#), "\(dom)")
+        let dlqRow = String(dom[dlqStart.lowerBound...].prefix { $0 != "\n" }.split(separator: "</tr>").first ?? "")
+        #expect(dlqRow.contains(#"<button disabled="" title="Read-only dashboard: replay with `starpipe dlq replay \#(dead)`">replay</button>"#),
+                "\(dlqRow)")
 
         // A screenshot for people, under .starpipe/.
         let directory = TestServer.repo.appendingPathComponent(".starpipe")
