@@ -57,9 +57,3 @@ public struct DashboardAccess: Sendable {
 
     private static let tokenCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-".utf8)
 }
-
-/// Why the dashboard could not start.
-public struct DashboardServerError: Error, CustomStringConvertible {
-    public let description: String
-    init(_ description: String) { self.description = description }
-}
