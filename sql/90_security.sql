@@ -171,6 +171,7 @@ GRANT EXECUTE ON FUNCTION
     starpipe.rejects(bigint),
     starpipe.trace(bigint),
     starpipe.metrics(),
+    starpipe.dashboard(integer, integer),
     starpipe.queue_alerts(integer, interval),
     starpipe.claim_alerts(integer, interval),
     starpipe.settle_alert(text, text)

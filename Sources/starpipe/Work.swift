@@ -63,6 +63,12 @@ struct Work: AsyncParsableCommand {
     @Option(help: "Serve Prometheus metrics (GET /metrics) on HOST:PORT, e.g. 127.0.0.1:9464. Env STARPIPE_METRICS_LISTEN. Defaults to none.")
     var metricsListen: String?
 
+    @Option(help: "Serve the read-only dashboard (GET / and GET /api/dashboard) on HOST:PORT, e.g. 127.0.0.1:9465. Env STARPIPE_DASHBOARD_LISTEN. Defaults to none. Beyond loopback it needs --dashboard-token.")
+    var dashboardListen: String?
+
+    @Option(help: "Token every dashboard request must carry (Authorization: Bearer TOKEN, or ?token=TOKEN in a browser); at least 16 of A-Z a-z 0-9 . _ ~ -. Env STARPIPE_DASHBOARD_TOKEN. Required when --dashboard-listen is not a loopback address.")
+    var dashboardToken: String?
+
     @Option(help: "Post webhook alerts (Slack-compatible JSON) for FAILED and DEAD jobs, drift BLOCKs and DLQ build-up to this URL. Env STARPIPE_ALERT_WEBHOOK. Defaults to none.")
     var alertWebhook: String?
 
@@ -113,6 +119,11 @@ struct Work: AsyncParsableCommand {
         if let listen, let metrics {
             let server = try MetricsServer(listen: listen, ledger: LedgerMetrics(databaseURL: options.databaseURL),
                                            process: metrics, logger: logger)
+            services.append(.init(service: server))
+        }
+        if let listen = dashboardListen ?? Environment.value("STARPIPE_DASHBOARD_LISTEN") {
+            let server = try DashboardServer(listen: listen, token: dashboardToken ?? Environment.value("STARPIPE_DASHBOARD_TOKEN"),
+                                             ledger: DashboardLedger(databaseURL: options.databaseURL), logger: logger)
             services.append(.init(service: server))
         }
         let group = ServiceGroup(configuration: .init(

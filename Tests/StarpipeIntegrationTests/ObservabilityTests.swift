@@ -24,31 +24,9 @@ struct ObservabilityTests {
         try JSONSerialization.jsonObject(with: Data(text.utf8))
     }
 
-    /// The demo's patients and allergies extracted, the allergies data file truncated: returns the demo.
+    /// The demo with the allergies job broken on purpose (its data file truncated) and the canary in a patient.
     private func brokenDemo() throws -> SyntheaPipeline {
-        let demo = try SyntheaPipeline()
-        let source = try demo.source()
-        try source.execute(#"UPDATE public.patients SET "FIRST" = '\#(Self.canary)' WHERE "Id" = (SELECT "Id" FROM public.patients ORDER BY "Id" LIMIT 1)"#)
-        let manifests = try demo.extract(tables: ["patients", "allergies"], runID: "obs")
-        let allergies = try #require(manifests.first { $0.table == "allergies" })
-        let directory = demo.bucketDirectory + "/" + ManifestKey.structuredDirectory(
-            client: allergies.client, table: allergies.table, date: SnapshotDate(iso: allergies.snapshotDate)!, runID: allergies.runId)
-        let file = URL(fileURLWithPath: directory + "data.json")
-        let data = try Data(contentsOf: file)
-        try data.prefix(data.count - 100).write(to: file)
-        return demo
-    }
-
-    /// Waits (bounded) until `jobs` jobs are registered and none is PENDING or PROCESSING.
-    private func waitUntilSettled(_ pipeline: PostgresConnection, jobs: Int) throws -> Bool {
-        let end = Date().addingTimeInterval(120)
-        while Date() < end {
-            let settled = try pipeline.query(
-                "SELECT count(*) = \(jobs) AND count(*) FILTER (WHERE status IN ('PENDING', 'PROCESSING')) = 0 FROM starpipe.job").scalar
-            if settled == "t" { return true }
-            Thread.sleep(forTimeInterval: 0.2)
-        }
-        return false
+        try SyntheaPipeline.withBrokenJob(canary: Self.canary, runID: "obs")
     }
 
     private func scrape(_ port: Int) async throws -> String {
@@ -81,7 +59,7 @@ struct ObservabilityTests {
         let worker = try WorkerProcess(database: demo.pipelineURL, bucket: demo.bucketDirectory,
                                        arguments: ["--metrics-listen", "127.0.0.1:\(port)", "--poll-interval", "0.5",
                                                    "--log-format", "json"])
-        #expect(try waitUntilSettled(pipeline, jobs: 2), "the jobs did not settle: \(worker.log())")
+        #expect(try demo.waitUntilSettled(pipeline, jobs: 2), "the jobs did not settle: \(worker.log())")
         let jobs = try pipeline.query("SELECT job_id, table_name, status FROM starpipe.job ORDER BY job_id").rows
         let broken = try #require(jobs.first { $0[1] == "allergies" })
         let good = try #require(jobs.first { $0[1] == "patients" })
