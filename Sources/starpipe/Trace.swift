@@ -93,18 +93,10 @@ struct RowTraceReport {
 
     init(_ trace: [String: Any]) { self.trace = trace }
 
+    /// A list as its items joined by commas; anything else as TraceReport prints it.
     private func text(_ value: Any?) -> String {
-        switch value {
-        case nil, is NSNull: return "-"
-        case let string as String: return string
-        case let number as NSNumber: return number.stringValue
-        case let list as [Any]: return list.map { text($0) }.joined(separator: ", ")
-        default:
-            guard let data = try? JSONSerialization.data(withJSONObject: value!, options: [.sortedKeys, .withoutEscapingSlashes]) else {
-                return "\(value!)"
-            }
-            return String(decoding: data, as: UTF8.self)
-        }
+        if let list = value as? [Any] { return list.map { text($0) }.joined(separator: ", ") }
+        return TraceReport.text(value)
     }
 
     private func describe(_ entry: [String: Any]) -> String {
@@ -157,7 +149,10 @@ struct TraceReport {
 
     init(_ trace: [String: Any]) { self.trace = trace }
 
-    private func text(_ value: Any?) -> String {
+    private func text(_ value: Any?) -> String { Self.text(value) }
+
+    /// A document value as text: "-" for null, strings and numbers as they are, anything else as compact JSON.
+    static func text(_ value: Any?) -> String {
         switch value {
         case nil, is NSNull: return "-"
         case let string as String: return string
