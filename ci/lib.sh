@@ -22,7 +22,7 @@ as_service() {
 install_deps() {
     local need=() p
     for p in postgresql-15 postgresql-server-dev-15 libpq-dev libhiredis-dev redis-server make gcc pkg-config \
-             ca-certificates git curl prometheus chromium libsqlite3-dev sqlite3 libmariadb-dev mariadb-server mariadb-client; do
+             ca-certificates git curl prometheus chromium libsqlite3-dev sqlite3 libmariadb-dev mariadb-server mariadb-client socat; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
     done
     if [ ${#need[@]} -gt 0 ]; then

@@ -21,6 +21,14 @@ public struct ExtractOptions: Sendable {
     public var snapshotDate: SnapshotDate
     /// Run id; defaults to a UTC timestamp plus a random suffix.
     public var runID: String
+    /// How connecting, a page that fails without losing the connection, and a table whose connection was lost are
+    /// tried again. Defaults to 6 tries, waits drawn from 0 … min(30 s, 0.5 s × 2^(n-1)).
+    public var retry: Backoff = ExtractOptions.defaultRetry
+    /// Seconds a page waits for its table's lock (Postgres `lock_timeout`) before it fails and is retried. Defaults to 10.
+    public var lockTimeout: Double = 10
+
+    /// The default ``retry``.
+    public static let defaultRetry = Backoff(attempts: 6, baseSeconds: 0.5, capSeconds: 30)
 
     public init(sourceURL: String, client: String, schema: String = "public", tables: [String]? = nil,
                 pageSize: Int = 10_000, snapshotDate: SnapshotDate? = nil, runID: String? = nil, password: String? = nil) {

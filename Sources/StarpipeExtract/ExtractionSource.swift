@@ -29,6 +29,20 @@ protocol ExtractionSource: AnyObject {
     func readRows(of table: Table, pageSize: Int, _ row: (UnsafeRawBufferPointer) throws -> Void) throws
     /// Ends the snapshot and the connection.
     func close()
+    /// Opens a new connection after ``isConnectionLost(_:)`` (one try; the caller retries); a snapshot is begun again.
+    func reconnect() throws
+    /// Whether `error` means the connection (and with it the snapshot) is gone, so a table being read must be read
+    /// again from its start on a new connection.
+    func isConnectionLost(_ error: any Error) -> Bool
+}
+
+extension ExtractionSource {
+    /// Sources whose reads do not cross a network (SQLite) never lose a connection.
+    func reconnect() throws {
+        throw StarpipeError(.source, "the \(kind) source cannot reconnect")
+    }
+
+    func isConnectionLost(_ error: any Error) -> Bool { false }
 }
 
 /// What every source's table description gives the manifest.

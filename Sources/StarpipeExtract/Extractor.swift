@@ -35,7 +35,7 @@ public struct Extractor {
         guard options.pageSize > 0 else {
             throw StarpipeError(.configuration, "page size must be positive")
         }
-        return try run(Self.openSource(options, logger: logger))
+        return try run(Self.openSource(options, logger: logger, isCancelled: isCancelled))
     }
 
     /// Describes the selected tables without writing anything (`--dry-run`): every table and column with its
@@ -44,11 +44,22 @@ public struct Extractor {
         try describe(openSource(options, logger: logger), tables: options.tables)
     }
 
-    /// Connects to the source the URL names; the password from ``ExtractOptions/password`` when the URL holds none.
-    private static func openSource(_ options: ExtractOptions, logger: Logger) throws -> any ExtractionSource {
+    /// Connects to the source the URL names, retrying transient failures; the password from
+    /// ``ExtractOptions/password`` when the URL holds none.
+    private static func openSource(_ options: ExtractOptions, logger: Logger, isCancelled: @escaping () -> Bool = { false }) throws -> any ExtractionSource {
+        let retry = SourceRetry(backoff: options.retry, logger: logger, isCancelled: isCancelled)
+        func connect<Source: ExtractionSource>(_ open: () throws -> Source) throws -> Source {
+            do {
+                return try retry.run("connect to the source", transient: { ($0 as? SourceConnectionError)?.isTransient == true }, open)
+            } catch let error as SourceConnectionError {
+                throw error.final
+            }
+        }
         switch try SourceURL.parse(options.sourceURL) {
         case .postgres(let url):
-            let source = try PostgresSource(url: url, schema: options.schema, password: options.password)
+            let source = try connect {
+                try PostgresSource(url: url, schema: options.schema, password: options.password, retry: retry, lockTimeout: options.lockTimeout)
+            }
             if source.isPlainTextRemote {
                 logger.warning("TLS is off toward a host that is not this machine: the client's rows cross the network in the clear. Add sslmode=verify-full&sslrootcert=CA.pem to the source URL")
             }
@@ -58,7 +69,7 @@ public struct Extractor {
             if address.tls == .disable && !address.isLoopback {
                 logger.warning("TLS is off toward a host that is not this machine: the client's rows cross the network in the clear. Add ?sslmode=verify-full&sslrootcert=CA.pem to the source URL", metadata: ["starpipe.source": "\(address)"])
             }
-            return try MariaDBSource(address: address)
+            return try connect { try MariaDBSource(address: address) }
         case .sqlite(let path): return try SQLiteSource(path: path)
         }
     }
@@ -79,13 +90,40 @@ public struct Extractor {
 
     private func run<Source: ExtractionSource>(_ source: Source) throws -> [Manifest] {
         defer { source.close() }
-        let snapshotTime = try source.beginSnapshot()
+        var snapshotTime = try source.beginSnapshot()
         // Every table is described before anything is written, so a column that cannot be carried stops the run
         // with nothing in the bucket.
-        let tables = try (options.tables ?? source.tableNames()).map { try source.describe($0) }
-        return try tables.enumerated().map { index, table in
-            try extract(table, from: source, snapshotTime: snapshotTime, position: (index + 1, tables.count))
+        let names = try options.tables ?? source.tableNames()
+        var tables = try names.map { try source.describe($0) }
+        let retry = SourceRetry(backoff: options.retry, logger: logger, isCancelled: isCancelled)
+        var manifests: [Manifest] = []
+        for index in tables.indices {
+            var attempt = 1
+            while true {
+                do {
+                    manifests.append(try extract(tables[index], from: source, snapshotTime: snapshotTime, position: (index + 1, tables.count)))
+                    break
+                } catch where attempt < options.retry.attempts && source.isConnectionLost(error) && !isCancelled() {
+                    // The snapshot went with the connection: the table's upload was abandoned, and it is read again
+                    // from its start in a new snapshot, which this and the later tables' manifests record.
+                    logger.warning("the connection to the source was lost; reading the table again from its start in a new snapshot", metadata: [
+                        "starpipe.table": "\(tables[index].name)", "starpipe.attempt": "\(attempt)", "starpipe.error": "\(error)",
+                    ])
+                    Thread.sleep(forTimeInterval: options.retry.delay(after: attempt))
+                    attempt += 1
+                    do {
+                        try retry.run("reconnect to the source", transient: { ($0 as? SourceConnectionError)?.isTransient == true }) {
+                            try source.reconnect()
+                        }
+                    } catch let error as SourceConnectionError {
+                        throw error.final
+                    }
+                    snapshotTime = try source.beginSnapshot()
+                    for later in index..<tables.count { tables[later] = try source.describe(names[later]) }
+                }
+            }
         }
+        return manifests
     }
 
     private func extract<Source: ExtractionSource>(_ source: Source.Table, from reader: Source, snapshotTime: String,
@@ -110,19 +148,30 @@ public struct Extractor {
                                      bytes: bytes, estimatedRows: estimate, seconds: seconds, finished: finished))
         }
         try bucket.put(dataKey) { writer in
-            func emit(_ raw: UnsafeRawBufferPointer) throws {
-                if isCancelled() {
-                    throw StarpipeError(.source, "extraction of table \(table) cancelled; its data file \(dataKey) was not committed")
+            // Rows are gathered into one buffer and hashed and written a mebibyte at a time, not row by row.
+            let flushAt = 1 << 20
+            var buffer: [UInt8] = []
+            buffer.reserveCapacity(flushAt + (1 << 16))
+            func flush() throws {
+                try buffer.withUnsafeBytes { raw in
+                    hasher.update(bufferPointer: raw)
+                    try writer.write(raw)
                 }
-                hasher.update(bufferPointer: raw)
+                buffer.removeAll(keepingCapacity: true)
+            }
+            func emit(_ raw: UnsafeRawBufferPointer) throws {
+                buffer.append(contentsOf: raw)
                 bytes += Int64(raw.count)
-                try writer.write(raw)
+                if buffer.count >= flushAt { try flush() }
             }
             func emit(_ text: StaticString) throws {
                 try emit(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
             }
             try emit("[")
             try reader.readRows(of: source, pageSize: options.pageSize) { row in
+                if isCancelled() {
+                    throw StarpipeError(.source, "extraction of table \(table) cancelled; its data file \(dataKey) was not committed")
+                }
                 try emit(rows == 0 ? "\n" : ",\n")
                 try emit(row)
                 rows += 1
@@ -132,6 +181,7 @@ public struct Extractor {
                 }
             }
             try emit(rows == 0 ? "]\n" : "\n]\n")
+            try flush()
         }
         let manifest = Manifest(
             client: options.client, table: table,

@@ -18,7 +18,12 @@ struct JSONRowWriter {
     init(table: String, columns: [String]) {
         self.table = table
         self.columnNames = columns
-        keys = columns.enumerated().map { index, name in
+        keys = Self.keyPrefixes(columns)
+    }
+
+    /// What precedes each column's value in a row's object: `{"name":` for the first, `,"name":` for the others.
+    static func keyPrefixes(_ columns: [String]) -> [[UInt8]] {
+        columns.enumerated().map { index, name in
             var key: [UInt8] = [index == 0 ? UInt8(ascii: "{") : UInt8(ascii: ",")]
             key.append(UInt8(ascii: "\""))
             var name = name

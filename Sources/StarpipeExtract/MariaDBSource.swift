@@ -35,11 +35,18 @@ final class MariaDBSource: ExtractionSource {
                                  nil, 0) != nil else {
             // deinit closes the handle: every stored property is set, so it runs even though init throws.
             let message = String(cString: mysql_error(handle))
-            throw StarpipeError(.source, "cannot connect to the source database \(address): \(message)")
+            throw SourceConnectionError(message: "cannot connect to the source database \(address): \(message)",
+                                        isTransient: !Self.permanentConnectErrors.contains(mysql_errno(handle)))
         }
     }
 
     deinit { mysql_close(handle) }
+
+    /// Client and server error numbers of a connection that time cannot cure: access denied (1044, 1045, 1698), an
+    /// unknown database (1049), a host blocked or not allowed (1129, 1130), a password that must be changed (1820,
+    /// 1862), an unknown host (2005), TLS refused or not verified (2026). Others (refused, timed out, too many
+    /// connections, lost during the handshake) may pass.
+    private static let permanentConnectErrors: Set<UInt32> = [1044, 1045, 1049, 1129, 1130, 1698, 1820, 1862, 2005, 2026]
 
     func beginSnapshot() throws -> String {
         try execute("SET SESSION time_zone = '+00:00', SESSION net_write_timeout = 3600, SESSION net_read_timeout = 3600")

@@ -2,32 +2,74 @@ import StarpipeCore
 import StarpipePostgres
 
 /// A client's Postgres, read in one REPEATABLE READ READ ONLY transaction with the session settings that make its
-/// output text independent of the server's defaults (docs/TYPES.md). Rows are written by the server's
-/// `row_to_json`, one keyset page at a time.
+/// output text independent of the server's defaults (docs/TYPES.md). Each keyset page streams through
+/// `COPY … TO STDOUT`, and ``PostgresRowEncoder`` writes its lines as the JSON `row_to_json` would.
 final class PostgresSource: ExtractionSource {
     let kind = "postgres"
     private(set) var database: String?
     private(set) var version: String?
     let schema: String?
-    private let connection: PostgresConnection
+    private var connection: PostgresConnection
+    private let url: String
+    private let password: String?
+    private let retry: SourceRetry
+    private let lockTimeout: Double
 
-    init(url: String, schema: String, password: String?) throws {
-        do {
-            connection = try PostgresConnection(url: url, applicationName: "starpipe-extract", password: password)
-        } catch {
-            throw StarpipeError(.source, "cannot connect to the source database: \(error)")
-        }
+    /// Connects (one try; ``Extractor`` retries). `retry` paces the retries of a page, `lockTimeout` bounds the wait
+    /// for a table's lock (a page that times out is read again).
+    init(url: String, schema: String, password: String?, retry: SourceRetry, lockTimeout: Double) throws {
+        self.url = url
+        self.password = password
         self.schema = schema
+        self.retry = retry
+        self.lockTimeout = lockTimeout
+        connection = try Self.connect(url: url, password: password)
+    }
+
+    private static func connect(url: String, password: String?) throws -> PostgresConnection {
+        do {
+            return try PostgresConnection(url: url, applicationName: "starpipe-extract", password: password)
+        } catch {
+            throw SourceConnectionError(message: "cannot connect to the source database: \(error)", isTransient: isTransient(connecting: error))
+        }
+    }
+
+    func reconnect() throws {
+        connection = try Self.connect(url: url, password: password)
+    }
+
+    /// libpq's text for failures that time cannot cure: a refused password or certificate, a missing database or
+    /// role, a bad URL. Any other failure to connect (refused, timed out, starting up, too many clients) is transient.
+    private static let permanentConnectFailures = [
+        "authentication failed", "does not exist", "no pg_hba.conf entry", "certificate", "no password supplied",
+        "password is required", "invalid connection option", "invalid URI", "invalid sslmode", "server does not support SSL",
+        "SSL is not enabled", "invalid integer value", "could not translate host name",
+    ]
+
+    private static func isTransient(connecting error: PostgresError) -> Bool {
+        !permanentConnectFailures.contains { error.serverMessage.contains($0) }
+    }
+
+    /// SQLSTATEs of a statement that failed without harm to the snapshot: rolled back to its savepoint, it may be
+    /// run again (a lock not granted in time, a cancelled statement, memory or temporary-file space short).
+    private static let retryableStatementStates: Set<String> = ["55P03", "57014", "53200", "53100", "53400"]
+
+    func isConnectionLost(_ error: any Error) -> Bool {
+        guard let error = error as? PostgresError else { return false }
+        return error.code == .connection || error.sqlState.map { $0.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains($0) } == true
     }
 
     /// Whether rows would cross the network unencrypted: no TLS toward a host that is not this machine.
     var isPlainTextRemote: Bool { !connection.usesTLS && !connection.isLoopback }
 
     func beginSnapshot() throws -> String {
+        // SET takes no snapshot; a table whose lock is not granted within lock_timeout fails its page, which is read
+        // again after a backoff, rather than queueing the client's own sessions behind the extractor's wait.
         try connection.execute("""
             BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
             SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'iso_8601';
             SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = 'hex'; SET LOCAL lc_monetary = 'C';
+            SET LOCAL standard_conforming_strings = on; SET LOCAL lock_timeout = \(max(1, Int((lockTimeout * 1000).rounded())));
             """)
         // The first query takes the snapshot every table is read in; the time it reads is that snapshot's, to the
         // microsecond, so of two overlapping runs the one with the later snapshot is the newer (extracted_at).
@@ -53,32 +95,51 @@ final class PostgresSource: ExtractionSource {
     }
 
     func estimatedRows(of table: PostgresTable) throws -> Int64? {
-        // reltuples is -1 for a table never vacuumed or analyzed; a partitioned table sums its partitions'.
+        // reltuples is -1 for a table never vacuumed or analyzed; a parent sums its partitions' and children's. The
+        // catalog is read directly: pg_partition_tree would lock the table, outside the page that waits for it.
         let relation = PostgresConnection.quoteIdentifier(schema ?? "public") + "." + PostgresConnection.quoteIdentifier(table.name)
         let estimate = try connection.query("""
-            SELECT sum(c.reltuples)::bigint FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass($1)) t
-              JOIN pg_catalog.pg_class c ON c.oid = t.relid
-             WHERE t.isleaf AND c.reltuples >= 0
+            WITH RECURSIVE tree(relid) AS (
+                SELECT pg_catalog.to_regclass($1)::oid
+                UNION ALL
+                SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.relid
+            )
+            SELECT sum(c.reltuples)::bigint FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.relid
+             WHERE c.relkind <> 'p' AND c.reltuples >= 0
             """, [relation]).scalar
         return estimate.flatMap { Int64($0) }
     }
 
     func readRows(of table: PostgresTable, pageSize: Int, _ row: (UnsafeRawBufferPointer) throws -> Void) throws {
-        let queries = table.pageQuery(schema: schema ?? "public")
-        var last: [String?] = []
-        var first = true
+        // Each page streams through COPY while this core turns its lines into JSON: the server only prints values.
+        var encoder = PostgresRowEncoder(table: table)
+        defer { encoder.deallocate() }
+        var after: [String]?
         while true {
-            let page = first
-                ? try connection.query(queries.first, [String(pageSize)])
-                : try connection.query(queries.next, [String(pageSize)] + last)
-            first = false
-            for values in page.rows {
-                var text = values[queries.keyCount]!
-                try text.withUTF8 { try row(UnsafeRawBufferPointer($0)) }
+            // A page that fails without losing the connection (a lock not granted in time, say) is rolled back to
+            // its savepoint, in the same snapshot, and read again, skipping the rows already handed on.
+            var rows = 0
+            let statement = table.pageCopy(schema: schema ?? "public", limit: pageSize, after: after)
+            try connection.execute("SAVEPOINT starpipe_page")
+            try retry.run("read a page of table \(table.name)", transient: Self.isRetryable,
+                          prepare: { try connection.execute("ROLLBACK TO SAVEPOINT starpipe_page") }) {
+                var line = 0
+                try connection.copyOut(statement) { text in
+                    line += 1
+                    guard line > rows else { return }
+                    try encoder.encode(text)
+                    try row(encoder.object)
+                    rows += 1
+                }
             }
-            guard page.rows.count == pageSize, let final = page.rows.last else { break }
-            last = Array(final[0..<queries.keyCount])
+            try connection.execute("RELEASE SAVEPOINT starpipe_page")
+            guard rows == pageSize else { break }
+            after = encoder.lastKey()
         }
+    }
+
+    private static func isRetryable(_ error: any Error) -> Bool {
+        (error as? PostgresError)?.sqlState.map(retryableStatementStates.contains) == true
     }
 
     func close() {

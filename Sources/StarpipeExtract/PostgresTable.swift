@@ -10,21 +10,28 @@ struct PostgresTable: ExtractedTable {
     /// SQL types of the primary key columns, in key order.
     var keyTypes: [String]
 
-    /// How a column's values are written into the data file.
-    enum Carriage: String {
-        /// As `row_to_json` writes the column (numbers, booleans, strings; dates and timestamps in ISO form).
-        case native
-        /// As the type's output text in a JSON string (SQL NULL stays `null`): json/jsonb (so a JSON string or a JSON
-        /// `null` stays JSON), arrays (their literal, `{1,NULL}`), enums and every other type outside pg_catalog.
-        /// Never through a cast: an extension's cast to json or text could change the value.
-        case text
-        /// Composites, as their row literal (`(1,"a b")`); `IS NULL` would be true for `(,)`, so they go through
-        /// their cast to text, which is their output.
-        case composite
+    /// How a column's output text is written into the data file: the layout `row_to_json` gives it, so a file's
+    /// bytes do not depend on where the JSON is encoded.
+    enum Form: Equatable {
+        /// `boolean`: `true` / `false`.
+        case boolean
+        /// The integer, float and numeric types: the text as a JSON number, or as a string when it is not one
+        /// (`NaN`, `Infinity`, `-Infinity`).
+        case number
+        /// `timestamp without time zone`: the text with a `T` between date and time (`infinity` stays as it is).
+        case timestamp
+        /// `timestamp with time zone`: as ``timestamp``, the offset with its minutes (`+00:00`).
+        case timestampWithTimeZone
+        /// Every other type, as its output text in a JSON string (SQL NULL stays `null`): text, dates, uuid, bytea's
+        /// hex, intervals; also json/jsonb (so a JSON string or a JSON `null` stays JSON), arrays (their literal,
+        /// `{1,NULL}`), composites (their row literal, `(1,"a b")`, also when every field is NULL), enums and every
+        /// other type outside pg_catalog. Always the type's output function, never a cast, which an extension could
+        /// define to change the value.
+        case string
     }
 
     /// How each column is written, in column order.
-    var carriages: [Carriage]
+    var forms: [Form]
 
     /// pg_catalog types whose text does not reproduce the value in another database: the reg* types name objects
     /// of the source's catalog (an OID underneath), aclitem names its roles, and the planner's and index
@@ -57,10 +64,7 @@ struct PostgresTable: ExtractedTable {
                    pg_catalog.format_type(c.typid, c.typmod) AS type,
                    (NOT c.attnotnull)::text AS nullable,
                    pg_catalog.format_type(c.declared, c.declared_mod) AS declared,
-                   CASE WHEN t.typnamespace = 'pg_catalog'::pg_catalog.regnamespace AND t.typtype IN ('b', 'r', 'm')
-                             AND t.typcategory <> 'A' AND t.typname NOT IN ('json', 'jsonb') THEN 'native'
-                        WHEN t.typtype = 'c' THEN 'composite'
-                        ELSE 'text' END AS carriage,
+                   CASE WHEN t.typnamespace = 'pg_catalog'::pg_catalog.regnamespace THEN t.typname::text END AS builtin,
                    (SELECT u.typname FROM pg_catalog.pg_type u
                      WHERE u.oid IN (t.oid, CASE WHEN t.typcategory = 'A' THEN t.typelem END)
                        AND u.typnamespace = 'pg_catalog'::pg_catalog.regnamespace
@@ -91,39 +95,53 @@ struct PostgresTable: ExtractedTable {
             },
             primaryKey: key.rows.map { $0[0]! },
             keyTypes: key.rows.map { $0[1]! },
-            carriages: columns.rows.map { Carriage(rawValue: $0[4]!)! })
+            forms: columns.rows.map { Self.form(ofBuiltin: $0[4]) })
     }
 
-    /// The keyset page query. Tables with a primary key page on it; others page on
-    /// `(tableoid, ctid)`, which is stable within the extractor's single snapshot and unique even
-    /// across the partitions (or inheritance children) that a parent table reads.
-    func pageQuery(schema: String) -> (first: String, next: String, keyCount: Int) {
+    /// The form of a column whose (base) type is `builtin` in pg_catalog, or nil for a type outside it.
+    static func form(ofBuiltin builtin: String?) -> Form {
+        switch builtin {
+        case "bool": .boolean
+        case "int2", "int4", "int8", "float4", "float8", "numeric": .number
+        case "timestamp": .timestamp
+        case "timestamptz": .timestampWithTimeZone
+        default: .string
+        }
+    }
+
+    /// The number of keyset values ``pageCopy(schema:limit:after:)`` selects before the columns: the primary key's
+    /// columns, or `(tableoid, ctid)` for a table without one.
+    var keyCount: Int { primaryKey.isEmpty ? 2 : primaryKey.count }
+
+    /// One keyset page as a `COPY … TO STDOUT` (text format): each line holds the ``keyCount`` keyset values, then
+    /// every column in order, each as its type's output text. Tables with a primary key page on it; others on
+    /// `(tableoid, ctid)`, which is stable within the extractor's single snapshot and unique even across the
+    /// partitions (or inheritance children) that a parent table reads. `after` holds the previous page's last keyset
+    /// values (their output text), which the statement carries as literals of the key's types.
+    func pageCopy(schema: String, limit: Int, after: [String]?) -> String {
         let relation = PostgresConnection.quoteIdentifier(schema) + "." + PostgresConnection.quoteIdentifier(name)
         let row = "_starpipe_row"
-        // row_to_json over a lateral subselect of one expression per column (no argument limit, unlike
-        // json_build_object): native columns as they are, the others as their text.
-        let values = zip(columns, carriages).map { column, carriage in
-            let name = PostgresConnection.quoteIdentifier(column.name)
-            switch carriage {
-            case .native: return "\(row).\(name) AS \(name)"
-            case .text: return "CASE WHEN \(row).\(name) IS NULL THEN NULL ELSE pg_catalog.format('%s', \(row).\(name)) END AS \(name)"
-            case .composite: return "\(row).\(name)::text AS \(name)"
-            }
+        let keys = primaryKey.isEmpty
+            ? ["\(row).tableoid", "\(row).ctid"]
+            : primaryKey.map { "\(row).\(PostgresConnection.quoteIdentifier($0))" }
+        let types = primaryKey.isEmpty ? ["oid", "tid"] : keyTypes
+        let values = columns.map { "\(row).\(PostgresConnection.quoteIdentifier($0.name))" }
+        var select = "SELECT \((keys + values).joined(separator: ", ")) FROM \(relation) AS \(row)"
+        if let after {
+            let literals = zip(after, types).map { Self.literal($0) + "::" + $1 }
+            select += " WHERE (\(keys.joined(separator: ", "))) > (\(literals.joined(separator: ", ")))"
         }
-        let from = "\(relation) AS \(row) CROSS JOIN LATERAL (SELECT \(values.joined(separator: ", "))) AS _starpipe_values"
-        let json = "pg_catalog.row_to_json(_starpipe_values)::text"
-        if primaryKey.isEmpty {
-            let select = "SELECT \(row).tableoid::oid::text, \(row).ctid::text, \(json) FROM \(from)"
-            let order = "ORDER BY \(row).tableoid, \(row).ctid"
-            return ("\(select) \(order) LIMIT $1",
-                    "\(select) WHERE (\(row).tableoid, \(row).ctid) > ($2::oid, $3::tid) \(order) LIMIT $1", 2)
+        return "COPY (\(select) ORDER BY \(keys.joined(separator: ", ")) LIMIT \(limit)) TO STDOUT"
+    }
+
+    /// `text` as a string literal (standard_conforming_strings is on in the snapshot's transaction).
+    static func literal(_ text: String) -> String {
+        var literal = "'"
+        for character in text {
+            if character == "'" { literal.append("'") }
+            literal.append(character)
         }
-        let keys = primaryKey.map { "\(row).\(PostgresConnection.quoteIdentifier($0))" }
-        let select = "SELECT \(keys.map { "\($0)::text" }.joined(separator: ", ")), \(json) FROM \(from)"
-        let order = "ORDER BY \(keys.joined(separator: ", "))"
-        let parameters = keyTypes.enumerated().map { "$\($0.offset + 2)::\($0.element)" }
-        return ("\(select) \(order) LIMIT $1",
-                "\(select) WHERE (\(keys.joined(separator: ", "))) > (\(parameters.joined(separator: ", "))) \(order) LIMIT $1",
-                primaryKey.count)
+        literal.append("'")
+        return literal
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import StarpipeCore
 
 /// Exponential backoff with full jitter for calls across a network boundary.
 ///
@@ -24,8 +25,10 @@ public struct RetryPolicy: Sendable {
 
     /// The backoff ceiling after failed attempt `attempt` (1-based).
     public func ceiling(after attempt: Int) -> Double {
-        min(capSeconds, baseSeconds * pow(2, Double(attempt - 1)))
+        backoff.ceiling(after: attempt)
     }
+
+    private var backoff: Backoff { Backoff(attempts: attempts, baseSeconds: baseSeconds, capSeconds: capSeconds) }
 
     /// Whether the error table says to try again after failed attempt `attempt` (1-based): a
     /// transient failure with attempts left. The policy does not watch the stop signal.
@@ -41,7 +44,7 @@ public struct RetryPolicy: Sendable {
             do {
                 return try body()
             } catch where retries(error, after: attempt) {
-                let delay = Double.random(in: 0...ceiling(after: attempt))
+                let delay = backoff.delay(after: attempt)
                 logger.warning("transient failure; retrying", metadata: [
                     "starpipe.operation": "\(operation)", "starpipe.attempt": "\(attempt)",
                     "starpipe.delay_s": "\(String(format: "%.3f", delay))", "starpipe.error": "\(error)",

@@ -41,6 +41,12 @@ struct Extract: ParsableCommand {
     @Flag(help: "Ask for the source password on the terminal, without echo. Used when the URL holds no password.")
     var passwordPrompt = false
 
+    @Option(help: "Times a transient failure of the source is tried again: connecting (refused, timed out, too many connections), a page that fails without losing the connection (its table's lock not granted in time), and a table whose connection was lost (read again from its start in a new snapshot). Waits are drawn from 0 … min(30 s, 0.5 s × 2^(n-1)) (full jitter). Defaults to 5.")
+    var retries: Int = ExtractOptions.defaultRetry.attempts - 1
+
+    @Option(help: "Seconds a page waits for its table's lock (Postgres lock_timeout; a table being altered) before it fails and is tried again, instead of holding up the client's sessions queued behind it. Defaults to 10.")
+    var lockTimeout: Double = 10
+
     @Flag(help: "Connect and list the tables and columns a run would extract, with their manifest types, and every table whose types or values cannot be carried; write nothing. Exits 1 when some table cannot be extracted.")
     var dryRun = false
 
@@ -65,10 +71,13 @@ struct Extract: ParsableCommand {
             guard let parsed = SnapshotDate(iso: date) else { throw ValidationError("--date must be YYYY-MM-DD") }
             snapshot = parsed
         }
-        let options = ExtractOptions(
+        var options = ExtractOptions(
             sourceURL: sourceURL, client: client, schema: schema,
             tables: tables.map { $0.split(separator: ",").map { String($0).trimmingWhitespace() } },
             pageSize: pageSize, snapshotDate: snapshot, runID: runId, password: password)
+        guard retries >= 0, lockTimeout > 0 else { throw ValidationError("--retries must be 0 or more and --lock-timeout positive") }
+        options.retry.attempts = retries + 1
+        options.lockTimeout = lockTimeout
         if dryRun {
             let report = try Extractor.describe(options, logger: common.logger("starpipe.extract"))
             print(TextTable(columns: ["table", "column", "type", "source type", "nullable", "key"], rows: report.tables.flatMap { table in

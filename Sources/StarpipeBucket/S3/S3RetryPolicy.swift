@@ -1,4 +1,5 @@
 import Foundation
+import StarpipeCore
 
 /// How often and how long an S3 request is tried again after a transient failure: full-jitter exponential
 /// backoff, each wait drawn uniformly from zero to `min(cap, base × 2^attempt)`.
@@ -18,7 +19,7 @@ public struct S3RetryPolicy: Sendable {
 
     /// The wait before try `attempt + 1` (attempt counts from 0).
     func delay(after attempt: Int) -> Double {
-        Double.random(in: 0...min(capSeconds, baseSeconds * pow(2, Double(attempt))))
+        Backoff(attempts: attempts, baseSeconds: baseSeconds, capSeconds: capSeconds).delay(after: attempt + 1)
     }
 
     /// Runs `body` until it succeeds, fails permanently, or the tries are spent.
