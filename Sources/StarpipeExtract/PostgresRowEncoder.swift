@@ -27,11 +27,12 @@ struct PostgresRowEncoder {
     /// 1-based number of the row in the table's file, for errors.
     private var row: Int64 = 0
 
-    init(table: PostgresTable) {
+    /// An encoder for lines of `table` that begin with `keyCount` keyset values.
+    init(table: PostgresTable, keyCount: Int) {
         self.table = table.name
         forms = table.forms
         keys = JSONRowWriter.keyPrefixes(table.columns.map(\.name))
-        keyCount = table.keyCount
+        self.keyCount = keyCount
         overhead = keys.reduce(2) { $0 + $1.count + 8 }
         capacity = 1 << 16
         output = .allocate(capacity: capacity)

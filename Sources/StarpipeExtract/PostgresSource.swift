@@ -111,15 +111,21 @@ final class PostgresSource: ExtractionSource {
     }
 
     func readRows(of table: PostgresTable, pageSize: Int, _ row: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try readPages(of: table, keyset: table.fullKeyset, pageSize: pageSize, row)
+    }
+
+    /// Reads the rows of `table` that `keyset`'s filter admits, in keyset order, one `COPY` per page.
+    func readPages(of table: PostgresTable, keyset: PostgresKeyset, pageSize: Int,
+                   _ row: (UnsafeRawBufferPointer) throws -> Void) throws {
         // Each page streams through COPY while this core turns its lines into JSON: the server only prints values.
-        var encoder = PostgresRowEncoder(table: table)
+        var encoder = PostgresRowEncoder(table: table, keyCount: keyset.expressions.count)
         defer { encoder.deallocate() }
         var after: [String]?
         while true {
             // A page that fails without losing the connection (a lock not granted in time, say) is rolled back to
             // its savepoint, in the same snapshot, and read again, skipping the rows already handed on.
             var rows = 0
-            let statement = table.pageCopy(schema: schema ?? "public", limit: pageSize, after: after)
+            let statement = table.pageCopy(schema: schema ?? "public", keyset: keyset, limit: pageSize, after: after)
             try connection.execute("SAVEPOINT starpipe_page")
             try retry.run("read a page of table \(table.name)", transient: Self.isRetryable,
                           prepare: { try connection.execute("ROLLBACK TO SAVEPOINT starpipe_page") }) {

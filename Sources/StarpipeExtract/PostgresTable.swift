@@ -109,29 +109,29 @@ struct PostgresTable: ExtractedTable {
         }
     }
 
-    /// The number of keyset values ``pageCopy(schema:limit:after:)`` selects before the columns: the primary key's
-    /// columns, or `(tableoid, ctid)` for a table without one.
-    var keyCount: Int { primaryKey.isEmpty ? 2 : primaryKey.count }
+    /// The keyset of a full read: the primary key, or `(tableoid, ctid)` for a table without one, which is stable
+    /// within the extractor's single snapshot and unique even across the partitions (or inheritance children) that a
+    /// parent table reads.
+    var fullKeyset: PostgresKeyset {
+        primaryKey.isEmpty
+            ? PostgresKeyset(expressions: ["_starpipe_row.tableoid", "_starpipe_row.ctid"], types: ["oid", "tid"])
+            : PostgresKeyset(expressions: primaryKey.map { "_starpipe_row." + PostgresConnection.quoteIdentifier($0) }, types: keyTypes)
+    }
 
-    /// One keyset page as a `COPY … TO STDOUT` (text format): each line holds the ``keyCount`` keyset values, then
-    /// every column in order, each as its type's output text. Tables with a primary key page on it; others on
-    /// `(tableoid, ctid)`, which is stable within the extractor's single snapshot and unique even across the
-    /// partitions (or inheritance children) that a parent table reads. `after` holds the previous page's last keyset
-    /// values (their output text), which the statement carries as literals of the key's types.
-    func pageCopy(schema: String, limit: Int, after: [String]?) -> String {
+    /// One keyset page as a `COPY … TO STDOUT` (text format): each line holds the keyset's values, then every column
+    /// in order, each as its type's output text. `after` holds the previous page's last keyset values (their output
+    /// text), which the statement carries as literals of the keyset's types.
+    func pageCopy(schema: String, keyset: PostgresKeyset, limit: Int, after: [String]?) -> String {
         let relation = PostgresConnection.quoteIdentifier(schema) + "." + PostgresConnection.quoteIdentifier(name)
-        let row = "_starpipe_row"
-        let keys = primaryKey.isEmpty
-            ? ["\(row).tableoid", "\(row).ctid"]
-            : primaryKey.map { "\(row).\(PostgresConnection.quoteIdentifier($0))" }
-        let types = primaryKey.isEmpty ? ["oid", "tid"] : keyTypes
-        let values = columns.map { "\(row).\(PostgresConnection.quoteIdentifier($0.name))" }
-        var select = "SELECT \((keys + values).joined(separator: ", ")) FROM \(relation) AS \(row)"
+        let values = columns.map { "_starpipe_row.\(PostgresConnection.quoteIdentifier($0.name))" }
+        let keys = keyset.expressions.joined(separator: ", ")
+        var conditions = keyset.filter.map { [$0] } ?? []
         if let after {
-            let literals = zip(after, types).map { Self.literal($0) + "::" + $1 }
-            select += " WHERE (\(keys.joined(separator: ", "))) > (\(literals.joined(separator: ", ")))"
+            let literals = zip(after, keyset.types).map { Self.literal($0) + "::" + $1 }
+            conditions.append("(\(keys)) > (\(literals.joined(separator: ", ")))")
         }
-        return "COPY (\(select) ORDER BY \(keys.joined(separator: ", ")) LIMIT \(limit)) TO STDOUT"
+        let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        return "COPY (SELECT \((keyset.expressions + values).joined(separator: ", ")) FROM \(relation) AS _starpipe_row\(filter) ORDER BY \(keys) LIMIT \(limit)) TO STDOUT"
     }
 
     /// `text` as a string literal (standard_conforming_strings is on in the snapshot's transaction).
