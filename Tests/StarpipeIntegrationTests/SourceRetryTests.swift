@@ -8,22 +8,6 @@ import Testing
 /// a connection killed in the middle of a table. Each run ends with the same file as an undisturbed run.
 @Suite("Source retries", .serialized)
 struct SourceRetryTests {
-    /// A loopback port nothing listens on (bound, read, released).
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw TestFailure("cannot bind a loopback port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     static func table(rows: Int) throws -> (url: String, connection: PostgresConnection) {
         let url = try TestServer.createDatabase("sp_retry")
         let connection = try PostgresConnection(url: url)
@@ -48,7 +32,7 @@ struct SourceRetryTests {
     func connectRetry() throws {
         let (url, _) = try Self.table(rows: 50)
         let database = String(url.split(separator: "/").last!)
-        let port = try Self.freePort()
+        let port = try LoopbackPort.free()
         let bucket = Self.bucket()
         defer { try? FileManager.default.removeItem(atPath: bucket) }
         let extract = try ExtractProcess([
