@@ -172,6 +172,8 @@ GRANT EXECUTE ON FUNCTION
     starpipe.trace(bigint),
     starpipe.metrics(),
     starpipe.dashboard(integer, integer),
+    -- Lineage only (no key, no presence in production): see row_origin in sql/86_lineage.sql.
+    starpipe.row_origin(text, jsonb),
     starpipe.queue_alerts(integer, interval),
     starpipe.claim_alerts(integer, interval),
     starpipe.settle_alert(text, text)

@@ -79,6 +79,11 @@ SELECT name, labels, value >= 0 AS sane FROM starpipe.metrics()
  WHERE name IN ('starpipe_oldest_claimable_age_seconds', 'starpipe_last_promotion_timestamp_seconds') ORDER BY 1;
 SELECT abs((SELECT value FROM starpipe.metrics() WHERE name = 'starpipe_last_promotion_timestamp_seconds')
            - (SELECT extract(epoch FROM at) FROM starpipe.promotion WHERE job_id = 1)) < 0.001 AS last_promotion_is_the_audit;
+-- Which job last wrote each client table, and how many rows: the audit's newest promotion, as a job id to trace.
+SELECT m.name, m.labels, m.value, m.value = (SELECT CASE m.name WHEN 'starpipe_last_promotion_job_id' THEN p.job_id
+                                                                ELSE p.inserted + p.updated END
+                                               FROM starpipe.promotion p ORDER BY p.at DESC LIMIT 1) AS is_the_audit
+  FROM starpipe.metrics() m WHERE m.name IN ('starpipe_last_promotion_job_id', 'starpipe_last_promotion_rows') ORDER BY 1;
 -- A claimable job and a held one: the oldest claimable age and the stage age of the held job.
 SELECT pg_temp.register('acme', 'notes', '2026-11-03', 'r1', '[{"name": "ID", "type": "integer"}]', '[[5]]') AS queued_job \gset
 SELECT value FROM starpipe.metrics() WHERE name = 'starpipe_queue_depth' AND labels->>'table' = 'notes';
