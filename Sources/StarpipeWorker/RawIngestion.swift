@@ -62,7 +62,8 @@ struct RawIngestion {
         let target = try RawLoadTable.begin(job, on: connection)
         // Binary COPY when every raw column has a type the transcoder encodes; text otherwise.
         var transcoder = allowBinary ? target.binaryTypes.map(BinaryCopyTranscoder.init(types:)) : nil
-        var encoder = CopyRowEncoder(columns: manifest.columns.map(\.name))
+        var encoder = CopyRowEncoder(columns: manifest.columns.map(\.name),
+                                     base64Columns: Set(manifest.columns.filter { $0.encoding == Manifest.Column.base64 }.map(\.name)))
         var hasher = SHA256()
         var bytes: Int64 = 0
         var parseError: JSONStreamError?
