@@ -243,6 +243,12 @@ COMMENT ON COLUMN starpipe.alert.alert_key IS 'What makes a repeat the same aler
 COMMENT ON COLUMN starpipe.alert.attempts IS 'Times a worker held the alert to post it; claim_alerts stops offering it after 10.';
 SELECT pg_catalog.pg_extension_config_dump('starpipe.alert', '');
 
+-- Progress reported by heartbeats (issue 14: a long raw load that renews its lease is not stuck).
+ALTER TABLE starpipe.job ADD COLUMN progress bigint, ADD COLUMN progress_at timestamptz;
+COMMENT ON COLUMN starpipe.job.progress IS 'The last progress figure a heartbeat reported for the current stage (bytes of the data file read by a raw load); NULL when none did.';
+COMMENT ON COLUMN starpipe.job.progress_at IS 'When a heartbeat last reported a progress figure different from the one before: a job moving through a long stage is not stuck.';
+DROP FUNCTION starpipe.heartbeat(bigint, bigint, interval);
+
 -- Functions of 00_schema.sql ---------------------------------------------------------------------------------------
 
 -- Raises with a stable SQLSTATE in starpipe's own class "SP".
@@ -1529,8 +1535,9 @@ $$;
 COMMENT ON FUNCTION starpipe.finish_raw(bigint, bigint, bigint, bigint, text) IS
     'Verifies a load against the manifest (sha256, bytes, rows) and attaches it as the job''s raw version; raises SP003 on any mismatch so the COPY rolls back.';
 
--- Renews the lease of a job the caller holds.
-CREATE OR REPLACE FUNCTION starpipe.heartbeat(p_job_id bigint, p_fence bigint, p_lease interval DEFAULT '5 minutes')
+-- Renews the lease of a job the caller holds; p_progress, when given, is how far the stage has got (a figure that
+-- changes as it moves, such as bytes read), and a change of it is recorded as progress.
+CREATE OR REPLACE FUNCTION starpipe.heartbeat(p_job_id bigint, p_fence bigint, p_lease interval DEFAULT '5 minutes', p_progress bigint DEFAULT NULL)
 RETURNS timestamptz
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -1539,14 +1546,19 @@ AS $$
 DECLARE
     v_job starpipe.job;
 BEGIN
-    -- Extends the visibility timeout so a long ingestion is not taken over.
+    -- Extends the visibility timeout so a long ingestion is not taken over; a moving figure tells metrics() that the
+    -- stage is not stuck, since the lease alone is renewed by the worker's own thread whether the stage moves or not.
     v_job := starpipe._lock_job(p_job_id);
     PERFORM starpipe._check_fence(v_job, p_fence);
-    UPDATE starpipe.job SET lease_until = pg_catalog.now() + p_lease WHERE job_id = p_job_id;
+    UPDATE starpipe.job
+       SET lease_until = pg_catalog.now() + p_lease,
+           progress = coalesce(p_progress, progress),
+           progress_at = CASE WHEN p_progress IS DISTINCT FROM progress AND p_progress IS NOT NULL THEN pg_catalog.now() ELSE progress_at END
+     WHERE job_id = p_job_id;
     RETURN pg_catalog.now() + p_lease;
 END;
 $$;
-COMMENT ON FUNCTION starpipe.heartbeat(bigint, bigint, interval) IS 'Extends the lease of a held job.';
+COMMENT ON FUNCTION starpipe.heartbeat(bigint, bigint, interval, bigint) IS 'Extends the lease of a held job and records its stage''s progress when the figure given changed.';
 
 -- Names the raw version (partition) of a job.
 CREATE OR REPLACE FUNCTION starpipe.raw_version(p_job_id bigint)
@@ -5263,9 +5275,11 @@ AS $$
          ('starpipe_last_promotion_rows', 'Rows the last successful promotion of the client table inserted or updated.',
           l.written::double precision)) r(name, help, value)
     UNION ALL
-    SELECT 'starpipe_stage_age_seconds', 'Seconds the longest-waiting PROCESSING job of the client table has been at its current stage (since its last event).',
+    -- Since the last event or the last progress a heartbeat reported, whichever is later: a long raw load whose
+    -- bytes keep moving is not stuck, however many leases it renews; one whose figure stands still is.
+    SELECT 'starpipe_stage_age_seconds', 'Seconds the longest-stalled PROCESSING job of the client table has been at its current stage without progress (since its last event, or the last change of the progress its heartbeats report).',
            pg_catalog.jsonb_build_object('client', j.client, 'table', j.table_name, 'stage', j.stage),
-           pg_catalog.max(pg_catalog.date_part('epoch', pg_catalog.now() - l.at))
+           pg_catalog.max(pg_catalog.date_part('epoch', pg_catalog.now() - GREATEST(l.at, j.progress_at)))
       FROM starpipe.job j JOIN last_event l ON l.job_id = j.job_id
      WHERE j.status = 'PROCESSING'
      GROUP BY j.client, j.table_name, j.stage;
@@ -5883,7 +5897,7 @@ GRANT EXECUTE ON FUNCTION
     starpipe.fail(bigint, bigint, text, jsonb, text),
     starpipe.nack(bigint, bigint, text),
     starpipe.release(bigint, bigint),
-    starpipe.heartbeat(bigint, bigint, interval),
+    starpipe.heartbeat(bigint, bigint, interval, bigint),
     starpipe.next_claimable_at(),
     starpipe.raw_version(bigint),
     starpipe.remote_plan(bigint, bigint, boolean),

@@ -211,9 +211,11 @@ AS $$
          ('starpipe_last_promotion_rows', 'Rows the last successful promotion of the client table inserted or updated.',
           l.written::double precision)) r(name, help, value)
     UNION ALL
-    SELECT 'starpipe_stage_age_seconds', 'Seconds the longest-waiting PROCESSING job of the client table has been at its current stage (since its last event).',
+    -- Since the last event or the last progress a heartbeat reported, whichever is later: a long raw load whose
+    -- bytes keep moving is not stuck, however many leases it renews; one whose figure stands still is.
+    SELECT 'starpipe_stage_age_seconds', 'Seconds the longest-stalled PROCESSING job of the client table has been at its current stage without progress (since its last event, or the last change of the progress its heartbeats report).',
            pg_catalog.jsonb_build_object('client', j.client, 'table', j.table_name, 'stage', j.stage),
-           pg_catalog.max(pg_catalog.date_part('epoch', pg_catalog.now() - l.at))
+           pg_catalog.max(pg_catalog.date_part('epoch', pg_catalog.now() - GREATEST(l.at, j.progress_at)))
       FROM starpipe.job j JOIN last_event l ON l.job_id = j.job_id
      WHERE j.status = 'PROCESSING'
      GROUP BY j.client, j.table_name, j.stage;

@@ -160,7 +160,7 @@ GRANT EXECUTE ON FUNCTION
     starpipe.fail(bigint, bigint, text, jsonb, text),
     starpipe.nack(bigint, bigint, text),
     starpipe.release(bigint, bigint),
-    starpipe.heartbeat(bigint, bigint, interval),
+    starpipe.heartbeat(bigint, bigint, interval, bigint),
     starpipe.next_claimable_at(),
     starpipe.raw_version(bigint),
     starpipe.remote_plan(bigint, bigint, boolean),
