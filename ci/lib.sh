@@ -121,13 +121,17 @@ start_mariadb() {
         as_service mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=normal \
             --skip-test-db >"$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; exit 1; }
     fi
-    # TLS for the tests of sslmode=require|verify-full: a private CA and a server certificate for 127.0.0.1.
-    if [ ! -f "$dir/tls/server.pem" ]; then
+    # TLS for the tests of sslmode=require|verify-full: a private CA and a server certificate for 127.0.0.1 and this
+    # machine's own addresses (the TLS-warning tests reach the server through one of them, as a remote client would).
+    # Made again when the machine's addresses changed.
+    local san="subjectAltName=IP:127.0.0.1,DNS:localhost" address
+    for address in $(hostname -I 2>/dev/null); do san="$san,IP:$address"; done
+    if [ ! -f "$dir/tls/server.pem" ] || [ "$(cat "$dir/tls/san.ext" 2>/dev/null)" != "$san" ]; then
         mkdir -p "$dir/tls"
         (cd "$dir/tls" &&
-            openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=starpipe test CA" -keyout ca.key -out ca.pem &&
+            { [ -f ca.pem ] || openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=starpipe test CA" -keyout ca.key -out ca.pem; } &&
             openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key -out server.csr &&
-            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext &&
+            printf '%s\n' "$san" >san.ext &&
             openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 -extfile san.ext \
                 -out server.pem) >/dev/null 2>&1 || { echo "error: cannot make the MariaDB test certificates" >&2; exit 1; }
         [ "$(id -u)" = 0 ] && chown -R "$SERVICE_USER" "$dir/tls"

@@ -243,6 +243,12 @@ COMMENT ON COLUMN starpipe.alert.alert_key IS 'What makes a repeat the same aler
 COMMENT ON COLUMN starpipe.alert.attempts IS 'Times a worker held the alert to post it; claim_alerts stops offering it after 10.';
 SELECT pg_catalog.pg_extension_config_dump('starpipe.alert', '');
 
+-- Progress reported by heartbeats (issue 14: a long raw load that renews its lease is not stuck).
+ALTER TABLE starpipe.job ADD COLUMN progress bigint, ADD COLUMN progress_at timestamptz;
+COMMENT ON COLUMN starpipe.job.progress IS 'The last progress figure a heartbeat reported for the current stage (bytes of the data file read by a raw load); NULL when none did.';
+COMMENT ON COLUMN starpipe.job.progress_at IS 'When a heartbeat last reported a progress figure different from the one before: a job moving through a long stage is not stuck.';
+DROP FUNCTION starpipe.heartbeat(bigint, bigint, interval);
+
 -- Functions of 00_schema.sql ---------------------------------------------------------------------------------------
 
 -- Raises with a stable SQLSTATE in starpipe's own class "SP".
@@ -783,6 +789,10 @@ BEGIN
         END IF;
         IF v_col ? 'nullable' AND pg_catalog.jsonb_typeof(v_col->'nullable') <> 'boolean' THEN
             PERFORM starpipe._raise('SP005', pg_catalog.format('manifest column %I: "nullable" must be true or false', v_col->>'name'));
+        END IF;
+        -- The one encoding besides a type's own text: base64 of a bytea column's bytes (the worker decodes it).
+        IF v_col ? 'encoding' AND (v_col->'encoding' IS DISTINCT FROM '"base64"' OR v_col->>'type' <> 'bytea') THEN
+            PERFORM starpipe._raise('SP005', pg_catalog.format('manifest column %I: "encoding" must be base64, on a bytea column', v_col->>'name'));
         END IF;
     END LOOP;
     -- extracted_at orders two snapshots of one date, so it must be an instant: RFC 3339 with an explicit offset
@@ -1525,8 +1535,9 @@ $$;
 COMMENT ON FUNCTION starpipe.finish_raw(bigint, bigint, bigint, bigint, text) IS
     'Verifies a load against the manifest (sha256, bytes, rows) and attaches it as the job''s raw version; raises SP003 on any mismatch so the COPY rolls back.';
 
--- Renews the lease of a job the caller holds.
-CREATE OR REPLACE FUNCTION starpipe.heartbeat(p_job_id bigint, p_fence bigint, p_lease interval DEFAULT '5 minutes')
+-- Renews the lease of a job the caller holds; p_progress, when given, is how far the stage has got (a figure that
+-- changes as it moves, such as bytes read), and a change of it is recorded as progress.
+CREATE OR REPLACE FUNCTION starpipe.heartbeat(p_job_id bigint, p_fence bigint, p_lease interval DEFAULT '5 minutes', p_progress bigint DEFAULT NULL)
 RETURNS timestamptz
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -1535,14 +1546,19 @@ AS $$
 DECLARE
     v_job starpipe.job;
 BEGIN
-    -- Extends the visibility timeout so a long ingestion is not taken over.
+    -- Extends the visibility timeout so a long ingestion is not taken over; a moving figure tells metrics() that the
+    -- stage is not stuck, since the lease alone is renewed by the worker's own thread whether the stage moves or not.
     v_job := starpipe._lock_job(p_job_id);
     PERFORM starpipe._check_fence(v_job, p_fence);
-    UPDATE starpipe.job SET lease_until = pg_catalog.now() + p_lease WHERE job_id = p_job_id;
+    UPDATE starpipe.job
+       SET lease_until = pg_catalog.now() + p_lease,
+           progress = coalesce(p_progress, progress),
+           progress_at = CASE WHEN p_progress IS DISTINCT FROM progress AND p_progress IS NOT NULL THEN pg_catalog.now() ELSE progress_at END
+     WHERE job_id = p_job_id;
     RETURN pg_catalog.now() + p_lease;
 END;
 $$;
-COMMENT ON FUNCTION starpipe.heartbeat(bigint, bigint, interval) IS 'Extends the lease of a held job.';
+COMMENT ON FUNCTION starpipe.heartbeat(bigint, bigint, interval, bigint) IS 'Extends the lease of a held job and records its stage''s progress when the figure given changed.';
 
 -- Names the raw version (partition) of a job.
 CREATE OR REPLACE FUNCTION starpipe.raw_version(p_job_id bigint)
@@ -5246,15 +5262,30 @@ AS $$
       FROM starpipe.promotion p JOIN starpipe.job j ON j.job_id = p.job_id
      GROUP BY j.client, j.table_name
     UNION ALL
-    SELECT 'starpipe_stage_age_seconds', 'Seconds the longest-waiting PROCESSING job of the client table has been at its current stage (since its last event).',
+    -- Where /metrics stops on row origin: it points at the job that last wrote each client table (its bucket files
+    -- are in starpipe trace JOB); a row's own job and source row need its key, which no label may carry.
+    SELECT r.name, r.help, pg_catalog.jsonb_build_object('client', l.client, 'table', l.table_name), r.value
+      FROM (SELECT DISTINCT ON (j.client, j.table_name) j.client, j.table_name, p.job_id, p.inserted + p.updated AS written
+              FROM starpipe.promotion p JOIN starpipe.job j ON j.job_id = p.job_id
+             ORDER BY j.client, j.table_name, p.at DESC, p.job_id DESC) l
+     CROSS JOIN LATERAL (VALUES
+         ('starpipe_last_promotion_job_id',
+          'Job id of the last successful promotion of the client table (starpipe trace JOB names its bucket files and source rows).',
+          l.job_id::double precision),
+         ('starpipe_last_promotion_rows', 'Rows the last successful promotion of the client table inserted or updated.',
+          l.written::double precision)) r(name, help, value)
+    UNION ALL
+    -- Since the last event or the last progress a heartbeat reported, whichever is later: a long raw load whose
+    -- bytes keep moving is not stuck, however many leases it renews; one whose figure stands still is.
+    SELECT 'starpipe_stage_age_seconds', 'Seconds the longest-stalled PROCESSING job of the client table has been at its current stage without progress (since its last event, or the last change of the progress its heartbeats report).',
            pg_catalog.jsonb_build_object('client', j.client, 'table', j.table_name, 'stage', j.stage),
-           pg_catalog.max(pg_catalog.date_part('epoch', pg_catalog.now() - l.at))
+           pg_catalog.max(pg_catalog.date_part('epoch', pg_catalog.now() - GREATEST(l.at, j.progress_at)))
       FROM starpipe.job j JOIN last_event l ON l.job_id = j.job_id
      WHERE j.status = 'PROCESSING'
      GROUP BY j.client, j.table_name, j.stage;
 $$;
 COMMENT ON FUNCTION starpipe.metrics() IS
-    'The ledger''s gauges for /metrics, one row per sample (name, help, labels, value): jobs by status, rows by stage, queue and DLQ depth, oldest claimable age, retries, drift, last promotion time, stage age. Equal for every worker.';
+    'The ledger''s gauges for /metrics, one row per sample (name, help, labels, value): jobs by status, rows by stage, queue and DLQ depth, oldest claimable age, retries, drift, last promotion time, job and rows, stage age. Equal for every worker.';
 
 -- Functions of 82_alerts.sql ---------------------------------------------------------------------------------------
 
@@ -5343,7 +5374,8 @@ COMMENT ON FUNCTION starpipe.settle_alert(text, text) IS
 -- Functions of 84_dashboard.sql ------------------------------------------------------------------------------------
 
 -- The ledger at a glance, as one JSON document: the last job of every client table (grid), the recent jobs' stage
--- timelines, the DLQ, drift awaiting review, rejects by rule, and rows promoted per hour over the last p_hours hours.
+-- timelines, the DLQ, drift awaiting review, rejects by rule, rows promoted per hour over the last p_hours hours, and
+-- the promotion targets with their conflict key columns (the row-origin form's choices).
 CREATE OR REPLACE FUNCTION starpipe.dashboard(p_hours integer DEFAULT 24, p_recent integer DEFAULT 50)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
@@ -5441,26 +5473,29 @@ BEGIN
       FROM (VALUES ('PENDING'), ('PROCESSING'), ('SUCCESS'), ('FAILED'), ('DUPLICATE'), ('BLOCKED'), ('DEAD')) s(status);
     RETURN pg_catalog.jsonb_build_object(
         'generated_at', v_now, 'hours', p_hours, 'statuses', v_statuses, 'grid', v_grid, 'jobs', v_jobs,
-        'dlq', v_dlq, 'drift', v_drift, 'rejects', v_rejects, 'throughput', v_throughput);
+        'dlq', v_dlq, 'drift', v_drift, 'rejects', v_rejects, 'throughput', v_throughput,
+        -- The row-origin form's choices (starpipe.row_origin): table and key column names, never a value.
+        'targets', starpipe._promotion_targets());
 END;
 $$;
 COMMENT ON FUNCTION starpipe.dashboard(integer, integer) IS
-    'The read-only dashboard''s data as JSON: last job per client table (status, stage, age, error), stage timelines of the p_recent newest jobs, the DLQ, drift awaiting review (with its diff), rejects by rule and column (counted), rows promoted per hour over p_hours hours, jobs per status. Never a row value.';
+    'The read-only dashboard''s data as JSON: last job per client table (status, stage, age, error), stage timelines of the p_recent newest jobs, the DLQ, drift awaiting review (with its diff), rejects by rule and column (counted), rows promoted per hour over p_hours hours, jobs per status, promotion targets with their conflict key columns. Never a row value.';
 
 -- Functions of 86_lineage.sql --------------------------------------------------------------------------------------
 
 -- The history of one production row, by its conflict key: p_target is the production table (schema.table, as a
 -- mapping names it), p_key its conflict key's values as text ({"id": "42"}), cast to the key columns' types as the
--- writer would. Returns {target, key, present, last_write, history[], mappings[], insert_uncertain_through_job}: each
--- history entry names the job (client, table, snapshot, run, bucket data and manifest keys), what it did (inserted,
--- updated, kept, soft_deleted, deleted), the changed columns, the source row inside the data file and when; newest
--- first. insert_uncertain_through_job: the newest earlier promotion whose staging retention dropped, when there is
--- one: the insert may have been that job's or an earlier one's (the entry found then says inserted_or_unchanged).
--- Column names and row numbers only, never a value besides the key the caller gave.
-CREATE OR REPLACE FUNCTION starpipe.trace_row(p_target text, p_key jsonb)
+-- writer would; p_presence: also look (as the writer) whether the row is in production now. Returns {target, key,
+-- present, last_write, history[], mappings[], insert_uncertain_through_job}: each history entry names the job (client,
+-- table, snapshot, run, bucket data and manifest keys), what it did (inserted, updated, kept, soft_deleted, deleted),
+-- the changed columns, the source row inside the data file and when; newest first. insert_uncertain_through_job: the
+-- newest earlier promotion whose staging retention dropped, when there is one: the insert may have been that job's or
+-- an earlier one's (the entry found then says inserted_or_unchanged). Column names and row numbers only, never a
+-- value besides the key the caller gave, which no error repeats. The one body behind trace_row (admin) and
+-- row_origin (the dashboard's, lineage only); not SECURITY DEFINER itself: it runs with the rights of those two.
+CREATE OR REPLACE FUNCTION starpipe._row_lineage(p_target text, p_key jsonb, p_presence boolean)
 RETURNS jsonb
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET TimeZone = 'UTC'
 SET DateStyle = 'ISO, YMD'
@@ -5510,18 +5545,27 @@ BEGIN
     END IF;
     -- The key as promotion records it (jsonb of the typed values), cast by the writer: a production type's input
     -- function is production-side code.
-    SELECT r INTO v_key FROM starpipe._as_writer_query(pg_catalog.format('SELECT pg_catalog.jsonb_build_object(%s)',
-        (SELECT pg_catalog.string_agg(pg_catalog.format('%L, %L::%s', k, p_key->>k, starpipe._column_type(v_target, k)), ', ' ORDER BY k)
-           FROM pg_catalog.unnest(v_key_cols) k))) r;
+    -- A value that does not fit its column's type is refused naming the columns: the input function's own message
+    -- quotes the value.
+    BEGIN
+        SELECT r INTO v_key FROM starpipe._as_writer_query(pg_catalog.format('SELECT pg_catalog.jsonb_build_object(%s)',
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%L, %L::%s', k, p_key->>k, starpipe._column_type(v_target, k)), ', ' ORDER BY k)
+               FROM pg_catalog.unnest(v_key_cols) k))) r;
+    EXCEPTION WHEN data_exception THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format('a value given for %s does not fit the type of its conflict key (%s)',
+                                                           v_name, (SELECT pg_catalog.string_agg(pg_catalog.format('%s %s', k,
+                                                                        starpipe._column_type(v_target, k)), ', ' ORDER BY k)
+                                                                      FROM pg_catalog.unnest(v_key_cols) k)));
+    END;
     v_where := (SELECT pg_catalog.string_agg(pg_catalog.format('x.%I = %L::%s', k, p_key->>k, starpipe._column_type(v_target, k)), ' AND ' ORDER BY k)
                   FROM pg_catalog.unnest(v_key_cols) k);
     -- Present now? (Read as the writer, which holds the DBA's SELECT on production; NULL when it may not read it.)
-    BEGIN
+    IF p_presence THEN BEGIN
         SELECT (r->>0)::boolean INTO v_present FROM starpipe._as_writer_query(pg_catalog.format(
             'SELECT pg_catalog.jsonb_build_array(EXISTS (SELECT 1 FROM %s x WHERE %s))', v_target, v_where)) r;
     EXCEPTION WHEN insufficient_privilege THEN
         v_present := NULL;
-    END;
+    END; END IF;
 
     -- Changes and deletes by promotions into this table, from their audit.
     SELECT coalesce(pg_catalog.jsonb_agg(e), '[]') INTO v_history FROM (
@@ -5575,8 +5619,69 @@ BEGIN
         'insert_uncertain_through_job', v_unknown_before);
 END;
 $$;
+COMMENT ON FUNCTION starpipe._row_lineage(text, jsonb, boolean) IS
+    'The body of trace_row and row_origin: a production row''s lineage by its conflict key, newest first; presence in production only when asked.';
+
+-- The tables mappings promote into, as schema.table, each with its conflict key's columns and the client tables
+-- that write it (newest mapping version of each): names only. The dashboard's row-origin form lists them.
+CREATE OR REPLACE FUNCTION starpipe._promotion_targets()
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('target', x.target, 'conflict_key', x.conflict_key,
+                                                                       'writers', x.writers) ORDER BY x.target), '[]')
+      FROM (SELECT w.target, (pg_catalog.array_agg(w.conflict_key ORDER BY w.client, w.table_name))[1] AS conflict_key,
+                   pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('client', w.client, 'table', w.table_name)
+                                        ORDER BY w.client, w.table_name) AS writers
+              FROM (SELECT DISTINCT ON (m.client, t.key) m.client, t.key AS table_name,
+                           pg_catalog.format('%I.%I', m.config->>'target_schema', t.value->>'target') AS target,
+                           (SELECT pg_catalog.jsonb_agg(k ORDER BY k) FROM pg_catalog.jsonb_array_elements_text(t.value->'conflict_key') k)
+                               AS conflict_key
+                      FROM starpipe.mapping m, pg_catalog.jsonb_each(m.config->'tables') t
+                     ORDER BY m.client, t.key, m.version DESC) w
+             GROUP BY w.target) x;
+$$;
+COMMENT ON FUNCTION starpipe._promotion_targets() IS
+    'The production tables mappings promote into (schema.table), each with its conflict key columns and writing client tables. Names only.';
+
+-- trace_row for the admin: the row's lineage, the typed key and whether the row is in production now.
+CREATE OR REPLACE FUNCTION starpipe.trace_row(p_target text, p_key jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Reads conflict keys and production (as the writer): admin only.
+    RETURN starpipe._row_lineage(p_target, p_key, true);
+END;
+$$;
 COMMENT ON FUNCTION starpipe.trace_row(text, jsonb) IS
     'A production row''s lineage by its conflict key: the jobs, bucket files and source rows that inserted, changed, kept or deleted it, newest first.';
+
+-- The dashboard's row origin (worker and admin): the same lineage as trace_row for a key the caller types, minus
+-- everything that is not lineage: no key (typed or echoed), no presence in production. What it tells, job, bucket
+-- file and row number for a key, the worker's role can already learn: it reads every bucket data file it ingests,
+-- knows each job's files from starpipe.job, and promotion writes those rows by that key (docs/EXTENSION.md).
+-- Only a promotion target is accepted, and a refusal never repeats what was given.
+CREATE OR REPLACE FUNCTION starpipe.row_origin(p_target text, p_key jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Anything but a listed target is refused before it is parsed as a name (whose errors quote it).
+    IF p_target IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(starpipe._promotion_targets()) t
+                                        WHERE t->>'target' = p_target) THEN
+        PERFORM starpipe._raise('SP001', 'row origin takes one of the tables a mapping promotes into (the dashboard lists them)');
+    END IF;
+    RETURN starpipe._row_lineage(p_target, p_key, false) - 'key' - 'present';
+END;
+$$;
+COMMENT ON FUNCTION starpipe.row_origin(text, jsonb) IS
+    'A production row''s lineage for the dashboard: trace_row''s history, last write, mappings and retention note, without the key or presence in production. Promotion targets only.';
 
 -- Functions of 90_security.sql -------------------------------------------------------------------------------------
 
@@ -5792,7 +5897,7 @@ GRANT EXECUTE ON FUNCTION
     starpipe.fail(bigint, bigint, text, jsonb, text),
     starpipe.nack(bigint, bigint, text),
     starpipe.release(bigint, bigint),
-    starpipe.heartbeat(bigint, bigint, interval),
+    starpipe.heartbeat(bigint, bigint, interval, bigint),
     starpipe.next_claimable_at(),
     starpipe.raw_version(bigint),
     starpipe.remote_plan(bigint, bigint, boolean),
@@ -5804,6 +5909,8 @@ GRANT EXECUTE ON FUNCTION
     starpipe.trace(bigint),
     starpipe.metrics(),
     starpipe.dashboard(integer, integer),
+    -- Lineage only (no key, no presence in production): see row_origin in sql/86_lineage.sql.
+    starpipe.row_origin(text, jsonb),
     starpipe.queue_alerts(integer, interval),
     starpipe.claim_alerts(integer, interval),
     starpipe.settle_alert(text, text)

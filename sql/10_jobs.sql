@@ -40,10 +40,14 @@ CREATE TABLE starpipe.job (
     rows_deleted    bigint,
     rows_rejected   bigint,
     rows_deduplicated bigint,
+    progress        bigint,
+    progress_at     timestamptz,
     CONSTRAINT job_key UNIQUE (client, table_name, snapshot_date, run_id)
 );
 COMMENT ON TABLE starpipe.job IS 'The job ledger: one row per registered data file, with its status and stage.';
 COMMENT ON COLUMN starpipe.job.attempts IS 'Claims (deliveries) since registration or the last retry; max_attempts of them send the job to the DLQ.';
+COMMENT ON COLUMN starpipe.job.progress IS 'The last progress figure a heartbeat reported for the current stage (bytes of the data file read by a raw load); NULL when none did.';
+COMMENT ON COLUMN starpipe.job.progress_at IS 'When a heartbeat last reported a progress figure different from the one before: a job moving through a long stage is not stuck.';
 COMMENT ON COLUMN starpipe.job.visible_at IS 'A PENDING job is not claimable before this time (backoff after a nack); NULL: now.';
 COMMENT ON COLUMN starpipe.job.raw_digest IS 'Digest ("rows:sum", see starpipe._digest) of the raw version''s data columns, computed when it was loaded.';
 COMMENT ON COLUMN starpipe.job.staged_digest IS 'Digest of the staged rows'' mapped columns, computed by validate; promote refuses a staging table that no longer matches it.';

@@ -57,6 +57,10 @@ BEGIN
         IF v_col ? 'nullable' AND pg_catalog.jsonb_typeof(v_col->'nullable') <> 'boolean' THEN
             PERFORM starpipe._raise('SP005', pg_catalog.format('manifest column %I: "nullable" must be true or false', v_col->>'name'));
         END IF;
+        -- The one encoding besides a type's own text: base64 of a bytea column's bytes (the worker decodes it).
+        IF v_col ? 'encoding' AND (v_col->'encoding' IS DISTINCT FROM '"base64"' OR v_col->>'type' <> 'bytea') THEN
+            PERFORM starpipe._raise('SP005', pg_catalog.format('manifest column %I: "encoding" must be base64, on a bytea column', v_col->>'name'));
+        END IF;
     END LOOP;
     -- extracted_at orders two snapshots of one date, so it must be an instant: RFC 3339 with an explicit offset
     -- (so no session time zone is involved), and never a special value such as 'now' or 'infinity'. Absent or

@@ -318,8 +318,9 @@ $$;
 COMMENT ON FUNCTION starpipe.finish_raw(bigint, bigint, bigint, bigint, text) IS
     'Verifies a load against the manifest (sha256, bytes, rows) and attaches it as the job''s raw version; raises SP003 on any mismatch so the COPY rolls back.';
 
--- Renews the lease of a job the caller holds.
-CREATE FUNCTION starpipe.heartbeat(p_job_id bigint, p_fence bigint, p_lease interval DEFAULT '5 minutes')
+-- Renews the lease of a job the caller holds; p_progress, when given, is how far the stage has got (a figure that
+-- changes as it moves, such as bytes read), and a change of it is recorded as progress.
+CREATE FUNCTION starpipe.heartbeat(p_job_id bigint, p_fence bigint, p_lease interval DEFAULT '5 minutes', p_progress bigint DEFAULT NULL)
 RETURNS timestamptz
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -328,14 +329,19 @@ AS $$
 DECLARE
     v_job starpipe.job;
 BEGIN
-    -- Extends the visibility timeout so a long ingestion is not taken over.
+    -- Extends the visibility timeout so a long ingestion is not taken over; a moving figure tells metrics() that the
+    -- stage is not stuck, since the lease alone is renewed by the worker's own thread whether the stage moves or not.
     v_job := starpipe._lock_job(p_job_id);
     PERFORM starpipe._check_fence(v_job, p_fence);
-    UPDATE starpipe.job SET lease_until = pg_catalog.now() + p_lease WHERE job_id = p_job_id;
+    UPDATE starpipe.job
+       SET lease_until = pg_catalog.now() + p_lease,
+           progress = coalesce(p_progress, progress),
+           progress_at = CASE WHEN p_progress IS DISTINCT FROM progress AND p_progress IS NOT NULL THEN pg_catalog.now() ELSE progress_at END
+     WHERE job_id = p_job_id;
     RETURN pg_catalog.now() + p_lease;
 END;
 $$;
-COMMENT ON FUNCTION starpipe.heartbeat(bigint, bigint, interval) IS 'Extends the lease of a held job.';
+COMMENT ON FUNCTION starpipe.heartbeat(bigint, bigint, interval, bigint) IS 'Extends the lease of a held job and records its stage''s progress when the figure given changed.';
 
 -- Names the raw version (partition) of a job.
 CREATE FUNCTION starpipe.raw_version(p_job_id bigint)

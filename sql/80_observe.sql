@@ -198,12 +198,27 @@ AS $$
       FROM starpipe.promotion p JOIN starpipe.job j ON j.job_id = p.job_id
      GROUP BY j.client, j.table_name
     UNION ALL
-    SELECT 'starpipe_stage_age_seconds', 'Seconds the longest-waiting PROCESSING job of the client table has been at its current stage (since its last event).',
+    -- Where /metrics stops on row origin: it points at the job that last wrote each client table (its bucket files
+    -- are in starpipe trace JOB); a row's own job and source row need its key, which no label may carry.
+    SELECT r.name, r.help, pg_catalog.jsonb_build_object('client', l.client, 'table', l.table_name), r.value
+      FROM (SELECT DISTINCT ON (j.client, j.table_name) j.client, j.table_name, p.job_id, p.inserted + p.updated AS written
+              FROM starpipe.promotion p JOIN starpipe.job j ON j.job_id = p.job_id
+             ORDER BY j.client, j.table_name, p.at DESC, p.job_id DESC) l
+     CROSS JOIN LATERAL (VALUES
+         ('starpipe_last_promotion_job_id',
+          'Job id of the last successful promotion of the client table (starpipe trace JOB names its bucket files and source rows).',
+          l.job_id::double precision),
+         ('starpipe_last_promotion_rows', 'Rows the last successful promotion of the client table inserted or updated.',
+          l.written::double precision)) r(name, help, value)
+    UNION ALL
+    -- Since the last event or the last progress a heartbeat reported, whichever is later: a long raw load whose
+    -- bytes keep moving is not stuck, however many leases it renews; one whose figure stands still is.
+    SELECT 'starpipe_stage_age_seconds', 'Seconds the longest-stalled PROCESSING job of the client table has been at its current stage without progress (since its last event, or the last change of the progress its heartbeats report).',
            pg_catalog.jsonb_build_object('client', j.client, 'table', j.table_name, 'stage', j.stage),
-           pg_catalog.max(pg_catalog.date_part('epoch', pg_catalog.now() - l.at))
+           pg_catalog.max(pg_catalog.date_part('epoch', pg_catalog.now() - GREATEST(l.at, j.progress_at)))
       FROM starpipe.job j JOIN last_event l ON l.job_id = j.job_id
      WHERE j.status = 'PROCESSING'
      GROUP BY j.client, j.table_name, j.stage;
 $$;
 COMMENT ON FUNCTION starpipe.metrics() IS
-    'The ledger''s gauges for /metrics, one row per sample (name, help, labels, value): jobs by status, rows by stage, queue and DLQ depth, oldest claimable age, retries, drift, last promotion time, stage age. Equal for every worker.';
+    'The ledger''s gauges for /metrics, one row per sample (name, help, labels, value): jobs by status, rows by stage, queue and DLQ depth, oldest claimable age, retries, drift, last promotion time, job and rows, stage age. Equal for every worker.';

@@ -3,7 +3,8 @@
 -- and errors (which cite row numbers), never a row value: no conflict or reject keys, no event details.
 
 -- The ledger at a glance, as one JSON document: the last job of every client table (grid), the recent jobs' stage
--- timelines, the DLQ, drift awaiting review, rejects by rule, and rows promoted per hour over the last p_hours hours.
+-- timelines, the DLQ, drift awaiting review, rejects by rule, rows promoted per hour over the last p_hours hours, and
+-- the promotion targets with their conflict key columns (the row-origin form's choices).
 CREATE FUNCTION starpipe.dashboard(p_hours integer DEFAULT 24, p_recent integer DEFAULT 50)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
@@ -101,8 +102,10 @@ BEGIN
       FROM (VALUES ('PENDING'), ('PROCESSING'), ('SUCCESS'), ('FAILED'), ('DUPLICATE'), ('BLOCKED'), ('DEAD')) s(status);
     RETURN pg_catalog.jsonb_build_object(
         'generated_at', v_now, 'hours', p_hours, 'statuses', v_statuses, 'grid', v_grid, 'jobs', v_jobs,
-        'dlq', v_dlq, 'drift', v_drift, 'rejects', v_rejects, 'throughput', v_throughput);
+        'dlq', v_dlq, 'drift', v_drift, 'rejects', v_rejects, 'throughput', v_throughput,
+        -- The row-origin form's choices (starpipe.row_origin): table and key column names, never a value.
+        'targets', starpipe._promotion_targets());
 END;
 $$;
 COMMENT ON FUNCTION starpipe.dashboard(integer, integer) IS
-    'The read-only dashboard''s data as JSON: last job per client table (status, stage, age, error), stage timelines of the p_recent newest jobs, the DLQ, drift awaiting review (with its diff), rejects by rule and column (counted), rows promoted per hour over p_hours hours, jobs per status. Never a row value.';
+    'The read-only dashboard''s data as JSON: last job per client table (status, stage, age, error), stage timelines of the p_recent newest jobs, the DLQ, drift awaiting review (with its diff), rejects by rule and column (counted), rows promoted per hour over p_hours hours, jobs per status, promotion targets with their conflict key columns. Never a row value.';

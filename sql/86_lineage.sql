@@ -8,16 +8,17 @@
 
 -- The history of one production row, by its conflict key: p_target is the production table (schema.table, as a
 -- mapping names it), p_key its conflict key's values as text ({"id": "42"}), cast to the key columns' types as the
--- writer would. Returns {target, key, present, last_write, history[], mappings[], insert_uncertain_through_job}: each
--- history entry names the job (client, table, snapshot, run, bucket data and manifest keys), what it did (inserted,
--- updated, kept, soft_deleted, deleted), the changed columns, the source row inside the data file and when; newest
--- first. insert_uncertain_through_job: the newest earlier promotion whose staging retention dropped, when there is
--- one: the insert may have been that job's or an earlier one's (the entry found then says inserted_or_unchanged).
--- Column names and row numbers only, never a value besides the key the caller gave.
-CREATE FUNCTION starpipe.trace_row(p_target text, p_key jsonb)
+-- writer would; p_presence: also look (as the writer) whether the row is in production now. Returns {target, key,
+-- present, last_write, history[], mappings[], insert_uncertain_through_job}: each history entry names the job (client,
+-- table, snapshot, run, bucket data and manifest keys), what it did (inserted, updated, kept, soft_deleted, deleted),
+-- the changed columns, the source row inside the data file and when; newest first. insert_uncertain_through_job: the
+-- newest earlier promotion whose staging retention dropped, when there is one: the insert may have been that job's or
+-- an earlier one's (the entry found then says inserted_or_unchanged). Column names and row numbers only, never a
+-- value besides the key the caller gave, which no error repeats. The one body behind trace_row (admin) and
+-- row_origin (the dashboard's, lineage only); not SECURITY DEFINER itself: it runs with the rights of those two.
+CREATE FUNCTION starpipe._row_lineage(p_target text, p_key jsonb, p_presence boolean)
 RETURNS jsonb
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET TimeZone = 'UTC'
 SET DateStyle = 'ISO, YMD'
@@ -67,18 +68,27 @@ BEGIN
     END IF;
     -- The key as promotion records it (jsonb of the typed values), cast by the writer: a production type's input
     -- function is production-side code.
-    SELECT r INTO v_key FROM starpipe._as_writer_query(pg_catalog.format('SELECT pg_catalog.jsonb_build_object(%s)',
-        (SELECT pg_catalog.string_agg(pg_catalog.format('%L, %L::%s', k, p_key->>k, starpipe._column_type(v_target, k)), ', ' ORDER BY k)
-           FROM pg_catalog.unnest(v_key_cols) k))) r;
+    -- A value that does not fit its column's type is refused naming the columns: the input function's own message
+    -- quotes the value.
+    BEGIN
+        SELECT r INTO v_key FROM starpipe._as_writer_query(pg_catalog.format('SELECT pg_catalog.jsonb_build_object(%s)',
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%L, %L::%s', k, p_key->>k, starpipe._column_type(v_target, k)), ', ' ORDER BY k)
+               FROM pg_catalog.unnest(v_key_cols) k))) r;
+    EXCEPTION WHEN data_exception THEN
+        PERFORM starpipe._raise('SP001', pg_catalog.format('a value given for %s does not fit the type of its conflict key (%s)',
+                                                           v_name, (SELECT pg_catalog.string_agg(pg_catalog.format('%s %s', k,
+                                                                        starpipe._column_type(v_target, k)), ', ' ORDER BY k)
+                                                                      FROM pg_catalog.unnest(v_key_cols) k)));
+    END;
     v_where := (SELECT pg_catalog.string_agg(pg_catalog.format('x.%I = %L::%s', k, p_key->>k, starpipe._column_type(v_target, k)), ' AND ' ORDER BY k)
                   FROM pg_catalog.unnest(v_key_cols) k);
     -- Present now? (Read as the writer, which holds the DBA's SELECT on production; NULL when it may not read it.)
-    BEGIN
+    IF p_presence THEN BEGIN
         SELECT (r->>0)::boolean INTO v_present FROM starpipe._as_writer_query(pg_catalog.format(
             'SELECT pg_catalog.jsonb_build_array(EXISTS (SELECT 1 FROM %s x WHERE %s))', v_target, v_where)) r;
     EXCEPTION WHEN insufficient_privilege THEN
         v_present := NULL;
-    END;
+    END; END IF;
 
     -- Changes and deletes by promotions into this table, from their audit.
     SELECT coalesce(pg_catalog.jsonb_agg(e), '[]') INTO v_history FROM (
@@ -132,5 +142,66 @@ BEGIN
         'insert_uncertain_through_job', v_unknown_before);
 END;
 $$;
+COMMENT ON FUNCTION starpipe._row_lineage(text, jsonb, boolean) IS
+    'The body of trace_row and row_origin: a production row''s lineage by its conflict key, newest first; presence in production only when asked.';
+
+-- The tables mappings promote into, as schema.table, each with its conflict key's columns and the client tables
+-- that write it (newest mapping version of each): names only. The dashboard's row-origin form lists them.
+CREATE FUNCTION starpipe._promotion_targets()
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('target', x.target, 'conflict_key', x.conflict_key,
+                                                                       'writers', x.writers) ORDER BY x.target), '[]')
+      FROM (SELECT w.target, (pg_catalog.array_agg(w.conflict_key ORDER BY w.client, w.table_name))[1] AS conflict_key,
+                   pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('client', w.client, 'table', w.table_name)
+                                        ORDER BY w.client, w.table_name) AS writers
+              FROM (SELECT DISTINCT ON (m.client, t.key) m.client, t.key AS table_name,
+                           pg_catalog.format('%I.%I', m.config->>'target_schema', t.value->>'target') AS target,
+                           (SELECT pg_catalog.jsonb_agg(k ORDER BY k) FROM pg_catalog.jsonb_array_elements_text(t.value->'conflict_key') k)
+                               AS conflict_key
+                      FROM starpipe.mapping m, pg_catalog.jsonb_each(m.config->'tables') t
+                     ORDER BY m.client, t.key, m.version DESC) w
+             GROUP BY w.target) x;
+$$;
+COMMENT ON FUNCTION starpipe._promotion_targets() IS
+    'The production tables mappings promote into (schema.table), each with its conflict key columns and writing client tables. Names only.';
+
+-- trace_row for the admin: the row's lineage, the typed key and whether the row is in production now.
+CREATE FUNCTION starpipe.trace_row(p_target text, p_key jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Reads conflict keys and production (as the writer): admin only.
+    RETURN starpipe._row_lineage(p_target, p_key, true);
+END;
+$$;
 COMMENT ON FUNCTION starpipe.trace_row(text, jsonb) IS
     'A production row''s lineage by its conflict key: the jobs, bucket files and source rows that inserted, changed, kept or deleted it, newest first.';
+
+-- The dashboard's row origin (worker and admin): the same lineage as trace_row for a key the caller types, minus
+-- everything that is not lineage: no key (typed or echoed), no presence in production. What it tells, job, bucket
+-- file and row number for a key, the worker's role can already learn: it reads every bucket data file it ingests,
+-- knows each job's files from starpipe.job, and promotion writes those rows by that key (docs/EXTENSION.md).
+-- Only a promotion target is accepted, and a refusal never repeats what was given.
+CREATE FUNCTION starpipe.row_origin(p_target text, p_key jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Anything but a listed target is refused before it is parsed as a name (whose errors quote it).
+    IF p_target IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(starpipe._promotion_targets()) t
+                                        WHERE t->>'target' = p_target) THEN
+        PERFORM starpipe._raise('SP001', 'row origin takes one of the tables a mapping promotes into (the dashboard lists them)');
+    END IF;
+    RETURN starpipe._row_lineage(p_target, p_key, false) - 'key' - 'present';
+END;
+$$;
+COMMENT ON FUNCTION starpipe.row_origin(text, jsonb) IS
+    'A production row''s lineage for the dashboard: trace_row''s history, last write, mappings and retention note, without the key or presence in production. Promotion targets only.';

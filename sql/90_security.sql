@@ -160,7 +160,7 @@ GRANT EXECUTE ON FUNCTION
     starpipe.fail(bigint, bigint, text, jsonb, text),
     starpipe.nack(bigint, bigint, text),
     starpipe.release(bigint, bigint),
-    starpipe.heartbeat(bigint, bigint, interval),
+    starpipe.heartbeat(bigint, bigint, interval, bigint),
     starpipe.next_claimable_at(),
     starpipe.raw_version(bigint),
     starpipe.remote_plan(bigint, bigint, boolean),
@@ -172,6 +172,8 @@ GRANT EXECUTE ON FUNCTION
     starpipe.trace(bigint),
     starpipe.metrics(),
     starpipe.dashboard(integer, integer),
+    -- Lineage only (no key, no presence in production): see row_origin in sql/86_lineage.sql.
+    starpipe.row_origin(text, jsonb),
     starpipe.queue_alerts(integer, interval),
     starpipe.claim_alerts(integer, interval),
     starpipe.settle_alert(text, text)

@@ -49,6 +49,9 @@ import JSONParsing
 ///   them too, as `jsonb` would), limited to ``Options/maxDepth`` levels, and COPY-escaped
 ///   (every backslash doubled; compact text contains no raw newline or tab). Example:
 ///   `{"a": [1, "x\ty"]}` → `{"a":[1,"x\\ty"]}`.
+/// - A column given in `base64Columns` (the manifest's `"encoding": "base64"`) must hold null or a string of
+///   canonical base64; it is written as bytea's hex input (`\\x00ff`), else
+///   ``JSONStreamError/Code/invalidBase64``.
 /// - A value whose COPY text exceeds ``Options/maxValueBytes`` is
 ///   ``JSONStreamError/Code/valueTooLarge``; the check happens before each append, so the
 ///   buffer never grows past the limit.
@@ -109,6 +112,14 @@ public struct CopyRowEncoder: Sendable {
 
     private let options: Options
     private let table: ColumnTable
+    /// `base64[c]`: column `c` holds base64 text that lands as bytea (``init(columns:base64Columns:options:)``).
+    private let base64: [Bool]
+    /// The first byte of the value being scanned, and its stream offset (for a base64 column's checks).
+    private var valueFirstByte: UInt8 = 0
+    private var valueOffset = 0
+    /// Scratch for a base64 value's bytes, reused.
+    private var decoded: [UInt8] = []
+    private var hex: [UInt8] = []
     /// Scans keys and values; its `out` is the row buffer (`\t` + field per value).
     private var tokenizer: JSONTokenizer
     private var phase: Phase = .start
@@ -141,9 +152,13 @@ public struct CopyRowEncoder: Sendable {
     ///   - columns: the expected keys, in COPY column order (exact, case-sensitive match).
     ///     Names must be distinct (a duplicate is a programmer error and traps).
     ///   - options: limits and whether to append the row number.
-    public init(columns: [String], options: Options = .init()) {
+    ///   - base64Columns: the columns whose values are base64 text of bytes (the manifest's `"encoding":
+    ///     "base64"`): each must be null or a string of canonical base64, else
+    ///     ``JSONStreamError/Code/invalidBase64``, and is written as bytea's hex input (`\\x…`). Defaults to none.
+    public init(columns: [String], base64Columns: Set<String> = [], options: Options = .init()) {
         self.options = options
         table = ColumnTable(columns: columns)
+        base64 = columns.map { base64Columns.contains($0) }
         tokenizer = JSONTokenizer(
             maxDepth: options.maxDepth,
             maxValueBytes: options.maxValueBytes,
@@ -206,6 +221,9 @@ public struct CopyRowEncoder: Sendable {
             switch phase {
             case .value:
                 if try tokenizer.scan(p, &i, n) {
+                    if base64[currentColumn] {
+                        try decodeBase64Value()
+                    }
                     fieldEnd[currentColumn] = tokenizer.out.count
                     phase = .afterValue
                 }
@@ -253,6 +271,8 @@ public struct CopyRowEncoder: Sendable {
                 case 0x20, 0x0A, 0x0D, 0x09:
                     i &+= 1
                 default:
+                    valueFirstByte = b
+                    valueOffset = consumed &+ i
                     tokenizer.out.append(0x09)
                     fieldStart[currentColumn] = tokenizer.out.count
                     tokenizer.beginValue(at: consumed &+ i, sink: .field)
@@ -461,6 +481,27 @@ public struct CopyRowEncoder: Sendable {
             } while remaining > 0
             buffer.append(bytes.baseAddress!.assumingMemoryBound(to: UInt8.self) + (24 &- count), count: count)
         }
+    }
+
+    /// The value just scanned is a base64 column's: null stays `\N`; a string of canonical base64 is replaced in the
+    /// row buffer by bytea's hex input; anything else is ``JSONStreamError/Code/invalidBase64`` at the value's
+    /// first byte. Base64's alphabet needs no COPY escaping, so the buffer holds the string as decoded from JSON.
+    private mutating func decodeBase64Value() throws(JSONStreamError) {
+        if valueFirstByte == 0x6E { // null
+            return
+        }
+        let start = fieldStart[currentColumn]
+        guard valueFirstByte == 0x22,
+              Base64Field.decode(tokenizer.out.base + start, count: tokenizer.out.count &- start, into: &decoded) else {
+            throw JSONStreamError(code: .invalidBase64, row: rowCount &+ 1, column: table.names[currentColumn], byteOffset: valueOffset)
+        }
+        guard Base64Field.hexLength(decoded.count) <= options.maxValueBytes else {
+            throw JSONStreamError(code: .valueTooLarge, row: rowCount &+ 1, column: table.names[currentColumn], byteOffset: valueOffset)
+        }
+        hex.removeAll(keepingCapacity: true)
+        Base64Field.appendHex(decoded, to: &hex)
+        tokenizer.out.truncate(to: start)
+        hex.withUnsafeBufferPointer { tokenizer.out.append($0.baseAddress!, count: $0.count) }
     }
 
     // MARK: Errors

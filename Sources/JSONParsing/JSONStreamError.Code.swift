@@ -4,7 +4,7 @@ extension JSONStreamError {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Kind: UInt8, Hashable, Sendable {
             case syntax, unexpectedEnd, invalidUTF8, loneSurrogate, nulCharacter, depthExceeded
-            case valueTooLarge, notAnObject, unknownColumn, missingColumn, duplicateColumn, trailingData
+            case valueTooLarge, notAnObject, unknownColumn, missingColumn, duplicateColumn, trailingData, invalidBase64
         }
 
         private let kind: Kind
@@ -40,6 +40,9 @@ extension JSONStreamError {
         public static let duplicateColumn = Code(.duplicateColumn)
         /// Something other than whitespace follows the end of the document.
         public static let trailingData = Code(.trailingData)
+        /// A column the manifest marks `"encoding": "base64"` holds something other than null or a string of
+        /// canonical base64 (RFC 4648 section 4: the standard alphabet, padded, no whitespace, unused bits zero).
+        public static let invalidBase64 = Code(.invalidBase64)
 
         /// The stable name of the code, e.g. `invalidUTF8`.
         public var description: String {
@@ -56,6 +59,7 @@ extension JSONStreamError {
             case .missingColumn: "missingColumn"
             case .duplicateColumn: "duplicateColumn"
             case .trailingData: "trailingData"
+            case .invalidBase64: "invalidBase64"
             }
         }
 
@@ -74,6 +78,7 @@ extension JSONStreamError {
             case .missingColumn: "missing column"
             case .duplicateColumn: "duplicate column"
             case .trailingData: "trailing data after the document"
+            case .invalidBase64: "invalid base64"
             }
         }
     }

@@ -52,6 +52,12 @@ public struct RowBuffer: @unchecked Sendable {
         }
     }
 
+    /// Forgets every byte from `count` on (`count` at most ``count``), keeping the allocation.
+    @inlinable @inline(__always)
+    public mutating func truncate(to count: Int) {
+        written = min(written, count)
+    }
+
     /// Forgets the contents, keeping the allocation.
     @inlinable @inline(__always)
     public mutating func removeAll() {

@@ -15,17 +15,25 @@ public struct Manifest: Codable, Sendable, Equatable {
         /// The type the source declares when it differs from ``type`` (a Postgres domain's own name, a MySQL
         /// `COLUMN_TYPE`, a SQLite declared type); nil otherwise.
         public var sourceType: String?
+        /// How the data file writes the values when not as ``type``'s text: ``base64`` for a `bytea` column whose
+        /// values are base64 strings (MySQL/MariaDB and SQLite binary columns); nil for the type's own text
+        /// (Postgres `bytea` as `\x` hex).
+        public var encoding: String?
+
+        /// ``encoding``'s one value: base64 text (RFC 4648 section 4, padded) of a `bytea` column's bytes.
+        public static let base64 = "base64"
 
         enum CodingKeys: String, CodingKey {
-            case name, type, nullable
+            case name, type, nullable, encoding
             case sourceType = "source_type"
         }
 
-        public init(name: String, type: String, nullable: Bool, sourceType: String? = nil) {
+        public init(name: String, type: String, nullable: Bool, sourceType: String? = nil, encoding: String? = nil) {
             self.name = name
             self.type = type
             self.nullable = nullable
             self.sourceType = sourceType
+            self.encoding = encoding
         }
     }
 

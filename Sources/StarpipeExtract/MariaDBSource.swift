@@ -98,7 +98,8 @@ final class MariaDBSource: ExtractionSource {
                 length: row[7].flatMap { Int($0) }, isJSON: isJSON) else {
                 throw StarpipeError(.source, "source table \(table) column \(column) has type \(columnType), which the extractor does not know; nothing was written. Leave the table out (--tables) or change the column's type")
             }
-            columns.append(Manifest.Column(name: column, type: mapped.type, nullable: row[3] == "YES", sourceType: columnType))
+            columns.append(Manifest.Column(name: column, type: mapped.type, nullable: row[3] == "YES", sourceType: columnType,
+                                           encoding: mapped.kind == .bytes ? Manifest.Column.base64 : nil))
             kinds.append(mapped.kind)
             switch (dataType, mapped.kind) {
             case ("float", _), ("bit", _), (_, .json): literals[column] = .some(nil)
@@ -181,7 +182,7 @@ final class MariaDBSource: ExtractionSource {
                 writer.verbatim(UnsafeBufferPointer(rebasing: text[start...]))
             case .bits: writer.string(String(decoding: text, as: UTF8.self))
             case .string, .json: try writer.string(text, column: index)
-            case .bytes: writer.hex(text)
+            case .bytes: writer.base64(text)
             case .date, .datetime, .timestamp:
                 try writeTemporal(text, kind: kind, column: index, into: &writer)
             }

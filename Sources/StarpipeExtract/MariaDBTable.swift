@@ -24,7 +24,7 @@ struct MariaDBTable: ExtractedTable {
         case bits(Int)
         /// Character strings, ENUM, SET, TIME, UUID, INET: a JSON string.
         case string
-        /// Binary strings and BLOBs: bytea hex in a JSON string.
+        /// Binary strings and BLOBs: base64 in a JSON string (the manifest column's `encoding`), bytea in raw.
         case bytes
         /// DATE: a string; the zero date as `-infinity`.
         case date

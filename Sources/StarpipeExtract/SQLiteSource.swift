@@ -99,7 +99,8 @@ final class SQLiteSource: ExtractionSource {
                 // A lone INTEGER PRIMARY KEY is the rowid, never NULL; other key columns of a rowid table may be.
                 Manifest.Column(name: column[0]!, type: kind.manifestType,
                                 nullable: column[2] == "0" && !(primaryKey == [column[0]!] && column[1]?.uppercased() == "INTEGER"),
-                                sourceType: column[1].flatMap { $0.isEmpty ? nil : $0 })
+                                sourceType: column[1].flatMap { $0.isEmpty ? nil : $0 },
+                                encoding: kind == .blob ? Manifest.Column.base64 : nil)
             },
             primaryKey: primaryKey, pageKey: pageKey, kinds: resolved)
     }
@@ -170,7 +171,7 @@ final class SQLiteSource: ExtractionSource {
         case (.blob, SQLITE_BLOB):
             let count = Int(sqlite3_column_bytes(statement, column))
             let start = sqlite3_column_blob(statement, column)?.assumingMemoryBound(to: UInt8.self)
-            writer.hex(UnsafeBufferPointer(start: start, count: count))
+            writer.base64(UnsafeBufferPointer(start: start, count: count))
         default:
             throw writer.error(column: index, "the value's storage class does not fit the column's type")
         }

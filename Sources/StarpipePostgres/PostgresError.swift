@@ -1,7 +1,8 @@
 /// An error from the Postgres client: connecting, running a statement or streaming COPY.
 ///
 /// `description` is safe to log: for data errors (SQLSTATE classes 22 and 23) the server's message,
-/// which can quote the offending value (possibly PHI), is replaced by a generic phrase.
+/// which can quote the offending value (possibly PHI), is shown only in one of Postgres's own value-free shapes, cut
+/// before any quoted value (``valueFreeMessage``), else replaced by a generic phrase.
 /// The server's full text stays in `debugDescription` for local debugging only.
 public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringConvertible, Sendable {
     /// A stable category of the failure.
@@ -53,16 +54,25 @@ public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringCo
     }
 
     /// True when the server's text is known to hold no row values and may be shown: starpipe's own
-    /// errors, connection and resource problems, shutdowns, lock and serialization failures, and SQL
+    /// errors (class SP, or any code raised by the extension itself), connection and resource problems, shutdowns, lock and serialization failures, and SQL
     /// or object errors (which name objects, not values). Anything else, such as a production trigger's
     /// `RAISE EXCEPTION '… %', NEW.ssn`, shows its SQLSTATE only.
     public var messageIsSafe: Bool {
         guard let state = sqlState else { return true }
+        if raisedByStarpipe { return true }
         return ["SP", "08", "53", "57", "40", "42", "55", "0A"].contains(String(state.prefix(2)))
     }
 
     /// True for starpipe's own errors (SQLSTATE class SP), whose texts never hold values.
     public var isStarpipeError: Bool { sqlState?.hasPrefix("SP") ?? false }
+
+    /// True when the extension raised the error itself, whatever its SQLSTATE (`P0002` "job 42 does not exist",
+    /// `22023` for a bad setting): the innermost frame of the server's CONTEXT is `starpipe._raise`, which only the
+    /// extension's own functions may call and whose texts, like class SP's, never hold a row value.
+    public var raisedByStarpipe: Bool {
+        guard let context else { return false }
+        return context.hasPrefix("PL/pgSQL function starpipe._raise(")
+    }
 
     /// True when retrying later may succeed: connection failures, resource shortages, shutdowns,
     /// serialization failures and deadlocks.
@@ -81,7 +91,11 @@ public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringCo
 
     public var description: String {
         let state = sqlState.map { " (SQLSTATE \($0))" } ?? ""
+        if raisedByStarpipe && !isStarpipeError {
+            return "\(code): \(serverMessage)\(state)" + (detail.flatMap { $0.isEmpty ? nil : ": \($0)" } ?? "")
+        }
         if mayQuoteValues {
+            if let message = valueFreeMessage { return "\(code): \(message)\(state)" }
             return "\(code): a value was rejected by the database\(state)"
         }
         if !messageIsSafe {

@@ -4,8 +4,8 @@ import StarpipePostgres
 import StarpipeRedis
 import Synchronization
 
-/// Keeps a claimed job's leases alive while the slot works: the database lease (heartbeat) and,
-/// with Redis, the client lock. Runs on its own thread with its own connections, every third of
+/// Keeps a claimed job's leases alive while the slot works: the database lease (heartbeat, with the stage's
+/// progress when it reports one, ``report(progress:)``) and, with Redis, the client lock. Runs on its own thread with its own connections, every third of
 /// the lease. If the database says another worker now holds the job, ``isFencedOut`` turns true
 /// and the slot abandons its work. (The stop deadline is the ``DeadlineWatcher``'s.)
 final class LeaseKeeper: @unchecked Sendable {
@@ -14,6 +14,8 @@ final class LeaseKeeper: @unchecked Sendable {
     private let lock: RedisLock?
     private let logger: Logger
     private let fencedOut = Mutex(false)
+    /// How far the current stage has got (bytes read by a raw load); -1 until a stage reports.
+    private let progress = Atomic<Int64>(-1)
     private let loop: LoopThread
 
     init(job: ClaimedJob, options: WorkerOptions, lock: RedisLock?, logger: Logger) {
@@ -26,6 +28,11 @@ final class LeaseKeeper: @unchecked Sendable {
 
     /// True once a heartbeat was refused with a stale fencing token.
     var isFencedOut: Bool { fencedOut.withLock { $0 } }
+
+    /// Records how far the stage has got; the next heartbeat reports it, so the ledger sees a long stage move.
+    func report(progress figure: Int64) {
+        progress.store(figure, ordering: .relaxed)
+    }
 
     func start() {
         loop.start { [self] in keep() }
@@ -49,7 +56,9 @@ final class LeaseKeeper: @unchecked Sendable {
                 if database == nil || database?.isHealthy == false {
                     database = try PostgresConnection(url: options.databaseURL, applicationName: "starpipe-lease", settings: PostgresConnection.pipelineSettings)
                 }
-                try database!.query("SELECT starpipe.heartbeat($1, $2, $3::interval)", job.fenced + ["\(options.leaseSeconds) seconds"])
+                let figure = progress.load(ordering: .relaxed)
+                try database!.query("SELECT starpipe.heartbeat($1, $2, $3::interval, $4::bigint)",
+                                    job.fenced + ["\(options.leaseSeconds) seconds", figure < 0 ? nil : String(figure)])
             } catch {
                 if ErrorDecision.outcome(for: .init(error), at: .heartbeat, attempt: .spent, shutdown: .running) == .fencedOut {
                     logger.warning("lease lost: another worker holds the job")

@@ -18,6 +18,9 @@ struct RawIngestion {
     var allowBinary = true
     /// Polled between chunks: an error abandons the load (shutdown deadline, or fenced out).
     var abandon: () -> (any Error)? = { nil }
+    /// Called after each chunk with the bytes of the data file read so far, for the lease keeper to report as
+    /// progress (a long load that moves is not stuck). Defaults to nothing.
+    var progress: (Int64) -> Void = { _ in }
 
     /// COPY data is sent in batches of about this many bytes.
     private static let batchBytes = 1 << 20
@@ -62,7 +65,8 @@ struct RawIngestion {
         let target = try RawLoadTable.begin(job, on: connection)
         // Binary COPY when every raw column has a type the transcoder encodes; text otherwise.
         var transcoder = allowBinary ? target.binaryTypes.map(BinaryCopyTranscoder.init(types:)) : nil
-        var encoder = CopyRowEncoder(columns: manifest.columns.map(\.name))
+        var encoder = CopyRowEncoder(columns: manifest.columns.map(\.name),
+                                     base64Columns: Set(manifest.columns.filter { $0.encoding == Manifest.Column.base64 }.map(\.name)))
         var hasher = SHA256()
         var bytes: Int64 = 0
         var parseError: JSONStreamError?
@@ -88,6 +92,7 @@ struct RawIngestion {
                     if let reason = abandon() { throw reason }
                     hasher.update(bufferPointer: chunk)
                     bytes += Int64(chunk.count)
+                    progress(bytes)
                     // After a parse error the rest is still hashed, to tell corruption from bad content.
                     guard parseError == nil else { return }
                     do {

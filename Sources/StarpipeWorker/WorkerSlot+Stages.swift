@@ -65,7 +65,8 @@ extension WorkerSlot {
                                     abandon: {
                                         if keeper.isFencedOut { return FencedOut() }
                                         return self.worker.stop.mustAbort ? StopDeadlineExceeded() : nil
-                                    }).run()
+                                    },
+                                    progress: { keeper.report(progress: $0) }).run()
         }
     }
 

@@ -7,30 +7,33 @@ enum TestSupport {
     static func encode(
         _ input: [UInt8],
         columns: [String],
+        base64Columns: Set<String> = [],
         options: CopyRowEncoder.Options = .init(),
         chunkSizes: [Int] = []
     ) throws(JSONStreamError) -> String {
-        let bytes = try encodeBytes(input, columns: columns, options: options, chunkSizes: chunkSizes)
+        let bytes = try encodeBytes(input, columns: columns, base64Columns: base64Columns, options: options, chunkSizes: chunkSizes)
         return String(decoding: bytes, as: UTF8.self)
     }
 
     static func encode(
         _ input: String,
         columns: [String],
+        base64Columns: Set<String> = [],
         options: CopyRowEncoder.Options = .init(),
         chunkSizes: [Int] = []
     ) throws(JSONStreamError) -> String {
-        try encode(Array(input.utf8), columns: columns, options: options, chunkSizes: chunkSizes)
+        try encode(Array(input.utf8), columns: columns, base64Columns: base64Columns, options: options, chunkSizes: chunkSizes)
     }
 
     /// Like `encode` but returns raw output bytes.
     static func encodeBytes(
         _ input: [UInt8],
         columns: [String],
+        base64Columns: Set<String> = [],
         options: CopyRowEncoder.Options = .init(),
         chunkSizes: [Int] = []
     ) throws(JSONStreamError) -> [UInt8] {
-        var encoder = CopyRowEncoder(columns: columns, options: options)
+        var encoder = CopyRowEncoder(columns: columns, base64Columns: base64Columns, options: options)
         var output: [UInt8] = []
         var position = 0
         var which = 0
@@ -60,11 +63,12 @@ enum TestSupport {
     static func encodeError(
         _ input: [UInt8],
         columns: [String],
+        base64Columns: Set<String> = [],
         options: CopyRowEncoder.Options = .init(),
         chunkSizes: [Int] = []
     ) -> JSONStreamError? {
         do {
-            _ = try encodeBytes(input, columns: columns, options: options, chunkSizes: chunkSizes)
+            _ = try encodeBytes(input, columns: columns, base64Columns: base64Columns, options: options, chunkSizes: chunkSizes)
             return nil
         } catch {
             return error
@@ -74,10 +78,11 @@ enum TestSupport {
     static func encodeError(
         _ input: String,
         columns: [String],
+        base64Columns: Set<String> = [],
         options: CopyRowEncoder.Options = .init(),
         chunkSizes: [Int] = []
     ) -> JSONStreamError? {
-        encodeError(Array(input.utf8), columns: columns, options: options, chunkSizes: chunkSizes)
+        encodeError(Array(input.utf8), columns: columns, base64Columns: base64Columns, options: options, chunkSizes: chunkSizes)
     }
 
     /// The error thrown by `JSONValidator.validate`, or `nil`.

@@ -107,4 +107,47 @@ struct CopyFormatTests {
         }
         #expect(fingerprints[0] == fingerprints[1])
     }
+
+    @Test("a base64 column lands as its bytes in raw bytea, by either COPY setting; bad base64 fails the job naming file, row and column")
+    func base64Columns() throws {
+        let good = [#"{"id":1,"data":"AAEC/w==","note":"AAEC/w=="}"#, #"{"id":2,"data":"","note":null}"#, #"{"id":3,"data":null,"note":"x"}"#]
+        let bad = [#"{"id":1,"data":"AAAA","note":"a"}"#, #"{"id":2,"data":"PHI-B64-VALUE=","note":"b"}"#]
+        for binary in [true, false] {
+            let database = try TestServer.createDatabase("sp_base64")
+            let connection = try PostgresConnection(url: database)
+            try connection.execute("CREATE EXTENSION starpipe")
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("starpipe-base64-\(UInt32.random(in: 0...UInt32.max))").path
+            let bucket = LocalBucket(root: directory)
+            var dataKeys: [String: String] = [:]
+            for (run, rows) in [("good", good), ("bad", bad)] {
+                let data = Array(("[\n" + rows.joined(separator: ",\n") + "\n]\n").utf8)
+                let key = ManifestKey.structuredDirectory(client: "blobs", table: run, date: SnapshotDate(iso: "2026-11-26")!, runID: run)
+                dataKeys[run] = key + "data.json"
+                try bucket.put(key + "data.json") { try $0.write(data) }
+                let manifest = Manifest(
+                    client: "blobs", table: run, source: .init(kind: "test", database: nil, schema: nil, table: run),
+                    snapshotDate: "2026-11-26", extractedAt: "2026-11-26T00:00:00Z", runId: run, rowCount: Int64(rows.count),
+                    byteCount: Int64(data.count), sha256: SHA256.hash(data: data).lowercaseHex,
+                    columns: [Manifest.Column(name: "id", type: "integer", nullable: false),
+                              Manifest.Column(name: "data", type: "bytea", nullable: true, encoding: Manifest.Column.base64),
+                              Manifest.Column(name: "note", type: "text", nullable: true)],
+                    primaryKey: ["id"])
+                try bucket.put(key + "manifest.json") { try $0.write(Array(manifest.encoded())) }
+            }
+            var logger = Logger(label: "starpipe.test")
+            logger.logLevel = .critical
+            try? Worker(options: WorkerOptions(databaseURL: database, untilIdle: true, binaryCopy: binary), bucket: bucket, logger: logger).run()
+            let jobs = Dictionary(uniqueKeysWithValues: try connection.query(
+                "SELECT table_name, status, coalesce(error, '') FROM starpipe.job").rows.map { ($0[0]!, ($0[1]!, $0[2]!)) })
+            #expect(jobs["good"]?.0 == "SUCCESS", "\(jobs)")
+            let landed = try connection.query(
+                "SELECT id, coalesce(encode(data, 'hex'), 'NULL'), coalesce(note, 'NULL') FROM raw_blobs.good ORDER BY id").rows
+            #expect(landed.map { $0.compactMap { $0 } } == [["1", "000102ff", "AAEC/w=="], ["2", "", "NULL"], ["3", "NULL", "x"]],
+                    "\(landed)")
+            let failed = try #require(jobs["bad"])
+            #expect(failed.0 == "FAILED" && failed.1.contains(#"data file \#(dataKeys["bad"]!): row 2, column "data": invalid base64"#),
+                    "\(failed)")
+            #expect(!failed.1.contains("PHI-B64"))
+        }
+    }
 }

@@ -8,10 +8,12 @@ import Testing
 
 /// Issue 14's dashboard after a real worker run with one job broken on purpose (its data file truncated): the page,
 /// rendered by headless Chromium, shows the broken job red with its reason, its timeline, and the throughput plot;
-/// beyond loopback a token is required; a PHI canary planted in the source appears in no page and no JSON.
+/// the row-origin form, driven in the browser, names the jobs, files and rows behind a production row; beyond loopback
+/// a token is required; a PHI canary planted in the source appears in no page and no JSON.
 @Suite("Dashboard: the worker's read-only web page", .serialized)
 struct DashboardTests {
     static let canary = "CANARY-dash-kqvw"
+    static let cityCanary = "CANARY-dash-c1ty"
     static let token = "dash-test-token-0123456789"
 
     /// A TCP port nobody listens on now (the kernel's pick for port 0).
@@ -61,7 +63,7 @@ struct DashboardTests {
         return String(rest[..<(rest.range(of: "</td>")?.lowerBound ?? rest.endIndex)])
     }
 
-    @Test("after a run with one job broken: the rendered page names the failing job, red, with where it stopped and why; never a value")
+    @Test("after a run with one job broken: the rendered page names the failing job, red, with where it stopped and why, and where a production row came from; never a value")
     func brokenJobOnThePage() async throws {
         let demo = try SyntheaPipeline.withBrokenJob(canary: Self.canary, runID: "dash")
         let pipeline = try demo.pipeline()
@@ -161,6 +163,97 @@ struct DashboardTests {
         #expect(image.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]), "not a PNG")
         #expect(image.count > 20_000, "a \(image.count)-byte screenshot is blank")
 
+        // Where a production row came from, asked through the page. The canary's patient moves to a city that is
+        // a canary too (day 2), so its lineage has two jobs: the update and, earlier, the insert.
+        let patient = try #require(try pipeline.query("SELECT patient_id::text FROM production.patients WHERE first_name = $1",
+                                                      [Self.canary]).scalar)
+        try demo.source().execute(#"UPDATE public.patients SET "CITY" = '\#(Self.cityCanary)' WHERE "Id" = '\#(patient)'"#)
+        try demo.extract(tables: ["patients"], runID: "dash-day2")
+        #expect(try demo.waitUntilSettled(pipeline, jobs: 4), "day 2 did not settle: \(worker.log())")
+        let jobs = try pipeline.query("""
+            SELECT j.job_id::text, j.data_key, r._source_row::text FROM starpipe.job j
+              JOIN raw_\(demo.client).patients r ON r._ingestion_id = j.job_id AND r."Id" = $1
+             WHERE j.table_name = 'patients' AND j.status = 'SUCCESS' ORDER BY j.job_id
+            """, [patient]).rows
+        #expect(jobs.count == 2 && jobs.first?[0] == good[0], "\(jobs)")
+        let (day1, day2) = (try #require(jobs.first), try #require(jobs.last))
+        let browser = try ChromiumSession()
+        defer { browser.close() }
+        try browser.open(base + "/")
+        #expect(try browser.waitUntil(#"document.body.getAttribute("data-rendered") === "true""#), "the page never rendered")
+        let targets = try browser.evaluate(##"[...document.querySelectorAll("#origin-target option")].map(o => o.value)"##) as? [String]
+        #expect(targets?.contains("production.patients") == true, "\(targets ?? [])")
+        /// Chooses `target`, types `value` into each key input and clicks; returns the key columns offered, the
+        /// result's state and the DOM then.
+        func lookUp(_ target: String, _ value: String) throws -> (columns: [String], state: String, dom: String) {
+            let literal = String(decoding: try JSONSerialization.data(withJSONObject: [target, value]), as: UTF8.self)
+            let columns = try browser.evaluate("""
+                (() => {
+                  const [target, value] = \(literal);
+                  const select = document.getElementById("origin-target");
+                  select.value = target;
+                  select.dispatchEvent(new Event("change"));
+                  const inputs = [...document.querySelectorAll("#origin-keys input")];
+                  inputs.forEach(input => { input.value = value; });
+                  document.getElementById("origin-submit").click();
+                  return inputs.map(input => input.getAttribute("data-column"));
+                })()
+                """) as? [String] ?? []
+            #expect(try browser.waitUntil(#"["done", "error"].includes(document.getElementById("origin-result").getAttribute("data-state"))"#),
+                    "the lookup never answered")
+            let state = try browser.evaluate(#"document.getElementById("origin-result").getAttribute("data-state")"#) as? String ?? ""
+            let cleared = try browser.evaluate(##"[...document.querySelectorAll("#origin-keys input")].every(i => i.value === "")"##) as? Bool
+            #expect(cleared == true, "the typed key stayed in the form")
+            return (columns, state, try browser.evaluate("document.documentElement.outerHTML") as? String ?? "")
+        }
+        /// The text of the element with `id`, up to its first child element.
+        func text(_ dom: String, _ id: String) -> String? {
+            guard let start = dom.range(of: #"id="\#(id)">"#) else { return nil }
+            return String(dom[start.upperBound...].prefix { $0 != "<" })
+        }
+        let found = try lookUp("production.patients", patient)
+        #expect(found.columns == ["patient_id"] && found.state == "done", "\(found.columns) \(found.state)")
+        #expect(text(found.dom, "origin-last-job") == day2[0], "\(found.dom)")
+        #expect(text(found.dom, "origin-last-file") == day2[1], "\(found.dom)")
+        #expect(text(found.dom, "origin-last-row") == day2[2], "\(found.dom)")
+        #expect(text(found.dom, "origin-last-at")?.hasSuffix("UTC") == true)
+        // The earlier job that touched it: day 1 inserted it, from its own file and row.
+        let entries = found.dom.components(separatedBy: #"<tr class="origin-entry" "#).dropFirst().map { String($0.prefix(while: { $0 != "\n" })) }
+        #expect(entries.count == 2, "\(entries)")
+        #expect(entries.first?.hasPrefix(#"data-job="\#(day2[0]!)" data-action="updated">"#) == true, "\(entries)")
+        #expect(entries.first?.contains("<td>city</td>") == true, "the changed column is named: \(entries)")
+        #expect(entries.last?.hasPrefix(#"data-job="\#(day1[0]!)" data-action="inserted">"#) == true, "\(entries)")
+        #expect(entries.last?.contains(#"<td class="origin-file">\#(day1[1]!)</td><td class="origin-row">\#(day1[2]!)</td>"#) == true,
+                "\(entries)")
+        // A key nobody promoted, and one its column's type cannot hold: answered, never repeated.
+        let nobody = "00000000-0000-4000-8000-00000000beef"
+        let absent = try lookUp("production.patients", nobody)
+        #expect(absent.state == "done" && absent.dom.contains(#"id="origin-none""#), "\(absent.state)")
+        let typed = "CANARY-typed-key-9x"
+        let refused = try lookUp("production.patients", typed)
+        #expect(refused.state == "error" && text(refused.dom, "origin-error")?.contains("patient_id uuid") == true,
+                "\(text(refused.dom, "origin-error") ?? refused.dom)")
+        for (name, lookup) in [("found", found), ("absent", absent), ("refused", refused)] {
+            for secret in [Self.canary, Self.cityCanary, patient, nobody, typed] {
+                #expect(!lookup.dom.contains(secret), "the \(name) lookup's page shows a key or a value")
+            }
+        }
+        // The endpoint itself: JSON only, POST only, and a refusal that does not echo what was sent.
+        var form = HTTPClientRequest(url: base + "/api/row-origin")
+        form.method = .POST
+        form.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        form.body = .bytes(ByteBuffer(string: "target=production.patients&patient_id=\(patient)"))
+        #expect(try await HTTPClient.shared.execute(form, timeout: .seconds(30)).status == .unsupportedMediaType)
+        var unknown = HTTPClientRequest(url: base + "/api/row-origin")
+        unknown.method = .POST
+        unknown.headers.add(name: "Content-Type", value: "application/json")
+        unknown.body = .bytes(ByteBuffer(string: #"{"target": "production.\#(typed)", "key": {"patient_id": "\#(patient)"}}"#))
+        let unknownResponse = try await HTTPClient.shared.execute(unknown, timeout: .seconds(30))
+        let unknownBody = String(buffer: try await unknownResponse.body.collect(upTo: 1 << 20))
+        #expect(unknownResponse.status == .unprocessableEntity && unknownBody.contains("promotes into"), "\(unknownBody)")
+        #expect(!unknownBody.contains(typed) && !unknownBody.contains(patient))
+        #expect(try await get(base + "/api/row-origin").status.code >= 400)
+
         let page = try await get(base + "/")
         #expect(page.status == .ok && page.headers.first(name: "content-type")?.hasPrefix("text/html") == true)
         #expect(page.headers.first(name: "content-security-policy")?.contains("default-src 'none'") == true)
@@ -168,7 +261,12 @@ struct DashboardTests {
             #expect(!text.contains(Self.canary), "the canary leaked into the \(name)")
         }
         worker.signal(SIGTERM)
-        #expect(worker.waitForExit(timeout: 60) == 0, "\(worker.log())")
+        let exit = worker.waitForExit(timeout: 60)
+        let log = worker.log()
+        #expect(exit == 0, "\(log)")
+        for secret in [patient, nobody, typed, Self.canary, Self.cityCanary] {
+            #expect(!log.contains(secret), "a looked-up key or a value reached the worker's log")
+        }
     }
 
     @Test("beyond loopback: no token, no start; with one, a request without it gets 401 and one with it 200")

@@ -66,6 +66,8 @@ struct MariaDBSourceTests {
         #expect(types["tb"]?.sourceType == "tinyint(1)" && types["bu"]?.type == "numeric(20,0)")
         #expect(types["dt"]?.type == "timestamp(6) without time zone" && types["ts"]?.type == "timestamp(3) with time zone")
         #expect(types["dec_"]?.type == "numeric(30,10)" && types["bits"]?.type == "bit(5)" && types["j"]?.type == "json")
+        // BLOBs and binary strings travel as base64, marked in the manifest; raw holds the same bytes.
+        #expect(manifest.columns.filter { $0.encoding != nil }.map { "\($0.name) \($0.type) \($0.encoding!)" } == ["bl bytea base64", "vb bytea base64"])
         try SourceLanding.compare(pipeline, client: "maria", table: "kinds", types: Self.rawTypes, expected: Self.expected)
     }
 

@@ -122,6 +122,11 @@ struct ObservabilityTests {
                 > Date().timeIntervalSince1970 - 3600)
         let promoted = try demo.count("SELECT rows_inserted + rows_updated FROM starpipe.job WHERE job_id = \(good[0]!)", on: pipeline)
         #expect(sample(first, #"starpipe_rows{client="synthea_demo",stage="promoted",table="patients"}"#) == Double(promoted))
+        // The third question at a client table's grain: the job that last wrote patients (trace it for its files),
+        // and its rows; allergies, never promoted, has neither.
+        #expect(sample(first, #"starpipe_last_promotion_job_id{client="synthea_demo",table="patients"}"#) == Double(good[0]!))
+        #expect(sample(first, #"starpipe_last_promotion_rows{client="synthea_demo",table="patients"}"#) == Double(promoted))
+        #expect(sample(first, #"starpipe_last_promotion_job_id{client="synthea_demo",table="allergies"}"#) == nil)
         #expect(sample(first, #"starpipe_stage_duration_seconds_count{client="synthea_demo",stage="promote",table="patients"}"#) == 1)
         #expect(sample(first, #"starpipe_stage_duration_seconds_count{client="synthea_demo",stage="raw",table="allergies"}"#) == 1)
         #expect((sample(first, "process_resident_memory_bytes") ?? 0) > Double(1 << 20))

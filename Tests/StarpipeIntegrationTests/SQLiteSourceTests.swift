@@ -50,6 +50,7 @@ struct SQLiteSourceTests {
         let manifest = try #require(manifests.first)
         #expect(manifest.source.kind == "sqlite" && manifest.source.table == "kinds" && manifest.primaryKey == ["id"])
         #expect(manifest.columns.first { $0.name == "dec" }?.sourceType == "DECIMAL(10,2)")
+        #expect(manifest.columns.filter { $0.encoding != nil }.map { "\($0.name) \($0.type) \($0.encoding!)" } == ["b bytea base64"])
         #expect(manifest.columns.first { $0.name == "id" }?.nullable == false)
         try SourceLanding.compare(pipeline, client: "lite", table: "kinds", types: Self.rawTypes, expected: Self.expected)
     }

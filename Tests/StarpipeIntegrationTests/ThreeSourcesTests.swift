@@ -68,6 +68,9 @@ struct ThreeSourcesTests {
         for (client, url, pageSize) in sources {
             let landed = try SourceLanding.land(url, client: client, pageSize: pageSize, pipelineURL: pipelineURL)
             #expect(landed.manifests.map(\.rowCount) == [Int64(patients.count)], "\(client)")
+            // Postgres bytea travels as its own hex text; MariaDB and SQLite blobs as base64, marked in the manifest.
+            let photo = landed.manifests.first?.columns.first { $0.name == "photo" }
+            #expect(photo?.type == "bytea" && photo?.encoding == (client == "three_pg" ? nil : "base64"), "\(client): \(String(describing: photo))")
             pipeline = landed.pipeline
         }
         let connection = try #require(pipeline)

@@ -235,3 +235,9 @@ COMMENT ON TABLE starpipe.alert IS 'Webhook alerts: each FAILED or DEAD transiti
 COMMENT ON COLUMN starpipe.alert.alert_key IS 'What makes a repeat the same alert: job:<job>:<event> for a transition, dlq:<client>:<hour> for DLQ build-up.';
 COMMENT ON COLUMN starpipe.alert.attempts IS 'Times a worker held the alert to post it; claim_alerts stops offering it after 10.';
 SELECT pg_catalog.pg_extension_config_dump('starpipe.alert', '');
+
+-- Progress reported by heartbeats (issue 14: a long raw load that renews its lease is not stuck).
+ALTER TABLE starpipe.job ADD COLUMN progress bigint, ADD COLUMN progress_at timestamptz;
+COMMENT ON COLUMN starpipe.job.progress IS 'The last progress figure a heartbeat reported for the current stage (bytes of the data file read by a raw load); NULL when none did.';
+COMMENT ON COLUMN starpipe.job.progress_at IS 'When a heartbeat last reported a progress figure different from the one before: a job moving through a long stage is not stuck.';
+DROP FUNCTION starpipe.heartbeat(bigint, bigint, interval);

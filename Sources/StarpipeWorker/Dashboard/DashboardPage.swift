@@ -55,6 +55,10 @@ enum DashboardPage {
   .bar { fill: var(--run); }
   .axis { stroke: #9aa0a6; }
   .label { fill: var(--muted); font-size: 11px; }
+  #origin-form { display: flex; flex-wrap: wrap; align-items: flex-end; gap: 8px 12px; margin-bottom: 8px; }
+  #origin-form label { display: flex; flex-direction: column; font-size: 12px; color: var(--muted); }
+  #origin-form input, #origin-form select { font: inherit; padding: 3px 6px; }
+  #origin-summary { margin: 6px 0; }
   #error { display: none; margin: 12px 20px 0; padding: 8px 12px; background: #fce8e6; color: var(--bad); border-radius: 6px; }
 </style>
 </head>
@@ -73,6 +77,14 @@ enum DashboardPage {
   <section><h2>Drift awaiting review</h2><div id="drift"></div></section>
   <section><h2>Rejects by rule</h2><div id="rejects"></div></section>
   <section><h2 id="throughput-title">Rows promoted per hour</h2><div id="throughput"></div></section>
+  <section class="wide"><h2>Where a production row came from</h2>
+    <form id="origin-form" method="post" autocomplete="off">
+      <label>table<select id="origin-target" name="target"></select></label>
+      <span id="origin-keys"></span>
+      <button type="submit" id="origin-submit">look up</button>
+    </form>
+    <div id="origin-result" data-state="idle"><p class="empty">Choose a table, type its key, and look up: the job, bucket file and row that wrote the row. The key is sent once, by POST, and not shown again.</p></div>
+  </section>
 </main>
 <script id="starpipe-data" type="application/json">__STARPIPE_DATA__</script>
 <script>
@@ -197,6 +209,74 @@ function renderThroughput(points, hours) {
   replace("throughput", plot);
 }
 
+// Row origin: the form is built from data.targets, and rebuilt only when they change, so a refresh never clears
+// what is being typed. The key goes out in a POST body and is cleared from the inputs once sent; the answer
+// (starpipe.row_origin) holds jobs, files, row numbers and column names, never the key or a value.
+let originTargets = null;
+function renderOriginForm(targets) {
+  const signature = JSON.stringify(targets || []);
+  if (signature === originTargets) return;
+  originTargets = signature;
+  const select = document.getElementById("origin-target");
+  const chosen = select.value;
+  select.replaceChildren(...(targets || []).map(t => el("option", { value: t.target }, t.target)));
+  if ((targets || []).some(t => t.target === chosen)) select.value = chosen;
+  document.getElementById("origin-submit").disabled = !(targets || []).length;
+  renderOriginKeys();
+}
+function renderOriginKeys() {
+  const target = JSON.parse(originTargets || "[]").find(t => t.target === document.getElementById("origin-target").value);
+  replace("origin-keys", el("span", {}, ...(target ? target.conflict_key : []).map(column =>
+    el("label", {}, column, el("input", { type: "text", name: column, "data-column": column, autocomplete: "off", spellcheck: "false",
+                                          required: "" })))));
+}
+function originEntry(e) {
+  return el("tr", { class: "origin-entry", "data-job": e.job_id, "data-action": e.action },
+    el("td", {}, String(e.job_id)), el("td", {}, e.client + "." + e.table), el("td", {}, e.action),
+    el("td", { class: "origin-file" }, e.data_key || ""), el("td", { class: "origin-row" }, e.source_row === null || e.source_row === undefined ? "" : String(e.source_row)),
+    el("td", {}, (e.changed_columns || []).join(", ")), el("td", {}, when(e.at)),
+    el("td", {}, e.snapshot_date + " · run " + e.run_id));
+}
+function renderOrigin(state, answer) {
+  const result = document.getElementById("origin-result");
+  result.setAttribute("data-state", state);
+  if (state === "error") {
+    result.replaceChildren(el("p", { class: "reason-text", id: "origin-error" }, answer));
+    return;
+  }
+  const last = answer.last_write;
+  const uncertain = answer.insert_uncertain_through_job;
+  const note = uncertain === null || uncertain === undefined ? null
+    : el("p", { class: "sub", id: "origin-uncertain" }, "Staging of job " + uncertain + " and earlier is gone (retention): an insert by one of them cannot be told apart from an unchanged row.");
+  if (!answer.history.length) {
+    result.replaceChildren(el("p", { id: "origin-none" }, "No promotion into " + answer.target + " wrote a row with that key."), note);
+    return;
+  }
+  const summary = last
+    ? el("p", { id: "origin-summary" }, "Last written by job ", el("strong", { id: "origin-last-job" }, String(last.job_id)),
+         " (" + last.client + "." + last.table + ", " + last.action + ") from file ", el("code", { id: "origin-last-file" }, last.data_key),
+         ", row ", el("strong", { id: "origin-last-row" }, String(last.source_row)), ", at ", el("span", { id: "origin-last-at" }, when(last.at)), ".")
+    : el("p", { id: "origin-summary" }, "Only kept changes are recorded for that key in " + answer.target + ".");
+  result.replaceChildren(summary, note,
+    table(["job", "client.table", "action", "bucket file", "row", "changed columns", "when", "snapshot"], answer.history.map(originEntry)));
+}
+document.getElementById("origin-target").addEventListener("change", renderOriginKeys);
+document.getElementById("origin-form").addEventListener("submit", event => {
+  event.preventDefault();
+  const inputs = [...document.querySelectorAll("#origin-keys input")];
+  const key = Object.fromEntries(inputs.map(input => [input.getAttribute("data-column"), input.value]));
+  inputs.forEach(input => { input.value = ""; });
+  const result = document.getElementById("origin-result");
+  result.setAttribute("data-state", "pending");
+  result.replaceChildren(el("p", { class: "empty" }, "looking up…"));
+  fetch("/api/row-origin", { method: "POST", credentials: "same-origin", cache: "no-store",
+                             headers: { "Content-Type": "application/json" },
+                             body: JSON.stringify({ target: document.getElementById("origin-target").value, key: key }) })
+    .then(response => response.json().then(answer => response.ok ? renderOrigin("done", answer)
+                                                                   : renderOrigin("error", answer.error || ("HTTP " + response.status))))
+    .catch(() => renderOrigin("error", "The lookup could not reach the worker."));
+});
+
 function render(data) {
   const error = document.getElementById("error");
   if (!data) {
@@ -214,6 +294,7 @@ function render(data) {
   renderDrift(data.drift);
   renderRejects(data.rejects);
   renderThroughput(data.throughput, data.hours);
+  renderOriginForm(data.targets);
   document.body.setAttribute("data-rendered", "true");
 }
 

@@ -4,11 +4,13 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import StarpipePostgres
 
 /// The read-only dashboard (Hummingbird 2): `GET /` one self-contained page (``DashboardPage``: inline CSS and JS,
 /// nothing fetched from elsewhere) with the ledger's data inlined so it renders at load, and `GET /api/dashboard`
-/// the same data as JSON (``DashboardLedger``), which the page polls. No route changes anything. Access is decided
-/// by ``DashboardAccess``. A swift-service-lifecycle `Service`: it listens until graceful shutdown.
+/// the same data as JSON (``DashboardLedger``), which the page polls; `POST /api/row-origin` looks up where one
+/// production row came from (``DashboardLedger/rowOrigin(target:key:)``), its key in the JSON body. No route changes
+/// anything. Access is decided by ``DashboardAccess``. A swift-service-lifecycle `Service`: it listens until graceful shutdown.
 public struct DashboardServer: Service {
     /// Where to listen. The CLI defaults the host to `127.0.0.1`.
     public let host: String
@@ -52,6 +54,32 @@ public struct DashboardServer: Service {
             }
             return Self.response(.ok, data, contentType: "application/json")
         }
+        // The row lookup: a POST of JSON, so the key is never in a URL, a log line or the browser's history, and
+        // no cross-site form can send it (a JSON body needs a preflight the server does not grant). The answer holds
+        // no key and no value; a refusal is starpipe's own message, anything else only its SQLSTATE.
+        router.post("/api/row-origin") { request, _ -> Response in
+            var request = request
+            guard request.headers[.contentType]?.lowercased().hasPrefix("application/json") == true else {
+                return Self.jsonError(.unsupportedMediaType, "the row origin takes a JSON body: {\"target\": …, \"key\": {…}}")
+            }
+            guard let body = try? await request.collectBody(upTo: Self.maxLookupBytes) else {
+                return Self.jsonError(.contentTooLarge, "a row-origin request takes at most \(Self.maxLookupBytes) bytes")
+            }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+                  let target = object["target"] as? String, let key = object["key"] as? [String: String] else {
+                return Self.jsonError(.badRequest, "the row origin takes {\"target\": \"schema.table\", \"key\": {\"column\": \"value\"}}")
+            }
+            do {
+                let json = try await pool.runIfActive { try ledger.rowOrigin(target: target, key: key) }
+                return Self.response(.ok, json, contentType: "application/json")
+            } catch let refusal as DashboardServerError {
+                return Self.jsonError(.unprocessableContent, refusal.description)
+            } catch let error as PostgresError {
+                return Self.jsonError(.serviceUnavailable, "the lookup failed (SQLSTATE \(error.sqlState ?? "none"))")
+            } catch {
+                return Self.jsonError(.serviceUnavailable, "the lookup failed")
+            }
+        }
         let logger = self.logger
         let address = "\(host):\(port)"
         let requiresToken = access.requiresToken
@@ -74,6 +102,15 @@ public struct DashboardServer: Service {
             throw DashboardServerError("cannot serve the dashboard on \(address): \(error)")
         }
         try? await pool.shutdownGracefully()
+    }
+
+    /// The largest row-origin request body: a table name and a few key values.
+    static let maxLookupBytes = 64 * 1024
+
+    /// `{"error": message}` with `status`.
+    static func jsonError(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        let body = (try? JSONSerialization.data(withJSONObject: ["error": message])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return response(status, body, contentType: "application/json")
     }
 
     static func response(_ status: HTTPResponse.Status, _ body: String, contentType: String, headers extra: HTTPFields = [:]) -> Response {

@@ -103,6 +103,14 @@ BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT starpipe.register(pg_temp.manifest('beta', 'visits', '2026-01-09', 'rr', (SELECT c FROM cols), '[]'), 'm/rr', 'd/rr');
 ROLLBACK;
 
+-- 8. A column's "encoding" is base64, on a bytea column, or absent.
+SELECT (starpipe.register(pg_temp.manifest('beta', 'blobs', '2026-01-01', 'b1',
+    '[{"name": "ID", "type": "integer"}, {"name": "DATA", "type": "bytea", "encoding": "base64"}]', '[]'), 'm/b1', 'd/b1')).status;
+SELECT starpipe.register(pg_temp.manifest('beta', 'blobs', '2026-01-01', 'b2',
+    '[{"name": "ID", "type": "integer"}, {"name": "DATA", "type": "text", "encoding": "base64"}]', '[]'), 'm/b2', 'd/b2');
+SELECT starpipe.register(pg_temp.manifest('beta', 'blobs', '2026-01-01', 'b3',
+    '[{"name": "ID", "type": "integer"}, {"name": "DATA", "type": "bytea", "encoding": "hex"}]', '[]'), 'm/b3', 'd/b3');
+
 SET client_min_messages = warning;
 DROP SCHEMA production, raw_acme, raw_beta, raw_gamma CASCADE;
 DROP ROLE sp_hardening_other;

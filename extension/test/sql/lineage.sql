@@ -2,6 +2,7 @@
 -- the ones that changed or kept it, and what retention no longer tells.
 SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS production, raw_acme CASCADE;
+DROP ROLE IF EXISTS lineage_worker;
 RESET client_min_messages;
 \ir test/fresh_extension.psql
 \ir test/helpers.psql
@@ -49,3 +50,29 @@ SELECT starpipe.trace_row('production.visits', '{"patient": "b"}');
 SELECT starpipe.trace_row('production.nothing', '{"visit_id": "7"}');
 SELECT starpipe.trace_row('starpipe.job', '{"job_id": "1"}');
 SELECT starpipe.trace_row('production.visits', '{"visit_id": "not a number"}');
+
+-- row_origin, the dashboard's lookup, as the worker's role: the same history and last write as trace_row, without
+-- the key or presence in production; trace_row itself stays the admin's.
+CREATE ROLE lineage_worker;
+GRANT starpipe_worker TO lineage_worker;
+SET ROLE lineage_worker;
+SELECT (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(r) k) AS fields,
+       r->'last_write'->>'job_id' AS last_job, r->'last_write'->>'action' AS last_action,
+       r->'last_write'->>'source_row' AS last_row, jsonb_array_length(r->'history') AS entries
+  FROM starpipe.row_origin('production.visits', '{"visit_id": "7"}') r;
+RESET ROLE;
+SELECT starpipe.row_origin('production.visits', '{"visit_id": "7"}')
+     = starpipe.trace_row('production.visits', '{"visit_id": "7"}') - 'key' - 'present' AS trace_row_less_key_and_presence;
+SET ROLE lineage_worker;
+SELECT starpipe.trace_row('production.visits', '{"visit_id": "7"}');
+SELECT starpipe._row_lineage('production.visits', '{"visit_id": "7"}', false);
+-- The targets it takes are the dashboard's list; anything else, and a value its column cannot hold, is refused
+-- without repeating what was given.
+SELECT d->'targets' AS targets FROM starpipe.dashboard() d;
+SELECT starpipe.row_origin('production.nothing', '{"visit_id": "7"}');
+SELECT starpipe.row_origin('"bad name', '{"visit_id": "7"}');
+SELECT starpipe.row_origin('production.visits', '{"visit_id": "CANARY-key-41"}');
+SELECT starpipe.row_origin('production.visits', '{"patient": "CANARY-key-41"}');
+SELECT r->'history' AS history, r->'last_write' AS last_write FROM starpipe.row_origin('production.visits', '{"visit_id": "99"}') r;
+RESET ROLE;
+DROP ROLE lineage_worker;

@@ -79,6 +79,11 @@ SELECT name, labels, value >= 0 AS sane FROM starpipe.metrics()
  WHERE name IN ('starpipe_oldest_claimable_age_seconds', 'starpipe_last_promotion_timestamp_seconds') ORDER BY 1;
 SELECT abs((SELECT value FROM starpipe.metrics() WHERE name = 'starpipe_last_promotion_timestamp_seconds')
            - (SELECT extract(epoch FROM at) FROM starpipe.promotion WHERE job_id = 1)) < 0.001 AS last_promotion_is_the_audit;
+-- Which job last wrote each client table, and how many rows: the audit's newest promotion, as a job id to trace.
+SELECT m.name, m.labels, m.value, m.value = (SELECT CASE m.name WHEN 'starpipe_last_promotion_job_id' THEN p.job_id
+                                                                ELSE p.inserted + p.updated END
+                                               FROM starpipe.promotion p ORDER BY p.at DESC LIMIT 1) AS is_the_audit
+  FROM starpipe.metrics() m WHERE m.name IN ('starpipe_last_promotion_job_id', 'starpipe_last_promotion_rows') ORDER BY 1;
 -- A claimable job and a held one: the oldest claimable age and the stage age of the held job.
 SELECT pg_temp.register('acme', 'notes', '2026-11-03', 'r1', '[{"name": "ID", "type": "integer"}]', '[[5]]') AS queued_job \gset
 SELECT value FROM starpipe.metrics() WHERE name = 'starpipe_queue_depth' AND labels->>'table' = 'notes';
@@ -86,6 +91,19 @@ SELECT value >= 0 AS claimable_age FROM starpipe.metrics() WHERE name = 'starpip
 SELECT pg_temp.hold(:queued_job) > 0 AS held;
 SELECT labels, value >= 0 AS sane FROM starpipe.metrics() WHERE name = 'starpipe_stage_age_seconds';
 SELECT value FROM starpipe.metrics() WHERE name = 'starpipe_oldest_claimable_age_seconds';
+-- The stage age counts from the last event or the last change of the progress heartbeats report: renewing the
+-- lease alone does not make a stalled job young, a moving figure does, and the same figure again does not.
+UPDATE starpipe.job_event SET at = at - interval '1 hour' WHERE job_id = :queued_job;
+SELECT fence AS queued_fence FROM starpipe.job WHERE job_id = :queued_job \gset
+SELECT value >= 3600 AS stalled FROM starpipe.metrics() WHERE name = 'starpipe_stage_age_seconds';
+SELECT starpipe.heartbeat(:queued_job, :queued_fence) > now() AS renewed;
+SELECT value >= 3600 AS still_stalled FROM starpipe.metrics() WHERE name = 'starpipe_stage_age_seconds';
+SELECT starpipe.heartbeat(:queued_job, :queued_fence, '5 minutes', 65536) > now() AS renewed_with_progress;
+SELECT value < 60 AS moving, (SELECT progress FROM starpipe.job WHERE job_id = :queued_job) AS progress
+  FROM starpipe.metrics() WHERE name = 'starpipe_stage_age_seconds';
+UPDATE starpipe.job SET progress_at = progress_at - interval '1 hour' WHERE job_id = :queued_job;
+SELECT starpipe.heartbeat(:queued_job, :queued_fence, '5 minutes', 65536) > now() AS renewed_same_figure;
+SELECT value >= 3600 AS stalled_again FROM starpipe.metrics() WHERE name = 'starpipe_stage_age_seconds';
 
 -- 5. Never a value: the canary is in raw (and production) but in no trace and no gauge.
 SELECT count(*) AS canary_in_production FROM production.visits WHERE patient LIKE 'CANARY%';
