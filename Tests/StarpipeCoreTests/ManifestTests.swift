@@ -67,10 +67,11 @@ struct ManifestSchemaTests {
         let encoded = try #require(try JSONSerialization.jsonObject(with: manifest.encoded()) as? [String: Any])
         #expect(Set(encoded.keys) == required)
         #expect(properties == required)
-        // Columns: name, type and nullable always; source_type only when it differs from type (a domain).
+        // Columns: name, type and nullable always; source_type only when it differs from type (a domain); encoding
+        // only on a base64 bytea column (MariaDB and SQLite blobs).
         let columnSchema = try #require(((schema["properties"] as? [String: Any])?["columns"] as? [String: Any])?["items"] as? [String: Any])
         #expect(Set(try #require(columnSchema["required"] as? [String])) == ["name", "type", "nullable"])
-        #expect(Set(try #require(columnSchema["properties"] as? [String: Any]).keys) == ["name", "type", "nullable", "source_type"])
+        #expect(Set(try #require(columnSchema["properties"] as? [String: Any]).keys) == ["name", "type", "nullable", "source_type", "encoding"])
         let columns = try #require(encoded["columns"] as? [[String: Any]])
         #expect(Set(columns[0].keys) == ["name", "type", "nullable"])
         var domain = manifest
@@ -78,5 +79,10 @@ struct ManifestSchemaTests {
         let domainColumns = try #require((try JSONSerialization.jsonObject(with: domain.encoded()) as? [String: Any])?["columns"] as? [[String: Any]])
         #expect(domainColumns[0]["source_type"] as? String == "public.email")
         #expect(try Manifest.decode(domain.encoded()) == domain)
+        var blob = manifest
+        blob.columns = [.init(name: "a", type: "bytea", nullable: true, encoding: Manifest.Column.base64)]
+        let blobColumns = try #require((try JSONSerialization.jsonObject(with: blob.encoded()) as? [String: Any])?["columns"] as? [[String: Any]])
+        #expect(blobColumns[0]["encoding"] as? String == "base64" && blobColumns[0]["source_type"] == nil)
+        #expect(try Manifest.decode(blob.encoded()) == blob)
     }
 }

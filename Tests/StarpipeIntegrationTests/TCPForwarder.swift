@@ -12,7 +12,11 @@ final class TCPForwarder: @unchecked Sendable {
     private let listener: Int32
     private let targetPort: UInt16
     private let lock = NSLock()
-    private var open: [Int32] = []
+    /// Forwarded sockets not yet closed; guarded by `lock`, like `stopped`.
+    private var open: Set<Int32> = []
+    private var stopped = false
+    /// Connections (by their client socket) one of whose two directions has ended.
+    private var halfDone: Set<Int32> = []
 
     /// The first IPv4 address of an interface that is up and not loopback; throws when the machine has none.
     static func machineAddress() throws -> String {
@@ -57,15 +61,16 @@ final class TCPForwarder: @unchecked Sendable {
         Thread.detachNewThread { [self] in acceptLoop() }
     }
 
-    /// Stops listening and closes every forwarded connection.
+    /// Stops listening and ends every forwarded connection. Only the threads that use a socket close it (the
+    /// accept thread its listener, the last copy thread of a connection both its sockets), so no descriptor is
+    /// closed twice or after its number was reused. Calling it again does nothing.
     func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
-        Glibc.close(listener)
         lock.lock()
-        let sockets = open
-        open = []
-        lock.unlock()
-        for socket in sockets { shutdown(socket, Int32(SHUT_RDWR)) }
+        defer { lock.unlock() }
+        guard !stopped else { return }
+        stopped = true
+        shutdown(listener, Int32(SHUT_RDWR))
+        for socket in open { shutdown(socket, Int32(SHUT_RDWR)) }
     }
 
     deinit { stop() }
@@ -73,7 +78,7 @@ final class TCPForwarder: @unchecked Sendable {
     private func acceptLoop() {
         while true {
             let client = accept(listener, nil, nil)
-            guard client >= 0 else { return }
+            guard client >= 0 else { break }
             let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
@@ -84,17 +89,31 @@ final class TCPForwarder: @unchecked Sendable {
                     connect(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
                 }
             }
-            guard connected else {
+            lock.lock()
+            let admitted = connected && !stopped
+            if admitted { open.formUnion([client, server]) }
+            lock.unlock()
+            guard admitted else {
                 Glibc.close(client)
                 Glibc.close(server)
                 continue
             }
-            lock.lock()
-            open += [client, server]
-            lock.unlock()
-            Thread.detachNewThread { Self.copy(from: client, to: server) }
-            Thread.detachNewThread { Self.copy(from: server, to: client) }
+            // The second direction to end closes the connection's two sockets.
+            let finish: @Sendable () -> Void = { [self] in
+                lock.lock()
+                defer { lock.unlock() }
+                guard halfDone.remove(client) != nil else {
+                    halfDone.insert(client)
+                    return
+                }
+                open.subtract([client, server])
+                Glibc.close(client)
+                Glibc.close(server)
+            }
+            Thread.detachNewThread { Self.copy(from: client, to: server); finish() }
+            Thread.detachNewThread { Self.copy(from: server, to: client); finish() }
         }
+        Glibc.close(listener)
     }
 
     /// Copies until either side ends, then ends the other direction too.
