@@ -16,22 +16,6 @@ struct DashboardTests {
     static let cityCanary = "CANARY-dash-c1ty"
     static let token = "dash-test-token-0123456789"
 
-    /// A TCP port nobody listens on now (the kernel's pick for port 0).
-    private func freePort() throws -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
-        }
-        guard bound else { throw TestFailure("cannot find a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     private func get(_ url: String, headers: [(String, String)] = []) async throws -> (status: HTTPResponseStatus, headers: HTTPHeaders, body: String) {
         var request = HTTPClientRequest(url: url)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -67,7 +51,7 @@ struct DashboardTests {
     func brokenJobOnThePage() async throws {
         let demo = try SyntheaPipeline.withBrokenJob(canary: Self.canary, runID: "dash")
         let pipeline = try demo.pipeline()
-        let port = try freePort()
+        let port = try LoopbackPort.free()
         let base = "http://127.0.0.1:\(port)"
         let worker = try WorkerProcess(database: demo.pipelineURL, bucket: demo.bucketDirectory,
                                        arguments: ["--dashboard-listen", "127.0.0.1:\(port)", "--poll-interval", "0.5"])
@@ -274,7 +258,7 @@ struct DashboardTests {
         let demo = try SyntheaPipeline.withBrokenJob(canary: Self.canary, runID: "dash-token")
         let pipeline = try demo.pipeline()
         // Without a token a worker refuses to listen on 0.0.0.0, from the flag or the environment.
-        let refusedPort = try freePort()
+        let refusedPort = try LoopbackPort.free()
         let refused = try WorkerProcess(database: demo.pipelineURL, bucket: demo.bucketDirectory,
                                         arguments: ["--dashboard-listen", "0.0.0.0:\(refusedPort)", "--until-idle"])
         #expect(refused.waitForExit(timeout: 60).map { $0 != 0 } == true)
@@ -286,7 +270,7 @@ struct DashboardTests {
         #expect(refusedByEnvironment.log().contains("beyond loopback"))
         #expect(try pipeline.query("SELECT count(*) FROM starpipe.job").scalar == "0", "a refused worker did no work")
 
-        let port = try freePort()
+        let port = try LoopbackPort.free()
         let base = "http://127.0.0.1:\(port)"
         let worker = try WorkerProcess(database: demo.pipelineURL, bucket: demo.bucketDirectory,
                                        arguments: ["--dashboard-listen", "0.0.0.0:\(port)", "--poll-interval", "0.5"],
