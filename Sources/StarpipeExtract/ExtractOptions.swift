@@ -21,9 +21,12 @@ public struct ExtractOptions: Sendable {
     public var snapshotDate: SnapshotDate
     /// Run id; defaults to a UTC timestamp plus a random suffix.
     public var runID: String
+    /// Cursors, lookback and state of incremental reading; nil reads every table in full and keeps no state.
+    public var incremental: IncrementalOptions?
 
     public init(sourceURL: String, client: String, schema: String = "public", tables: [String]? = nil,
-                pageSize: Int = 10_000, snapshotDate: SnapshotDate? = nil, runID: String? = nil, password: String? = nil) {
+                pageSize: Int = 10_000, snapshotDate: SnapshotDate? = nil, runID: String? = nil, password: String? = nil,
+                incremental: IncrementalOptions? = nil) {
         self.sourceURL = sourceURL
         self.password = password
         self.client = client
@@ -32,6 +35,7 @@ public struct ExtractOptions: Sendable {
         self.pageSize = pageSize
         self.snapshotDate = snapshotDate ?? Self.today()
         self.runID = runID ?? Self.newRunID()
+        self.incremental = incremental
     }
 
     /// Today's date in UTC.

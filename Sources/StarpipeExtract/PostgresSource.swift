@@ -9,7 +9,7 @@ final class PostgresSource: ExtractionSource {
     private(set) var database: String?
     private(set) var version: String?
     let schema: String?
-    private let connection: PostgresConnection
+    let connection: PostgresConnection
 
     init(url: String, schema: String, password: String?) throws {
         do {
@@ -64,12 +64,18 @@ final class PostgresSource: ExtractionSource {
     }
 
     func readRows(of table: PostgresTable, pageSize: Int, _ row: (UnsafeRawBufferPointer) throws -> Void) throws {
-        let queries = table.pageQuery(schema: schema ?? "public")
+        try readPages(table.pageQuery(schema: schema ?? "public"), pageSize: pageSize, row)
+    }
+
+    /// Runs a keyset page query (``PostgresTable/pageQuery(schema:)`` or one of its incremental variants) to the
+    /// end: `$1` is the page size, `first`'s further parameters are `bounds`, `next`'s the last page's key values.
+    func readPages(_ queries: (first: String, next: String, keyCount: Int), bounds: [String] = [], pageSize: Int,
+                   _ row: (UnsafeRawBufferPointer) throws -> Void) throws {
         var last: [String?] = []
         var first = true
         while true {
             let page = first
-                ? try connection.query(queries.first, [String(pageSize)])
+                ? try connection.query(queries.first, [String(pageSize)] + bounds)
                 : try connection.query(queries.next, [String(pageSize)] + last)
             first = false
             for values in page.rows {

@@ -98,6 +98,26 @@ struct PostgresTable: ExtractedTable {
     /// `(tableoid, ctid)`, which is stable within the extractor's single snapshot and unique even
     /// across the partitions (or inheritance children) that a parent table reads.
     func pageQuery(schema: String) -> (first: String, next: String, keyCount: Int) {
+        let row = "_starpipe_row"
+        let (from, json) = rowSource(schema: schema)
+        if primaryKey.isEmpty {
+            let select = "SELECT \(row).tableoid::oid::text, \(row).ctid::text, \(json) FROM \(from)"
+            let order = "ORDER BY \(row).tableoid, \(row).ctid"
+            return ("\(select) \(order) LIMIT $1",
+                    "\(select) WHERE (\(row).tableoid, \(row).ctid) > ($2::oid, $3::tid) \(order) LIMIT $1", 2)
+        }
+        let keys = primaryKey.map { "\(row).\(PostgresConnection.quoteIdentifier($0))" }
+        let select = "SELECT \(keys.map { "\($0)::text" }.joined(separator: ", ")), \(json) FROM \(from)"
+        let order = "ORDER BY \(keys.joined(separator: ", "))"
+        let parameters = keyTypes.enumerated().map { "$\($0.offset + 2)::\($0.element)" }
+        return ("\(select) \(order) LIMIT $1",
+                "\(select) WHERE (\(keys.joined(separator: ", "))) > (\(parameters.joined(separator: ", "))) \(order) LIMIT $1",
+                primaryKey.count)
+    }
+
+    /// The FROM clause every page query reads (the table as `_starpipe_row`, with its values as
+    /// `_starpipe_values`) and the expression of one row's JSON object.
+    func rowSource(schema: String) -> (from: String, json: String) {
         let relation = PostgresConnection.quoteIdentifier(schema) + "." + PostgresConnection.quoteIdentifier(name)
         let row = "_starpipe_row"
         // row_to_json over a lateral subselect of one expression per column (no argument limit, unlike
@@ -112,18 +132,6 @@ struct PostgresTable: ExtractedTable {
         }
         let from = "\(relation) AS \(row) CROSS JOIN LATERAL (SELECT \(values.joined(separator: ", "))) AS _starpipe_values"
         let json = "pg_catalog.row_to_json(_starpipe_values)::text"
-        if primaryKey.isEmpty {
-            let select = "SELECT \(row).tableoid::oid::text, \(row).ctid::text, \(json) FROM \(from)"
-            let order = "ORDER BY \(row).tableoid, \(row).ctid"
-            return ("\(select) \(order) LIMIT $1",
-                    "\(select) WHERE (\(row).tableoid, \(row).ctid) > ($2::oid, $3::tid) \(order) LIMIT $1", 2)
-        }
-        let keys = primaryKey.map { "\(row).\(PostgresConnection.quoteIdentifier($0))" }
-        let select = "SELECT \(keys.map { "\($0)::text" }.joined(separator: ", ")), \(json) FROM \(from)"
-        let order = "ORDER BY \(keys.joined(separator: ", "))"
-        let parameters = keyTypes.enumerated().map { "$\($0.offset + 2)::\($0.element)" }
-        return ("\(select) \(order) LIMIT $1",
-                "\(select) WHERE (\(keys.joined(separator: ", "))) > (\(parameters.joined(separator: ", "))) \(order) LIMIT $1",
-                primaryKey.count)
+        return (from, json)
     }
 }
