@@ -1,6 +1,6 @@
 import StarpipeCore
 
-/// Sources that cannot read incrementally yet refuse before anything is read.
+/// Sources that cannot read incrementally yet (SQLite) refuse before anything is read.
 extension ExtractionSource {
     func safePoint() throws -> Watermark {
         throw StarpipeError(.configuration, "incremental extraction is not available for \(kind) sources yet; leave the incremental section out of the config")

@@ -211,7 +211,7 @@ struct IncrementalExtractionTests {
         try other.execute("COMMIT")
     }
 
-    @Test("MySQL/MariaDB and SQLite sources refuse an incremental section before reading anything")
+    @Test("a SQLite source refuses an incremental section before reading anything")
     func otherSources() throws {
         let path = try TestSQLite.createFile("CREATE TABLE items (id INTEGER PRIMARY KEY, updated_at TEXT)")
         var options = ExtractOptions(sourceURL: "sqlite:\(path)", client: "inc", runID: "s")

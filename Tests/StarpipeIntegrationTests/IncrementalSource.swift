@@ -5,10 +5,12 @@ import StarpipeCore
 import StarpipeExtract
 import StarpipePostgres
 
-/// A client Postgres database, a bucket and a state directory for incremental runs of the extractor, in process.
+/// A client database (Postgres unless said otherwise), a bucket and a state directory for incremental runs of the
+/// extractor, in process.
 final class IncrementalSource: @unchecked Sendable {
     let url: String
-    let connection: PostgresConnection
+    /// The Postgres source's connection; nil for another kind of source.
+    let connection: PostgresConnection!
     let bucket: String
     let state: String
     var cursors: [String: TableCursor]
@@ -19,6 +21,15 @@ final class IncrementalSource: @unchecked Sendable {
         url = try TestServer.createDatabase("sp_incr")
         connection = try PostgresConnection(url: url)
         try connection.execute(setup)
+        bucket = SourceLanding.temporaryDirectory()
+        state = SourceLanding.temporaryDirectory()
+        self.cursors = cursors
+    }
+
+    /// An existing source of any kind, by URL.
+    init(url: String, cursors: [String: TableCursor]) {
+        self.url = url
+        connection = nil
         bucket = SourceLanding.temporaryDirectory()
         state = SourceLanding.temporaryDirectory()
         self.cursors = cursors
