@@ -16,7 +16,7 @@ enum Entry {
         var arguments = Array(CommandLine.arguments.dropFirst())
         let invoked = CommandLine.arguments.first ?? ""
         if (invoked as NSString).lastPathComponent == standaloneName {
-            let wantsHelp = arguments.contains { ["-h", "--help", "help"].contains($0) }
+            let wantsHelp = arguments.first == "help" || arguments.contains { ["-h", "--help"].contains($0) }
             if arguments.contains("--config") || wantsHelp {
                 arguments = ["extract"] + arguments
             } else if let config = standaloneConfigPath(invoked: invoked) {
