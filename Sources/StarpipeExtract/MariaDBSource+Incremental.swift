@@ -2,17 +2,20 @@ import CMariaDB
 import StarpipeCore
 
 extension MariaDBSource {
-    /// `min(now, trx_started of every InnoDB transaction)` from `information_schema.INNODB_TRX` (every database's,
-    /// which only holds the watermark back), read just before the snapshot for the reason
-    /// ``PostgresSource/safePoint()`` gives. `trx_started` has whole seconds, truncated, so the minimum only errs
-    /// early. MySQL's `NOW()` is the statement's start, at or after its transaction's. Reading the table needs the
+    /// `min(now, trx_started of every InnoDB transaction) - 1 second` from `information_schema.INNODB_TRX` (every
+    /// database's, which only holds the watermark back), read just before the snapshot for the reason
+    /// ``PostgresSource/safePoint()`` gives. The second: InnoDB serves the table from a cache refreshed at most every
+    /// 0.1 s, so a transaction begun just before the read may be missing (it began after the refresh, so less than
+    /// that before now); and `trx_started` has whole seconds while a statement's `NOW()` (MySQL's is the statement's
+    /// start) can fall just before the second in which InnoDB starts its transaction. Reading the table needs the
     /// PROCESS privilege; without it this throws, naming the grant.
     func safePoint() throws -> Watermark {
         try execute("SET SESSION time_zone = '+00:00'")
         let row: [String?]
         do {
             row = try rows("""
-                SELECT DATE_FORMAT(LEAST(UTC_TIMESTAMP(6), COALESCE(MIN(trx_started), UTC_TIMESTAMP(6))), '%Y-%m-%dT%H:%i:%s.%fZ')
+                SELECT DATE_FORMAT(LEAST(UTC_TIMESTAMP(6), COALESCE(MIN(trx_started), UTC_TIMESTAMP(6))) - INTERVAL 1 SECOND,
+                                   '%Y-%m-%dT%H:%i:%s.%fZ')
                   FROM information_schema.INNODB_TRX
                 """).first ?? []
         } catch let error as StarpipeError {

@@ -7,8 +7,8 @@ import StarpipeCore
 ///
 /// A table's watermark advances only after its manifest is in the bucket, and the file is replaced atomically (written
 /// to a temporary file, fsynced, renamed over the old one, and the directory fsynced), so a crash at any point leaves
-/// either the old state or the new one. A run holds an exclusive lock on `client=NAME.lock` from start to end, so two
-/// runs for one client cannot interleave their watermarks.
+/// either the old state or the new one. A run holds an exclusive lock on `client=NAME.lock` from start to end (waiting
+/// up to a second for it), so two runs for one client cannot interleave their watermarks.
 final class WatermarkState {
     /// One table's entry.
     struct Entry: Codable, Equatable {
@@ -64,7 +64,14 @@ final class WatermarkState {
         guard lock >= 0 else {
             throw StarpipeError(.configuration, "cannot open the incremental state lock \(lockPath): \(String(cString: strerror(errno)))")
         }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+        // A second's grace: a child process another thread of this process is starting holds a copy of the
+        // descriptor (and so the lock) until it execs, even with O_CLOEXEC. A real concurrent run holds it far longer.
+        var locked = flock(lock, LOCK_EX | LOCK_NB) == 0
+        for _ in 0..<20 where !locked && errno == EWOULDBLOCK {
+            usleep(50_000)
+            locked = flock(lock, LOCK_EX | LOCK_NB) == 0
+        }
+        guard locked else {
             close(lock)
             throw StarpipeError(.configuration, "another extraction for client \(client) holds \(lockPath); wait for it to end (two runs must not interleave their watermarks)")
         }
