@@ -74,6 +74,7 @@ let package = Package(
             dependencies: [
                 "StarpipeCore", "StarpipePostgres", "StarpipeBucket", "CSQLite", "CMariaDB",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

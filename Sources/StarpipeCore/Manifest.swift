@@ -96,6 +96,9 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var columns: [Column]
     /// Primary key column names at the source; empty when the table has none.
     public var primaryKey: [String]
+    /// The cursor and watermarks of an incremental file; nil for a full snapshot (and optional with `mode:
+    /// incremental`, which manifests written by other tools may use without it).
+    public var incremental: Incremental?
 
     enum CodingKeys: String, CodingKey {
         case formatVersion = "format_version"
@@ -110,11 +113,13 @@ public struct Manifest: Codable, Sendable, Equatable {
         case byteCount = "byte_count"
         case sha256, columns
         case primaryKey = "primary_key"
+        case incremental
     }
 
     public init(client: String, table: String, source: Source, snapshotDate: String, extractedAt: String,
                 runId: String, mode: Mode = .full, dataFile: String = "data.json", format: Format = .jsonArray,
-                rowCount: Int64, byteCount: Int64, sha256: String, columns: [Column], primaryKey: [String]) {
+                rowCount: Int64, byteCount: Int64, sha256: String, columns: [Column], primaryKey: [String],
+                incremental: Incremental? = nil) {
         self.formatVersion = Self.currentFormatVersion
         self.client = client
         self.table = table
@@ -130,6 +135,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.sha256 = sha256
         self.columns = columns
         self.primaryKey = primaryKey
+        self.incremental = incremental
     }
 
     /// Decodes and checks a manifest read from a bucket.
@@ -174,6 +180,15 @@ public struct Manifest: Codable, Sendable, Equatable {
         }
         guard !columns.isEmpty else {
             throw StarpipeError(.invalidManifest, "manifest lists no columns")
+        }
+        if let incremental {
+            guard mode == .incremental else {
+                throw StarpipeError(.invalidManifest, "manifest has \"incremental\" but its mode is not incremental")
+            }
+            guard !incremental.cursor.isEmpty, RFC3339.isInstant(incremental.highWatermark),
+                  incremental.lowWatermark.map(RFC3339.isInstant) ?? true else {
+                throw StarpipeError(.invalidManifest, "manifest incremental needs a cursor and RFC 3339 watermarks")
+            }
         }
         guard !dataFile.isEmpty, !dataFile.contains("/"), dataFile != ".", dataFile != ".." else {
             throw StarpipeError(.invalidManifest, "manifest data_file must be a plain file name")

@@ -29,9 +29,12 @@ public struct ExtractOptions: Sendable {
 
     /// The default ``retry``.
     public static let defaultRetry = Backoff(attempts: 6, baseSeconds: 0.5, capSeconds: 30)
+    /// Cursors, lookback and state of incremental reading; nil reads every table in full and keeps no state.
+    public var incremental: IncrementalOptions?
 
     public init(sourceURL: String, client: String, schema: String = "public", tables: [String]? = nil,
-                pageSize: Int = 10_000, snapshotDate: SnapshotDate? = nil, runID: String? = nil, password: String? = nil) {
+                pageSize: Int = 10_000, snapshotDate: SnapshotDate? = nil, runID: String? = nil, password: String? = nil,
+                incremental: IncrementalOptions? = nil) {
         self.sourceURL = sourceURL
         self.password = password
         self.client = client
@@ -40,6 +43,7 @@ public struct ExtractOptions: Sendable {
         self.pageSize = pageSize
         self.snapshotDate = snapshotDate ?? Self.today()
         self.runID = runID ?? Self.newRunID()
+        self.incremental = incremental
     }
 
     /// Today's date in UTC.

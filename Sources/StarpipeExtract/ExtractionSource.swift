@@ -27,6 +27,16 @@ protocol ExtractionSource: AnyObject {
     func estimatedRows(of table: Table) throws -> Int64?
     /// Hands each row of `table` to `row` as one JSON object (UTF-8), reading `pageSize` rows per query.
     func readRows(of table: Table, pageSize: Int, _ row: (UnsafeRawBufferPointer) throws -> Void) throws
+    /// The instant before which every row the snapshot cannot see has a later cursor (docs/INCREMENTAL.md): taken
+    /// just before ``beginSnapshot()``. Sources without one throw, naming the source kind.
+    func safePoint() throws -> Watermark
+    /// How many rows of `table` have a NULL cursor (every column of it NULL), in the snapshot.
+    func nullCursorRows(of table: Table, cursor: TableCursor) throws -> Int64
+    /// Hands each row whose cursor is at or after `low` (every row with a cursor when nil) to `row`, in (cursor,
+    /// primary key) order, `pageSize` rows per query; then, with `includingNullCursor`, the rows whose cursor is
+    /// NULL, in primary key order. The caller has checked the cursor and that the table has a primary key.
+    func readRows(of table: Table, cursor: TableCursor, from low: Watermark?, includingNullCursor: Bool, pageSize: Int,
+                  _ row: (UnsafeRawBufferPointer) throws -> Void) throws
     /// Ends the snapshot and the connection.
     func close()
     /// Opens a new connection after ``isConnectionLost(_:)`` (one try; the caller retries); a snapshot is begun again.

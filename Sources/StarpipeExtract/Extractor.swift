@@ -90,22 +90,39 @@ public struct Extractor {
 
     private func run<Source: ExtractionSource>(_ source: Source) throws -> [Manifest] {
         defer { source.close() }
+        let incremental = options.incremental.flatMap { $0.cursors.isEmpty ? nil : $0 }
+        // The state lock first, so no other run for this client moves a watermark while this one reads; then the safe
+        // point, which must be read before the snapshot exists (PostgresSource.safePoint says why).
+        let state = try incremental.map { try WatermarkState(directory: $0.stateDirectory, client: options.client) }
+        let high = try incremental.map { try source.safePoint().minus(microseconds: $0.skewMarginMicroseconds) }
         var snapshotTime = try source.beginSnapshot()
-        // Every table is described before anything is written, so a column that cannot be carried stops the run
-        // with nothing in the bucket.
+        // Every table is described, and its cursor checked, before anything is written, so a column that cannot be
+        // carried or a bad cursor stops the run with nothing in the bucket.
         let names = try options.tables ?? source.tableNames()
         var tables = try names.map { try source.describe($0) }
+        if let incremental, options.tables == nil {
+            let described = Set(tables.map { $0.name.lowercased() })
+            if let unknown = incremental.cursors.keys.sorted().first(where: { !described.contains($0) }) {
+                throw StarpipeError(.configuration, "incremental.tables.\(unknown) names a table the source schema does not have")
+            }
+        }
+        var plans: [TableReadPlan] = []
+        for table in tables {
+            plans.append(try plan(table, source: source, incremental: incremental, state: state, high: high))
+        }
         let retry = SourceRetry(backoff: options.retry, logger: logger, isCancelled: isCancelled)
         var manifests: [Manifest] = []
         for index in tables.indices {
             var attempt = 1
             while true {
                 do {
-                    manifests.append(try extract(tables[index], from: source, snapshotTime: snapshotTime, position: (index + 1, tables.count)))
+                    manifests.append(try extract(tables[index], plan: plans[index], from: source, state: state,
+                                                 snapshotTime: snapshotTime, position: (index + 1, tables.count)))
                     break
                 } catch where attempt < options.retry.attempts && source.isConnectionLost(error) && !isCancelled() {
                     // The snapshot went with the connection: the table's upload was abandoned, and it is read again
-                    // from its start in a new snapshot, which this and the later tables' manifests record.
+                    // from its start in a new snapshot, which this and the later tables' manifests record. An
+                    // incremental table keeps its high watermark, read before the first snapshot and so still safe.
                     logger.warning("the connection to the source was lost; reading the table again from its start in a new snapshot", metadata: [
                         "starpipe.table": "\(tables[index].name)", "starpipe.attempt": "\(attempt)", "starpipe.error": "\(error)",
                     ])
@@ -119,14 +136,51 @@ public struct Extractor {
                         throw error.final
                     }
                     snapshotTime = try source.beginSnapshot()
-                    for later in index..<tables.count { tables[later] = try source.describe(names[later]) }
+                    for later in index..<tables.count {
+                        tables[later] = try source.describe(names[later])
+                        plans[later] = try plan(tables[later], source: source, incremental: incremental, state: state, high: high)
+                    }
                 }
             }
         }
         return manifests
     }
 
-    private func extract<Source: ExtractionSource>(_ source: Source.Table, from reader: Source, snapshotTime: String,
+    /// Decides how `table` is read: in full without a cursor (saying so when the run is incremental), else from the
+    /// previous high watermark minus the lookback.
+    private func plan<Source: ExtractionSource>(_ table: Source.Table, source: Source, incremental: IncrementalOptions?,
+                                                state: WatermarkState?, high: Watermark?) throws -> TableReadPlan {
+        let key = WatermarkState.key(kind: source.kind, database: source.database, schema: source.schema, table: table.name)
+        guard let incremental, let state, let high else { return .full(stateKey: key) }
+        guard let cursor = incremental.cursors[table.name.lowercased()] else {
+            if incremental.enabled {
+                logger.notice("table has no cursor in the config: read in full (mode full)", metadata: ["starpipe.table": "\(table.name.lowercased())"])
+            }
+            return .full(stateKey: key)
+        }
+        _ = try cursor.check(table)
+        guard incremental.enabled else {
+            return TableReadPlan(cursor: cursor, incremental: false, low: nil, high: high, stateKey: key, nullCursorRows: nil)
+        }
+        var nullRows: Int64?
+        if cursor.nullCursor != .include {
+            let count = try source.nullCursorRows(of: table, cursor: cursor)
+            if cursor.nullCursor == .fail && count > 0 {
+                throw StarpipeError(.source, "source table \(table.name) has \(count) row(s) whose cursor (\(cursor.columns.joined(separator: ", "))) is NULL, and its null_cursor policy is fail; nothing was written. Coalesce a column that is always set (cursor: [\(cursor.columns.joined(separator: ", ")), created_at]), or set null_cursor to include or exclude")
+            }
+            nullRows = count
+        }
+        let previous = state.highWatermark(of: key, cursor: cursor.columns)
+        if previous == nil {
+            logger.notice("no watermark for this table and cursor yet: this run reads every row", metadata: ["starpipe.table": "\(table.name.lowercased())"])
+        }
+        return TableReadPlan(cursor: cursor, incremental: true,
+                             low: previous?.minus(microseconds: incremental.lookbackMicroseconds),
+                             high: high, stateKey: key, nullCursorRows: nullRows)
+    }
+
+    private func extract<Source: ExtractionSource>(_ source: Source.Table, plan: TableReadPlan, from reader: Source,
+                                                   state: WatermarkState?, snapshotTime: String,
                                                    position: (index: Int, count: Int)) throws -> Manifest {
         let table = source.name.lowercased()
         guard Name.isValid(table) else {
@@ -168,7 +222,7 @@ public struct Extractor {
                 try emit(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
             }
             try emit("[")
-            try reader.readRows(of: source, pageSize: options.pageSize) { row in
+            func take(_ row: UnsafeRawBufferPointer) throws {
                 if isCancelled() {
                     throw StarpipeError(.source, "extraction of table \(table) cancelled; its data file \(dataKey) was not committed")
                 }
@@ -180,6 +234,12 @@ public struct Extractor {
                     report(finished: false)
                 }
             }
+            if plan.incremental, let cursor = plan.cursor {
+                try reader.readRows(of: source, cursor: cursor, from: plan.low, includingNullCursor: cursor.nullCursor == .include,
+                                    pageSize: options.pageSize, take)
+            } else {
+                try reader.readRows(of: source, pageSize: options.pageSize, take)
+            }
             try emit(rows == 0 ? "]\n" : "\n]\n")
             try flush()
         }
@@ -188,17 +248,30 @@ public struct Extractor {
             source: .init(kind: reader.kind, database: reader.database, schema: reader.schema, table: source.name,
                           version: reader.version),
             snapshotDate: options.snapshotDate.iso, extractedAt: snapshotTime,
-            runId: options.runID, rowCount: rows, byteCount: bytes,
+            runId: options.runID, mode: plan.incremental ? .incremental : .full, rowCount: rows, byteCount: bytes,
             sha256: hasher.finalize().lowercaseHex,
-            columns: source.columns, primaryKey: source.primaryKey)
+            columns: source.columns, primaryKey: source.primaryKey,
+            incremental: plan.incremental ? Manifest.Incremental(
+                cursor: plan.cursor!.columns, lowWatermark: plan.low?.description,
+                highWatermark: plan.high!.description, nullCursor: plan.cursor!.nullCursor.rawValue) : nil)
         // The manifest goes last: its presence is what makes the data file eligible for ingestion.
         try bucket.put(directory + ManifestKey.manifestFileName) { writer in
             try writer.write(Array(manifest.encoded()))
         }
+        // The watermark moves only now that the manifest is committed: a run killed before this line leaves the old
+        // watermark, and the next run reads this table's rows again.
+        if let state, let high = plan.high, let cursor = plan.cursor {
+            try state.record(high, of: plan.stateKey, cursor: cursor.columns)
+        }
+        if plan.incremental, let excluded = plan.nullCursorRows, excluded > 0 {
+            logger.notice("rows with a NULL cursor left out (null_cursor: exclude)", metadata: [
+                "starpipe.table": "\(table)", "starpipe.rows": "\(excluded)",
+            ])
+        }
         report(finished: true)
         logger.info("extracted table", metadata: [
             "starpipe.client": "\(options.client)", "starpipe.table": "\(table)",
-            "starpipe.rows": "\(rows)", "starpipe.bytes": "\(bytes)",
+            "starpipe.rows": "\(rows)", "starpipe.bytes": "\(bytes)", "starpipe.mode": "\(plan.incremental ? "incremental" : "full")",
         ])
         return manifest
     }

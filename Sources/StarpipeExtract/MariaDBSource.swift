@@ -126,14 +126,7 @@ final class MariaDBSource: ExtractionSource {
     }
 
     func readRows(of table: MariaDBTable, pageSize: Int, _ row: (UnsafeRawBufferPointer) throws -> Void) throws {
-        let values = zip(table.columns, table.kinds).map { column, kind in
-            let name = Self.quote(column.name)
-            switch kind {
-            case .float: return "CAST(\(name) AS DOUBLE)"
-            case .bits(let width): return "LPAD(BIN(\(name)), \(width), '0')"
-            default: return name
-            }
-        }
+        let values = selectList(table)
         let relation = Self.quote(table.name)
         var writer = JSONRowWriter(table: table.name, columns: table.columns.map(\.name))
         guard let literals = table.keyLiterals else {
@@ -166,7 +159,19 @@ final class MariaDBSource: ExtractionSource {
     }
 
     /// The row's values from `offset` on, as one JSON object in the writer.
-    private func encode(_ fields: MYSQL_ROW, _ lengths: UnsafeMutablePointer<UInt>, offset: Int, table: MariaDBTable,
+    /// The select expression of each column, in column order: FLOAT as DOUBLE, BIT as its binary digits.
+    func selectList(_ table: MariaDBTable) -> [String] {
+        zip(table.columns, table.kinds).map { column, kind in
+            let name = Self.quote(column.name)
+            switch kind {
+            case .float: return "CAST(\(name) AS DOUBLE)"
+            case .bits(let width): return "LPAD(BIN(\(name)), \(width), '0')"
+            default: return name
+            }
+        }
+    }
+
+    func encode(_ fields: MYSQL_ROW, _ lengths: UnsafeMutablePointer<UInt>, offset: Int, table: MariaDBTable,
                         into writer: inout JSONRowWriter) throws {
         writer.beginRow()
         for (index, kind) in table.kinds.enumerated() {
@@ -210,7 +215,7 @@ final class MariaDBSource: ExtractionSource {
     }
 
     /// A key value as SQL for the next page's condition.
-    private func keyLiteral(_ field: UnsafeMutablePointer<CChar>?, _ length: Int, _ literal: MariaDBTable.KeyLiteral,
+    func keyLiteral(_ field: UnsafeMutablePointer<CChar>?, _ length: Int, _ literal: MariaDBTable.KeyLiteral,
                             column: String, collation: (charset: String, collation: String)?) -> String {
         guard let field else { return "NULL" }
         let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(field).assumingMemoryBound(to: UInt8.self), count: length)
@@ -236,19 +241,19 @@ final class MariaDBSource: ExtractionSource {
     }
 
     /// A string literal for catalog queries.
-    private func literal(_ text: String) -> String {
+    func literal(_ text: String) -> String {
         var escaped = [CChar](repeating: 0, count: text.utf8.count * 2 + 1)
         let count = mysql_real_escape_string(handle, &escaped, text, UInt(text.utf8.count))
         return "'" + String(decoding: escaped[0..<Int(count)].map { UInt8(bitPattern: $0) }, as: UTF8.self) + "'"
     }
 
-    private func execute(_ sql: String) throws {
+    func execute(_ sql: String) throws {
         guard mysql_real_query(handle, sql, UInt(sql.utf8.count)) == 0 else { throw failure("running a session statement") }
         if let result = mysql_store_result(handle) { mysql_free_result(result) }
     }
 
     /// Rows of a catalog query, as text.
-    private func rows(_ sql: String) throws -> [[String?]] {
+    func rows(_ sql: String) throws -> [[String?]] {
         guard mysql_real_query(handle, sql, UInt(sql.utf8.count)) == 0, let result = mysql_store_result(handle) else {
             throw failure("reading the catalog")
         }
@@ -266,7 +271,7 @@ final class MariaDBSource: ExtractionSource {
 
     /// Streams a data query's rows (`mysql_use_result`: memory holds one row); returns how many there were. Its
     /// errors name the table and the server's error number, not its message, which may quote a key value.
-    private func stream(_ sql: String, table: String, _ body: (MYSQL_ROW, UnsafeMutablePointer<UInt>) throws -> Void) throws -> Int {
+    func stream(_ sql: String, table: String, _ body: (MYSQL_ROW, UnsafeMutablePointer<UInt>) throws -> Void) throws -> Int {
         guard mysql_real_query(handle, sql, UInt(sql.utf8.count)) == 0, let result = mysql_use_result(handle) else {
             throw dataFailure(table)
         }

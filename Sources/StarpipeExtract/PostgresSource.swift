@@ -9,7 +9,7 @@ final class PostgresSource: ExtractionSource {
     private(set) var database: String?
     private(set) var version: String?
     let schema: String?
-    private var connection: PostgresConnection
+    private(set) var connection: PostgresConnection
     private let url: String
     private let password: String?
     private let retry: SourceRetry

@@ -3,8 +3,7 @@ import Logging
 import StarpipePostgres
 import StarpipeWorker
 
-/// The `starpipe` command: extractor, worker and operator tools of the starpipe pipeline.
-@main
+/// The `starpipe` command: extractor, worker and operator tools of the starpipe pipeline (started by ``Entry``).
 struct Starpipe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "starpipe",

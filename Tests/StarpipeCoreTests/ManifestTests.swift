@@ -66,7 +66,7 @@ struct ManifestSchemaTests {
             sha256: String(repeating: "0", count: 64), columns: [.init(name: "a", type: "text", nullable: true)], primaryKey: [])
         let encoded = try #require(try JSONSerialization.jsonObject(with: manifest.encoded()) as? [String: Any])
         #expect(Set(encoded.keys) == required)
-        #expect(properties == required)
+        #expect(properties == required.union(["incremental"]), "incremental is the one optional field")
         // Columns: name, type and nullable always; source_type only when it differs from type (a domain); encoding
         // only on a base64 bytea column (MariaDB and SQLite blobs).
         let columnSchema = try #require(((schema["properties"] as? [String: Any])?["columns"] as? [String: Any])?["items"] as? [String: Any])
@@ -84,5 +84,42 @@ struct ManifestSchemaTests {
         let blobColumns = try #require((try JSONSerialization.jsonObject(with: blob.encoded()) as? [String: Any])?["columns"] as? [[String: Any]])
         #expect(blobColumns[0]["encoding"] as? String == "base64" && blobColumns[0]["source_type"] == nil)
         #expect(try Manifest.decode(blob.encoded()) == blob)
+        // Incremental: cursor, watermarks and policy; low_watermark only after a first run.
+        let incrementalSchema = try #require((schema["properties"] as? [String: Any])?["incremental"] as? [String: Any])
+        #expect(Set(try #require(incrementalSchema["required"] as? [String])) == ["cursor", "high_watermark", "null_cursor"])
+        #expect(Set(try #require(incrementalSchema["properties"] as? [String: Any]).keys) == ["cursor", "low_watermark", "high_watermark", "null_cursor"])
+        var incremental = manifest
+        incremental.mode = .incremental
+        incremental.incremental = .init(cursor: ["updated_at"], lowWatermark: "2026-11-01T00:00:00.000000Z",
+                                        highWatermark: "2026-11-02T00:00:00.000000Z", nullCursor: "include")
+        let block = try #require((try JSONSerialization.jsonObject(with: incremental.encoded()) as? [String: Any])?["incremental"] as? [String: Any])
+        #expect(Set(block.keys) == ["cursor", "low_watermark", "high_watermark", "null_cursor"])
+    }
+
+    @Test("incremental manifests: the block round-trips, needs mode incremental and instants; older ones stay valid")
+    func incremental() throws {
+        let manifest = Manifest(
+            client: "acme", table: "t", source: .init(kind: "postgres", database: nil, schema: nil, table: "t"),
+            snapshotDate: "2026-11-01", extractedAt: "2026-11-01T00:00:00Z", runId: "r", rowCount: 0, byteCount: 3,
+            sha256: String(repeating: "0", count: 64), columns: [.init(name: "a", type: "text", nullable: true)], primaryKey: [])
+        var incremental = manifest
+        incremental.mode = .incremental
+        incremental.incremental = .init(cursor: ["updated_at", "created_at"], lowWatermark: nil,
+                                        highWatermark: "2026-11-02T00:00:00.000000Z", nullCursor: "fail")
+        #expect(try Manifest.decode(incremental.encoded()) == incremental)
+        let object = try #require(try JSONSerialization.jsonObject(with: incremental.encoded()) as? [String: Any])
+        #expect((object["incremental"] as? [String: Any])?["low_watermark"] == nil, "a first run has no low watermark")
+        var modeless = incremental
+        modeless.incremental = nil
+        #expect(try Manifest.decode(modeless.encoded()).incremental == nil, "mode incremental without the block (other writers)")
+        var full = incremental
+        full.mode = .full
+        #expect(throws: StarpipeError.self) { try Manifest.decode(full.encoded()) }
+        var bad = incremental
+        bad.incremental?.highWatermark = "yesterday"
+        #expect(throws: StarpipeError.self) { try Manifest.decode(bad.encoded()) }
+        bad = incremental
+        bad.incremental?.cursor = []
+        #expect(throws: StarpipeError.self) { try Manifest.decode(bad.encoded()) }
     }
 }
