@@ -132,6 +132,28 @@ BEGIN
 END;
 $$;
 
+-- An incremental batch older than a promoted job of its table cannot be applied as an older snapshot: that keeps
+-- every production row, so its changes to keys the newer job did not carry would be dropped without a trace. It is
+-- BLOCKED instead (event older_incremental), nothing written; a human either re-extracts in full or promotes it by
+-- hand, which applies it as an older snapshot knowingly. Returns true when it blocked the job.
+CREATE FUNCTION starpipe._older_incremental_blocked(p_job starpipe.job, p_start jsonb, p_manual boolean)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_manual OR NOT coalesce((p_start->>'older')::boolean, false)
+       OR coalesce(p_job.manifest->>'mode', 'full') <> 'incremental' THEN
+        RETURN false;
+    END IF;
+    PERFORM starpipe._transition(p_job, 'BLOCKED', 'validated', 'older_incremental',
+        pg_catalog.jsonb_build_object('newest_job', p_start->'newest_job', 'newest_snapshot', p_start->'newest_snapshot'),
+        pg_catalog.format('incremental batch older than promoted job %s of table %s: applied as an older snapshot it would keep every production row and drop its changes to keys that job did not carry; nothing written. Extract the table again in full (starpipe extract --full), or promote this job by hand (starpipe promote %s) to apply it as an older snapshot',
+                          p_start->>'newest_job', p_job.table_name, p_job.job_id));
+    RETURN true;
+END;
+$$;
+
 -- Staging must still hold what validate checked (same rows, same values): returns the staged digest, or NULL after
 -- failing the job when it changed. The same row count, every row written by the transactions validate saw, is as
 -- strict as the digest and costs one scan without hashing; a job validated before that was recorded is hashed
@@ -516,6 +538,9 @@ BEGIN
     IF v_start->>'production' IS NOT NULL THEN
         PERFORM starpipe._raise('SP001', pg_catalog.format('job %s promotes into production database %s: the worker applies it there (starpipe promote JOB for a manual one)',
                                                            p_job_id, v_start->>'production'));
+    END IF;
+    IF starpipe._older_incremental_blocked(v_job, v_start, p_manual) THEN
+        RETURN 'BLOCKED';
     END IF;
     -- The allowlist and the writer's grants may have changed since the mapping was applied.
     PERFORM starpipe._check_target_schema(v_start->>'target_schema');

@@ -128,6 +128,9 @@ BEGIN
         RETURN '{"status": "SUCCESS", "already": true}';
     END IF;
     SELECT * INTO v_job FROM starpipe.job WHERE job_id = p_job_id;
+    IF starpipe._older_incremental_blocked(v_job, v_start, p_fence IS NULL) THEN
+        RETURN '{"status": "BLOCKED"}';
+    END IF;
     v_map := v_start->'mapping';
     v_staging := v_start->>'staging';
     v_target := (v_start->>'target')::regclass;
