@@ -69,7 +69,7 @@ public struct Extractor {
             if address.tls == .disable && !address.isLoopback {
                 logger.warning("TLS is off toward a host that is not this machine: the client's rows cross the network in the clear. Add ?sslmode=verify-full&sslrootcert=CA.pem to the source URL", metadata: ["starpipe.source": "\(address)"])
             }
-            return try connect { try MariaDBSource(address: address) }
+            return try connect { try MariaDBSource(address: address, retry: retry) }
         case .sqlite(let path): return try SQLiteSource(path: path)
         }
     }

@@ -12,14 +12,20 @@ final class MariaDBSource: ExtractionSource {
     let schema: String? = nil
     /// The server's `VERSION()`.
     private(set) var version: String?
-    private let handle: UnsafeMutablePointer<MYSQL>
+    private var handle: UnsafeMutablePointer<MYSQL>
     private let address: MariaDBAddress
+    private let retry: SourceRetry
 
-    init(address: MariaDBAddress) throws {
-        guard let handle = mysql_init(nil) else { throw StarpipeError(.source, "cannot start the MariaDB client: out of memory") }
-        self.handle = handle
+    /// Connects (one try; ``Extractor`` retries). `retry` paces the retries of a page.
+    init(address: MariaDBAddress, retry: SourceRetry) throws {
         self.address = address
+        self.retry = retry
         database = address.database
+        handle = try Self.connect(address)
+    }
+
+    private static func connect(_ address: MariaDBAddress) throws -> UnsafeMutablePointer<MYSQL> {
+        guard let handle = mysql_init(nil) else { throw StarpipeError(.source, "cannot start the MariaDB client: out of memory") }
         var timeout: UInt32 = 10
         mysql_options(handle, MYSQL_OPT_CONNECT_TIMEOUT, &timeout)
         mysql_options(handle, MYSQL_SET_CHARSET_NAME, "utf8mb4")
@@ -33,11 +39,33 @@ final class MariaDBSource: ExtractionSource {
         }
         guard mysql_real_connect(handle, address.host, address.user, address.password, address.database, address.port,
                                  nil, 0) != nil else {
-            // deinit closes the handle: every stored property is set, so it runs even though init throws.
             let message = String(cString: mysql_error(handle))
+            let code = mysql_errno(handle)
+            mysql_close(handle)
             throw SourceConnectionError(message: "cannot connect to the source database \(address): \(message)",
-                                        isTransient: !Self.permanentConnectErrors.contains(mysql_errno(handle)))
+                                        isTransient: !permanentConnectErrors.contains(code))
         }
+        return handle
+    }
+
+    func reconnect() throws {
+        let fresh = try Self.connect(address)
+        mysql_close(handle)
+        handle = fresh
+    }
+
+    /// Client and server error numbers of a connection gone with its snapshot: server gone away (2006), lost during a
+    /// query (2013), killed (1927), disconnected for inactivity (4031).
+    private static let connectionLostErrors: Set<UInt32> = [2006, 2013, 1927, 4031]
+
+    /// Error numbers of a statement that failed alone, its transaction and snapshot intact, so the page may be read
+    /// again: interrupted (1317, `KILL QUERY`), over max_statement_time (1969) or max_execution_time (3024), out of
+    /// memory for a sort or the result (1037, 1038, 1041).
+    private static let retryableStatementErrors: Set<UInt32> = [1317, 1969, 3024, 1037, 1038, 1041]
+
+    /// Whether the last failure lost the connection; read from the handle, whose error stays until its next call.
+    func isConnectionLost(_ error: any Error) -> Bool {
+        Self.connectionLostErrors.contains(mysql_errno(handle))
     }
 
     deinit { mysql_close(handle) }
@@ -271,18 +299,25 @@ final class MariaDBSource: ExtractionSource {
 
     /// Streams a data query's rows (`mysql_use_result`: memory holds one row); returns how many there were. Its
     /// errors name the table and the server's error number, not its message, which may quote a key value.
+    /// A page that fails alone (``retryableStatementErrors``) is run again after a backoff, in the same snapshot,
+    /// skipping the rows already handed on.
     func stream(_ sql: String, table: String, _ body: (MYSQL_ROW, UnsafeMutablePointer<UInt>) throws -> Void) throws -> Int {
-        guard mysql_real_query(handle, sql, UInt(sql.utf8.count)) == 0, let result = mysql_use_result(handle) else {
-            throw dataFailure(table)
+        var delivered = 0
+        return try retry.run("read a page of table \(table)", transient: { _ in Self.retryableStatementErrors.contains(mysql_errno(handle)) }) {
+            guard mysql_real_query(handle, sql, UInt(sql.utf8.count)) == 0, let result = mysql_use_result(handle) else {
+                throw dataFailure(table)
+            }
+            defer { mysql_free_result(result) }
+            var count = 0
+            while let row = mysql_fetch_row(result) {
+                count += 1
+                guard count > delivered else { continue }
+                try body(row, mysql_fetch_lengths(result)!)
+                delivered += 1
+            }
+            guard mysql_errno(handle) == 0 else { throw dataFailure(table) }
+            return count
         }
-        defer { mysql_free_result(result) }
-        var count = 0
-        while let row = mysql_fetch_row(result) {
-            count += 1
-            try body(row, mysql_fetch_lengths(result)!)
-        }
-        guard mysql_errno(handle) == 0 else { throw dataFailure(table) }
-        return count
     }
 
     private func failure(_ doing: String) -> StarpipeError {

@@ -117,3 +117,75 @@ struct SourceRetryTests {
         #expect(try LocalBucket(root: bucket).list().filter { $0.contains("run_id=killed/") }.count == 2)
     }
 }
+
+/// The same failures against MariaDB: a page interrupted by `KILL QUERY` is read again in the same snapshot; a
+/// connection killed mid-table is reopened and the table read again in a new snapshot.
+@Suite("Source retries: MariaDB", .serialized)
+struct MariaDBRetryTests {
+    /// What the `mariadb` client prints for `sql`, tab-separated, without column names.
+    static func query(_ sql: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["mariadb", "--no-defaults", "-h", TestMariaDB.host, "-P", TestMariaDB.port, "-u", "root", "-N", "-e", sql]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let text = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs the extractor with pages of 10,000 over 40,000 rows of 2 kB; once a later page is streaming, `kill` (`QUERY` or
+    /// `CONNECTION`) ends it once. A page is larger than the socket's buffers, so the server is still sending it (and
+    /// the statement still running) while the extractor encodes. Returns the manifests of an undisturbed run and of the disturbed one, and its output.
+    static func disturbed(_ kill: String) throws -> (quiet: Manifest, disturbed: Manifest, output: String, killed: Bool) {
+        let database = try TestMariaDB.createDatabase("sp_retry")
+        try TestMariaDB.execute(database, """
+            CREATE TABLE visits (id INT PRIMARY KEY, note VARCHAR(4000), at DATETIME(6));
+            INSERT INTO visits SELECT seq, CONCAT('note ', seq, REPEAT(' x', 1000)), TIMESTAMP '2026-01-01 00:00:00' + INTERVAL seq MINUTE FROM seq_1_to_40000;
+            """)
+        let bucket = SourceRetryTests.bucket()
+        defer { try? FileManager.default.removeItem(atPath: bucket) }
+        let url = TestMariaDB.url(database)
+        let quiet = try ExtractProcess(["--source", url, "--client", "acme", "--bucket", "file://\(bucket)", "--run-id", "quiet"])
+        #expect(quiet.finish(timeout: 120).status == 0)
+        let extract = try ExtractProcess([
+            "--source", url, "--client", "acme", "--bucket", "file://\(bucket)", "--run-id", "disturbed", "--page-size", "10000",
+        ])
+        var killed = false
+        let end = Date().addingTimeInterval(60)
+        while !killed, extract.process.isRunning, Date() < end {
+            let id = try query("""
+                SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '\(database)' AND INFO LIKE 'SELECT%WHERE%' AND ID <> CONNECTION_ID() LIMIT 1
+                """)
+            if let number = Int(id) {
+                _ = try query("KILL \(kill) \(number)")
+                killed = true
+            } else {
+                Thread.sleep(forTimeInterval: 0.005)
+            }
+        }
+        let (status, output) = extract.finish(timeout: 120)
+        #expect(status == 0, "\(output)")
+        return (try SourceRetryTests.manifest(bucket, run: "quiet"), try SourceRetryTests.manifest(bucket, run: "disturbed"), output, killed)
+    }
+
+    @Test("a page interrupted by KILL QUERY is read again in the same snapshot, skipping the rows already written")
+    func interruptedPage() throws {
+        let run = try Self.disturbed("QUERY")
+        #expect(run.killed)
+        #expect(run.output.contains("transient failure of the source; retrying"), "\(run.output)")
+        #expect(run.disturbed.rowCount == 40_000)
+        #expect(run.disturbed.sha256 == run.quiet.sha256)
+    }
+
+    @Test("a connection killed mid-table is reopened and the table read again from its start in a new snapshot")
+    func killedConnection() throws {
+        let run = try Self.disturbed("CONNECTION")
+        #expect(run.killed)
+        #expect(run.output.contains("the connection to the source was lost; reading the table again from its start in a new snapshot"), "\(run.output)")
+        #expect(run.disturbed.sha256 == run.quiet.sha256)
+        #expect(run.disturbed.extractedAt > run.quiet.extractedAt)
+    }
+}
