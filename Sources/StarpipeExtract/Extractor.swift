@@ -48,16 +48,9 @@ public struct Extractor {
     /// ``ExtractOptions/password`` when the URL holds none.
     private static func openSource(_ options: ExtractOptions, logger: Logger, isCancelled: @escaping () -> Bool = { false }) throws -> any ExtractionSource {
         let retry = SourceRetry(backoff: options.retry, logger: logger, isCancelled: isCancelled)
-        func connect<Source: ExtractionSource>(_ open: () throws -> Source) throws -> Source {
-            do {
-                return try retry.run("connect to the source", transient: { ($0 as? SourceConnectionError)?.isTransient == true }, open)
-            } catch let error as SourceConnectionError {
-                throw error.final
-            }
-        }
         switch try SourceURL.parse(options.sourceURL) {
         case .postgres(let url):
-            let source = try connect {
+            let source = try retry.connecting("connect to the source") {
                 try PostgresSource(url: url, schema: options.schema, password: options.password, retry: retry, lockTimeout: options.lockTimeout)
             }
             if source.isPlainTextRemote {
@@ -69,7 +62,7 @@ public struct Extractor {
             if address.tls == .disable && !address.isLoopback {
                 logger.warning("TLS is off toward a host that is not this machine: the client's rows cross the network in the clear. Add ?sslmode=verify-full&sslrootcert=CA.pem to the source URL", metadata: ["starpipe.source": "\(address)"])
             }
-            return try connect { try MariaDBSource(address: address, retry: retry) }
+            return try retry.connecting("connect to the source") { try MariaDBSource(address: address, retry: retry) }
         case .sqlite(let path): return try SQLiteSource(path: path)
         }
     }
@@ -128,13 +121,7 @@ public struct Extractor {
                     ])
                     Thread.sleep(forTimeInterval: options.retry.delay(after: attempt))
                     attempt += 1
-                    do {
-                        try retry.run("reconnect to the source", transient: { ($0 as? SourceConnectionError)?.isTransient == true }) {
-                            try source.reconnect()
-                        }
-                    } catch let error as SourceConnectionError {
-                        throw error.final
-                    }
+                    try retry.connecting("reconnect to the source") { try source.reconnect() }
                     snapshotTime = try source.beginSnapshot()
                     for later in index..<tables.count {
                         tables[later] = try source.describe(names[later])

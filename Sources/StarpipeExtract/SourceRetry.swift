@@ -30,4 +30,14 @@ struct SourceRetry {
             }
         }
     }
+
+    /// Connects (or reconnects) with `body`, retrying a transient ``SourceConnectionError``; the one that ends the
+    /// tries is thrown as the run's ``StarpipeError``.
+    func connecting<T>(_ operation: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try run(operation, transient: { ($0 as? SourceConnectionError)?.isTransient == true }, body)
+        } catch let error as SourceConnectionError {
+            throw error.final
+        }
+    }
 }
